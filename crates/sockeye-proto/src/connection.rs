@@ -1,24 +1,37 @@
 //! The connection state machine (RFC 6455 sections 5, 6 and 7).
+//!
+//! Input is parsed lazily, one frame per step of [`Connection::next_event`],
+//! so events come out in exactly the order their frames arrived, and
+//! everything before a violation is delivered before the violation closes
+//! the connection. Payloads are unmasked in place and text is validated as
+//! the bytes arrive, even before a frame is complete, so invalid UTF-8 fails
+//! the connection at the first impossible byte.
+
 use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 use crate::close::{CloseCode, CloseFrame};
 use crate::config::Config;
-use crate::error::Error;
+use crate::error::{Error, ProtocolError, Timeout};
+use crate::frame::mask::apply_mask;
+use crate::frame::{FrameHeader, OpCode};
 use crate::message::{Message, Utf8Bytes};
+use crate::outgoing::Outgoing;
 use crate::role::Role;
+use crate::timer::Timers;
+use crate::utf8::Utf8Validator;
 
-/// Where a connection is in its life (RFC 6455 section 4.1's states, after
-/// the opening handshake).
+/// Where a connection is in its life after the opening handshake (RFC 6455
+/// section 4.1's OPEN, CLOSING and CLOSED).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
     /// Messages flow both ways.
     Open,
-    /// We sent a Close frame and wait for the peer's.
+    /// We sent a Close frame and wait for the peer's; messages still arrive.
     Closing,
-    /// The closing handshake is over, failed or timed out; no more events
-    /// but [`Event::Closed`].
+    /// The connection ended: the closing handshake completed, failed or
+    /// timed out. Input is ignored and nothing more can be sent.
     Closed,
 }
 
@@ -26,9 +39,9 @@ pub enum State {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Initiator {
     /// This endpoint: it sent the first Close frame, failed the connection
-    /// or timed out.
+    /// after a violation, or gave up waiting.
     Local,
-    /// The peer: it sent the first Close frame or the transport ended.
+    /// The peer: it sent the first Close frame or ended the transport.
     Remote,
 }
 
@@ -37,24 +50,40 @@ pub enum Initiator {
 pub struct Closed {
     /// Who started the end.
     pub initiated_by: Initiator,
-    /// The Close frame this endpoint sent, if any (`Some` with an empty
-    /// reason and no code is not possible: an empty Close is `None` here
-    /// and `close_sent` is true).
+    /// The code and reason of the Close frame this endpoint sent, if it
+    /// sent one with a code.
     pub sent: Option<CloseFrame>,
-    /// The Close frame the peer sent, if one arrived with a code.
+    /// The code and reason of the Close frame the peer sent, if one arrived
+    /// with a code.
     pub received: Option<CloseFrame>,
-    /// Why the connection ended abnormally, or `None` for a clean close.
+    /// Why the connection ended abnormally, or `None` when the closing
+    /// handshake completed.
     pub error: Option<Error>,
 }
 
 impl Closed {
     /// The code that best describes the end: the peer's if it sent one,
-    /// else ours, else 1005 after an empty Close frame exchange, else 1006.
+    /// else ours; 1005 (no status) after a clean exchange of empty Close
+    /// frames, and 1006 (abnormal) when the transport ended or a timer
+    /// expired before any Close frame was exchanged.
     pub fn code(&self) -> CloseCode {
-        todo!()
+        match (&self.received, &self.sent) {
+            (Some(frame), _) | (None, Some(frame)) => frame.code,
+            (None, None) if self.error.is_none() => CloseCode::NO_STATUS,
+            (None, None) => CloseCode::ABNORMAL,
+        }
     }
 
-    /// Whether the closing handshake completed without an error.
+    /// The reason that goes with [`Closed::code`], possibly empty.
+    pub fn reason(&self) -> &str {
+        match (&self.received, &self.sent) {
+            (Some(frame), _) | (None, Some(frame)) => frame.reason.as_str(),
+            (None, None) => "",
+        }
+    }
+
+    /// Whether the closing handshake completed (both Close frames were
+    /// exchanged) without an error.
     pub fn is_clean(&self) -> bool {
         self.error.is_none()
     }
@@ -66,24 +95,609 @@ impl Closed {
 pub enum Event {
     /// A complete data message.
     Message(Message),
-    /// A Ping arrived (already answered if `auto_pong` is on).
+    /// A Ping arrived; with `auto_pong` on (the default) its Pong is already
+    /// queued.
     Ping(Bytes),
     /// A Pong arrived.
     Pong(Bytes),
-    /// The connection ended; this is the last event.
+    /// The connection ended. This is always the last event.
     Closed(Closed),
 }
 
-/// A sans-I/O WebSocket connection after its opening handshake.
+/// A frame whose header has been read and whose payload is arriving.
+#[derive(Debug)]
+struct IncomingFrame {
+    header: FrameHeader,
+    /// The payload length, checked against the limits.
+    len: usize,
+    /// Payload bytes already unmasked (and validated, for text).
+    processed: usize,
+    /// The payload belongs to a text message and is validated as UTF-8.
+    text: bool,
+}
+
+/// A fragmented message being reassembled.
+#[derive(Debug)]
+struct PartialMessage {
+    text: bool,
+    payload: BytesMut,
+    /// Payload plus the per-fragment overhead: what counts against
+    /// `max_message_size`.
+    cost: usize,
+}
+
+/// What one step of parsing produced.
+enum Step {
+    Event(Event),
+    Continue,
+    NeedMore,
+}
+
+/// A sans-I/O WebSocket connection after its opening handshake: bytes in,
+/// events and bytes out, time passed in.
+///
+/// See the [crate documentation](crate) for how a front-end drives it.
 #[derive(Debug)]
 pub struct Connection {
-    _private: (),
+    role: Role,
+    config: Config,
+    state: State,
+    input: BytesMut,
+    frame: Option<IncomingFrame>,
+    message: Option<PartialMessage>,
+    utf8: Utf8Validator,
+    /// RSV bits a negotiated extension owns; any other set bit is an error.
+    allowed_rsv: u8,
+    eof: bool,
+    outgoing: Outgoing,
+    /// The Close frame we sent: `None` before, `Some(None)` for an empty one.
+    close_sent: Option<Option<CloseFrame>>,
+    close_received: Option<Option<CloseFrame>>,
+    error: Option<Error>,
+    initiated_by: Option<Initiator>,
+    /// Whether [`Event::Closed`] was handed out.
+    closed_reported: bool,
+    /// The engine wants the transport shut down once output is written.
+    close_transport: bool,
+    timers: Timers,
 }
 
 impl Connection {
-    /// A connection playing `role` with `config`.
+    /// A connection playing `role` with `config`, in the [`State::Open`]
+    /// state (its opening handshake is done, or not needed).
     pub fn new(role: Role, config: Config) -> Connection {
-        let _ = (role, config);
-        todo!()
+        Connection {
+            role,
+            config,
+            state: State::Open,
+            input: BytesMut::new(),
+            frame: None,
+            message: None,
+            utf8: Utf8Validator::new(),
+            allowed_rsv: 0,
+            eof: false,
+            outgoing: Outgoing::default(),
+            close_sent: None,
+            close_received: None,
+            error: None,
+            initiated_by: None,
+            closed_reported: false,
+            close_transport: false,
+            timers: Timers::default(),
+        }
+    }
+
+    /// The role this engine plays.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The engine's config.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The connection's state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    // ----- input -------------------------------------------------------
+
+    /// Hands the engine bytes read from the transport. They are parsed by
+    /// [`Connection::next_event`]. Once the connection is closed, input is
+    /// dropped (RFC 6455 section 5.5.1: nothing after a Close counts).
+    pub fn receive_data(&mut self, data: &[u8]) {
+        if self.state != State::Closed {
+            self.input.extend_from_slice(data);
+        }
+    }
+
+    /// The engine's input buffer, for a front-end that reads straight into
+    /// it and so saves a copy: append bytes (e.g. with
+    /// `tokio::io::AsyncReadExt::read_buf`), then call
+    /// [`Connection::next_event`]. Never remove bytes from it.
+    pub fn receive_buffer(&mut self) -> &mut BytesMut {
+        &mut self.input
+    }
+
+    /// Tells the engine the transport will deliver no more bytes. If the
+    /// closing handshake was not complete, the connection ends abnormally
+    /// (1006) once the bytes before the end have been parsed.
+    pub fn receive_eof(&mut self) {
+        self.eof = true;
+        if self.state == State::Closed {
+            // A client that completed the closing handshake was waiting for
+            // exactly this.
+            self.close_transport = true;
+        }
+    }
+
+    /// Whether the front-end should read from the transport: false once the
+    /// transport has ended or is to be closed, and while more Pongs wait
+    /// than [`Config::max_queued_control_bytes`] allows (a peer that pings
+    /// without reading gets TCP backpressure instead of our memory).
+    pub fn wants_read(&self) -> bool {
+        !self.eof && !self.close_transport && !self.control_backlogged()
+    }
+
+    fn control_backlogged(&self) -> bool {
+        self.outgoing.control_len() > self.config.get_max_queued_control_bytes()
+    }
+
+    /// The next event, or `None` when the bytes received so far hold no
+    /// complete one. Call it until it returns `None` after each read, then
+    /// write what [`Connection::poll_transmit`] hands out.
+    pub fn next_event(&mut self) -> Option<Event> {
+        loop {
+            if self.state == State::Closed {
+                return self.report_closed();
+            }
+            if self.control_backlogged() {
+                return None;
+            }
+            match self.step() {
+                Ok(Step::Event(event)) => return Some(event),
+                Ok(Step::Continue) => {}
+                Ok(Step::NeedMore) if self.eof => self.end(Error::UnexpectedEof, Initiator::Remote),
+                Ok(Step::NeedMore) => return None,
+                Err(error) => self.fail(error),
+            }
+        }
+    }
+
+    /// Parses at most one frame, or what has arrived of one.
+    fn step(&mut self) -> Result<Step, ProtocolError> {
+        if self.frame.is_none() {
+            let Some((header, header_len)) = FrameHeader::parse(&self.input)? else {
+                return Ok(Step::NeedMore);
+            };
+            let (len, text) = self.check_header(&header)?;
+            self.input.advance(header_len);
+            if header.opcode != OpCode::Continuation && text {
+                self.utf8 = Utf8Validator::new();
+            }
+            self.frame = Some(IncomingFrame {
+                header,
+                len,
+                processed: 0,
+                text,
+            });
+        }
+        let Some(frame) = self.frame.as_mut() else {
+            return Ok(Step::NeedMore);
+        };
+        let available = self.input.len().min(frame.len);
+        if available > frame.processed {
+            let fresh = &mut self.input[frame.processed..available];
+            if let Some(key) = frame.header.mask {
+                apply_mask(fresh, key, frame.processed);
+            }
+            if frame.text {
+                self.utf8
+                    .feed(fresh)
+                    .map_err(|_| ProtocolError::InvalidUtf8)?;
+            }
+            frame.processed = available;
+        }
+        if frame.processed < frame.len {
+            return Ok(Step::NeedMore);
+        }
+        let Some(IncomingFrame { header, len, .. }) = self.frame.take() else {
+            return Ok(Step::NeedMore);
+        };
+        self.finish_frame(header, len)
+    }
+
+    /// Checks a header against the role, the state and the limits before
+    /// any of its payload is accepted. Returns the payload length and
+    /// whether the payload is text to validate.
+    fn check_header(&self, header: &FrameHeader) -> Result<(usize, bool), ProtocolError> {
+        let reserved = header.rsv & !self.allowed_rsv;
+        if reserved != 0 {
+            return Err(ProtocolError::ReservedBits(reserved));
+        }
+        if header.opcode.is_reserved() {
+            return Err(ProtocolError::ReservedOpcode(header.opcode.bits()));
+        }
+        match (self.role.expects_masked(), header.mask.is_some()) {
+            (true, false) => return Err(ProtocolError::UnmaskedFrame),
+            (false, true) => return Err(ProtocolError::MaskedFrame),
+            _ => {}
+        }
+        if header.opcode.is_control() {
+            if !header.fin {
+                return Err(ProtocolError::FragmentedControlFrame);
+            }
+            if header.payload_len > 125 {
+                return Err(ProtocolError::ControlFrameTooLong(header.payload_len));
+            }
+            return Ok((header.payload_len as usize, false));
+        }
+        let max_frame = self.config.get_max_frame_size();
+        let len = usize::try_from(header.payload_len)
+            .ok()
+            .filter(|len| *len <= max_frame)
+            .ok_or(ProtocolError::FrameTooLarge {
+                size: header.payload_len,
+                max: max_frame,
+            })?;
+        let max_message = self.config.get_max_message_size();
+        let too_large = ProtocolError::MessageTooLarge { max: max_message };
+        match (header.opcode, &self.message) {
+            (OpCode::Continuation, None) => Err(ProtocolError::UnexpectedContinuation),
+            (OpCode::Continuation, Some(message)) => {
+                let cost = message
+                    .cost
+                    .saturating_add(self.config.get_fragment_overhead())
+                    .saturating_add(len);
+                if cost > max_message {
+                    return Err(too_large);
+                }
+                Ok((len, message.text))
+            }
+            (_, Some(_)) => Err(ProtocolError::ExpectedContinuation),
+            (_, None) if len > max_message => Err(too_large),
+            (opcode, None) => Ok((len, opcode == OpCode::Text)),
+        }
+    }
+
+    /// Acts on a frame whose payload has fully arrived (unmasked and, for
+    /// text, validated) at the front of the input buffer.
+    fn finish_frame(&mut self, header: FrameHeader, len: usize) -> Result<Step, ProtocolError> {
+        match header.opcode {
+            OpCode::Text | OpCode::Binary if header.fin => {
+                let payload = self.input.split_to(len).freeze();
+                Ok(Step::Event(Event::Message(
+                    self.complete(header.opcode == OpCode::Text, payload)?,
+                )))
+            }
+            OpCode::Text | OpCode::Binary => {
+                let payload = BytesMut::from(&self.input[..len]);
+                self.input.advance(len);
+                self.message = Some(PartialMessage {
+                    text: header.opcode == OpCode::Text,
+                    payload,
+                    cost: len,
+                });
+                Ok(Step::Continue)
+            }
+            OpCode::Continuation => {
+                let Some(message) = self.message.as_mut() else {
+                    return Err(ProtocolError::UnexpectedContinuation);
+                };
+                message.payload.extend_from_slice(&self.input[..len]);
+                message.cost += self.config.get_fragment_overhead() + len;
+                self.input.advance(len);
+                if !header.fin {
+                    return Ok(Step::Continue);
+                }
+                let Some(message) = self.message.take() else {
+                    return Err(ProtocolError::UnexpectedContinuation);
+                };
+                let payload = message.payload.freeze();
+                Ok(Step::Event(Event::Message(
+                    self.complete(message.text, payload)?,
+                )))
+            }
+            OpCode::Ping => {
+                let payload = self.input.split_to(len).freeze();
+                if self.config.get_auto_pong() && self.state == State::Open {
+                    self.outgoing
+                        .push_frame(self.role, OpCode::Pong, true, 0, &payload);
+                }
+                Ok(Step::Event(Event::Ping(payload)))
+            }
+            OpCode::Pong => {
+                let payload = self.input.split_to(len).freeze();
+                self.timers.pong_received(&payload);
+                Ok(Step::Event(Event::Pong(payload)))
+            }
+            OpCode::Close => {
+                let payload = self.input.split_to(len).freeze();
+                let frame = CloseFrame::parse(payload)?;
+                self.close_received(frame);
+                Ok(Step::Continue)
+            }
+            OpCode::ReservedData(bits) | OpCode::ReservedControl(bits) => {
+                Err(ProtocolError::ReservedOpcode(bits))
+            }
+        }
+    }
+
+    /// Turns a complete payload into a message, finishing text validation.
+    fn complete(&mut self, text: bool, payload: Bytes) -> Result<Message, ProtocolError> {
+        if !text {
+            return Ok(Message::Binary(payload));
+        }
+        self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
+        Ok(Message::Text(Utf8Bytes::from_validated(payload)))
+    }
+
+    /// The peer's Close frame arrived (RFC 6455 section 5.5.1).
+    fn close_received(&mut self, frame: Option<CloseFrame>) {
+        if self.state == State::Open {
+            // Echo the code (section 5.5.1), without the reason: the reason
+            // is the peer's to explain, not ours.
+            let reply = frame
+                .as_ref()
+                .map(|frame| CloseFrame::new(frame.code, Utf8Bytes::default()));
+            self.queue_close(reply);
+            self.initiated_by = Some(Initiator::Remote);
+        }
+        self.close_received = Some(frame);
+        self.enter_closed();
+        // Section 7.1.1: the server closes TCP first; the client waits for
+        // it (bounded by the close timer).
+        if self.role == Role::Server {
+            self.close_transport = true;
+        }
+    }
+
+    /// Fails the connection after a violation by the peer (RFC 6455
+    /// section 7.1.7): sends a Close with the violation's code unless one
+    /// was sent already, and asks for the transport to be closed at once.
+    fn fail(&mut self, error: ProtocolError) {
+        if self.state == State::Open {
+            self.queue_close(Some(CloseFrame::new(
+                error.close_code(),
+                Utf8Bytes::from_static(error.reason()),
+            )));
+        }
+        self.end(Error::Protocol(error), Initiator::Local);
+    }
+
+    /// Ends the connection abnormally.
+    fn end(&mut self, error: Error, initiated_by: Initiator) {
+        self.error = Some(error);
+        self.initiated_by.get_or_insert(initiated_by);
+        self.enter_closed();
+        self.close_transport = true;
+    }
+
+    fn enter_closed(&mut self) {
+        self.state = State::Closed;
+        self.input = BytesMut::new();
+        self.frame = None;
+        self.message = None;
+    }
+
+    fn report_closed(&mut self) -> Option<Event> {
+        if self.closed_reported {
+            return None;
+        }
+        self.closed_reported = true;
+        Some(Event::Closed(Closed {
+            initiated_by: self.initiated_by.unwrap_or(Initiator::Remote),
+            sent: self.close_sent.clone().flatten(),
+            received: self.close_received.clone().flatten(),
+            error: self.error.clone(),
+        }))
+    }
+
+    // ----- sending -----------------------------------------------------
+
+    /// Queues a data message, fragmented at [`Config::outgoing_frame_size`].
+    ///
+    /// Fails with [`Error::AlreadyClosed`] once a Close was sent or
+    /// received.
+    pub fn send(&mut self, message: Message) -> Result<(), Error> {
+        self.check_open()?;
+        let (opcode, payload) = match message {
+            Message::Text(text) => (OpCode::Text, text.into_bytes()),
+            Message::Binary(data) => (OpCode::Binary, data),
+        };
+        let frame_size = self.config.get_outgoing_frame_size();
+        if payload.len() <= frame_size {
+            self.outgoing
+                .push_frame(self.role, opcode, true, 0, &payload);
+            return Ok(());
+        }
+        let mut offset = 0;
+        while offset < payload.len() {
+            let end = (offset + frame_size).min(payload.len());
+            let opcode = if offset == 0 {
+                opcode
+            } else {
+                OpCode::Continuation
+            };
+            let piece = payload.slice(offset..end);
+            self.outgoing
+                .push_frame(self.role, opcode, end == payload.len(), 0, &piece);
+            offset = end;
+        }
+        Ok(())
+    }
+
+    /// Queues a text message. See [`Connection::send`].
+    pub fn send_text(&mut self, text: impl Into<Utf8Bytes>) -> Result<(), Error> {
+        self.send(Message::Text(text.into()))
+    }
+
+    /// Queues a binary message. See [`Connection::send`].
+    pub fn send_binary(&mut self, data: impl Into<Bytes>) -> Result<(), Error> {
+        self.send(Message::Binary(data.into()))
+    }
+
+    /// Queues a Ping (at most 125 bytes), sent ahead of queued data.
+    pub fn send_ping(&mut self, payload: impl Into<Bytes>) -> Result<(), Error> {
+        self.send_control(OpCode::Ping, payload.into())
+    }
+
+    /// Queues an unsolicited Pong or, with `auto_pong` off, the answer to a
+    /// Ping (at most 125 bytes), sent ahead of queued data.
+    pub fn send_pong(&mut self, payload: impl Into<Bytes>) -> Result<(), Error> {
+        self.send_control(OpCode::Pong, payload.into())
+    }
+
+    fn send_control(&mut self, opcode: OpCode, payload: Bytes) -> Result<(), Error> {
+        self.check_open()?;
+        if payload.len() > 125 {
+            return Err(Error::InvalidInput("control frame payload over 125 bytes"));
+        }
+        self.outgoing
+            .push_frame(self.role, opcode, true, 0, &payload);
+        Ok(())
+    }
+
+    /// Starts the closing handshake (RFC 6455 section 7.1.2): queues a Close
+    /// frame after every message already queued. Messages may still arrive
+    /// until the peer's Close does, then [`Event::Closed`] reports the end.
+    /// If the peer does not answer within [`Config::close_timeout`], the
+    /// connection ends with [`Timeout::Close`].
+    ///
+    /// `code` must be sendable ([`CloseCode::is_sendable`]) and `reason` at
+    /// most 123 bytes.
+    pub fn send_close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        self.check_open()?;
+        if !code.is_sendable() {
+            return Err(Error::InvalidInput("close code may not be sent"));
+        }
+        if reason.len() > CloseFrame::MAX_REASON_LEN {
+            return Err(Error::InvalidInput("close reason over 123 bytes"));
+        }
+        self.queue_close(Some(CloseFrame::new(code, reason)));
+        self.initiated_by = Some(Initiator::Local);
+        self.state = State::Closing;
+        Ok(())
+    }
+
+    fn check_open(&self) -> Result<(), Error> {
+        match self.state {
+            State::Open => Ok(()),
+            State::Closing | State::Closed => Err(Error::AlreadyClosed),
+        }
+    }
+
+    fn queue_close(&mut self, frame: Option<CloseFrame>) {
+        let mut payload = BytesMut::new();
+        if let Some(frame) = &frame {
+            frame.encode(&mut payload);
+        }
+        // A Pong still queued may go: the peer's Ping arrived before our
+        // Close. Nothing is queued after the Close.
+        self.outgoing
+            .push_frame(self.role, OpCode::Close, true, 0, &payload.freeze());
+        self.close_sent = Some(frame);
+    }
+
+    // ----- output ------------------------------------------------------
+
+    /// The next chunk of bytes to write, in wire order, or `None` when all
+    /// queued output has been taken. Take chunks until `None` and write them
+    /// with one vectored write: that is what corks many small frames into
+    /// one system call. A taken chunk must be written whole before the next
+    /// one (a chunk may end inside a frame whose payload is the next).
+    pub fn poll_transmit(&mut self) -> Option<Bytes> {
+        self.outgoing.poll_transmit()
+    }
+
+    /// Appends all queued output to `out` (a convenience over
+    /// [`Connection::poll_transmit`] that copies).
+    pub fn data_to_send(&mut self, out: &mut Vec<u8>) {
+        while let Some(chunk) = self.poll_transmit() {
+            out.extend_from_slice(&chunk);
+        }
+    }
+
+    /// Bytes queued and not yet taken with [`Connection::poll_transmit`].
+    /// Front-ends make `send` wait while this exceeds
+    /// [`Config::max_buffered_bytes`].
+    pub fn buffered_amount(&self) -> usize {
+        self.outgoing.len()
+    }
+
+    /// Whether output is waiting to be taken.
+    pub fn wants_write(&self) -> bool {
+        self.outgoing.len() > 0
+    }
+
+    /// Whether the front-end should now shut the transport down: the
+    /// connection has ended, this endpoint is the one to close TCP (the
+    /// server after a closing handshake, either side after a failure or a
+    /// timeout, a client once the server closed), and all output has been
+    /// taken. Write what was taken, then close.
+    pub fn should_close_transport(&self) -> bool {
+        self.close_transport && self.outgoing.len() == 0
+    }
+
+    // ----- time --------------------------------------------------------
+
+    /// When [`Connection::handle_timeout`] should next be called, or `None`
+    /// if no timer runs. Call it after every other call, with the current
+    /// time: timers that were started since (keepalive, close handshake)
+    /// count from `now`.
+    pub fn poll_timeout(&mut self, now: Instant) -> Option<Instant> {
+        let keepalive = match self.state {
+            State::Open => self.config.get_keepalive_interval(),
+            State::Closing | State::Closed => None,
+        };
+        let waiting_for_close = match self.state {
+            State::Open => false,
+            State::Closing => true,
+            // A client that completed the handshake waits for the server
+            // to close TCP.
+            State::Closed => !self.close_transport,
+        };
+        self.timers.arm(
+            now,
+            keepalive,
+            waiting_for_close.then(|| self.config.get_close_timeout()),
+        )
+    }
+
+    /// Runs the timers that expired by `now`: sends a keepalive Ping, fails
+    /// the connection when a Pong is overdue ([`Timeout::Keepalive`], close
+    /// code 1011), and gives up on a closing handshake that took too long
+    /// ([`Timeout::Close`]).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.timers.close_expired(now) {
+            match self.state {
+                State::Closing => self.end(Error::Timeout(Timeout::Close), Initiator::Local),
+                State::Closed => self.close_transport = true,
+                State::Open => {}
+            }
+            return;
+        }
+        if self.state != State::Open {
+            return;
+        }
+        if self.timers.pong_overdue(now) {
+            self.outgoing.clear_control();
+            self.queue_close(Some(CloseFrame::new(
+                CloseCode::INTERNAL_ERROR,
+                Utf8Bytes::from_static("keepalive ping timeout"),
+            )));
+            self.end(Error::Timeout(Timeout::Keepalive), Initiator::Local);
+            return;
+        }
+        if let Some(interval) = self.config.get_keepalive_interval()
+            && let Some(payload) =
+                self.timers
+                    .ping_due(now, interval, self.config.get_keepalive_timeout())
+        {
+            self.outgoing
+                .push_frame(self.role, OpCode::Ping, true, 0, &payload);
+        }
     }
 }

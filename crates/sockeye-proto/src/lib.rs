@@ -51,8 +51,10 @@ mod error;
 pub mod frame;
 pub mod handshake;
 mod message;
+mod outgoing;
 mod role;
 mod text;
+mod timer;
 pub mod utf8;
 
 pub use bytes::{Bytes, BytesMut};

@@ -1,0 +1,87 @@
+//! The engine's timers, driven by the time the front-end passes in: the
+//! keepalive Ping, its Pong deadline and the closing-handshake deadline.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+/// Deadlines, armed lazily by [`Timers::arm`] with the first `now` after
+/// they become relevant.
+#[derive(Debug, Default)]
+pub(crate) struct Timers {
+    next_ping: Option<Instant>,
+    pong_deadline: Option<Instant>,
+    close_deadline: Option<Instant>,
+    /// The payload of the outstanding keepalive Ping.
+    ping_payload: Bytes,
+    pings_sent: u64,
+}
+
+impl Timers {
+    /// Arms the timers that apply and returns the earliest deadline.
+    pub(crate) fn arm(
+        &mut self,
+        now: Instant,
+        keepalive: Option<Duration>,
+        close_timeout: Option<Duration>,
+    ) -> Option<Instant> {
+        match keepalive {
+            Some(interval) => {
+                if self.next_ping.is_none() && self.pong_deadline.is_none() {
+                    self.next_ping = Some(now + interval);
+                }
+            }
+            None => {
+                self.next_ping = None;
+                self.pong_deadline = None;
+            }
+        }
+        match close_timeout {
+            Some(timeout) => {
+                self.close_deadline.get_or_insert(now + timeout);
+            }
+            None => self.close_deadline = None,
+        }
+        [self.next_ping, self.pong_deadline, self.close_deadline]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Whether the closing-handshake deadline passed.
+    pub(crate) fn close_expired(&self, now: Instant) -> bool {
+        self.close_deadline.is_some_and(|deadline| now >= deadline)
+    }
+
+    /// Whether a keepalive Pong is overdue.
+    pub(crate) fn pong_overdue(&self, now: Instant) -> bool {
+        self.pong_deadline.is_some_and(|deadline| now >= deadline)
+    }
+
+    /// If a keepalive Ping is due, schedules the next one and returns the
+    /// payload to send.
+    pub(crate) fn ping_due(
+        &mut self,
+        now: Instant,
+        interval: Duration,
+        timeout: Duration,
+    ) -> Option<Bytes> {
+        let due = self.next_ping.is_some_and(|at| now >= at);
+        if !due || self.pong_deadline.is_some() {
+            return None;
+        }
+        self.pings_sent += 1;
+        self.ping_payload = Bytes::copy_from_slice(&self.pings_sent.to_be_bytes());
+        self.pong_deadline = Some(now + timeout);
+        self.next_ping = Some(now + interval);
+        Some(self.ping_payload.clone())
+    }
+
+    /// A Pong arrived: it answers the keepalive Ping if it echoes its
+    /// payload (RFC 6455 section 5.5.3).
+    pub(crate) fn pong_received(&mut self, payload: &[u8]) {
+        if self.pong_deadline.is_some() && payload == &self.ping_payload[..] {
+            self.pong_deadline = None;
+        }
+    }
+}
