@@ -102,10 +102,7 @@ fn reserved_bits_and_opcodes_fail_with_1002() {
         assert_eq!(events.len(), 2, "rsv {rsv} opcode {opcode}");
         assert_eq!(events[0], Event::Message(Message::text("before")));
         assert!(closed_with(&events, 1002));
-        assert!(
-            server.should_close_transport() == false,
-            "output not yet taken"
-        );
+        assert!(!server.should_close_transport(), "output not yet taken");
         let out = output(&mut server);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].opcode, 8);
