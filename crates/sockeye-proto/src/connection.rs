@@ -245,6 +245,26 @@ impl Connection {
         self.outgoing.control_len() > self.config.get_max_queued_control_bytes()
     }
 
+    /// Whether the bytes already received hold at least one more frame
+    /// that [`Connection::next_event`] has not parsed (or a violation it
+    /// will report). Front-ends use it to cork: replies to a burst of
+    /// messages wait until the burst is processed, then leave in one write.
+    pub fn has_buffered_frame(&self) -> bool {
+        if self.state == State::Closed {
+            return !self.closed_reported;
+        }
+        if let Some(frame) = &self.frame {
+            return self.input.len() >= frame.len;
+        }
+        match FrameHeader::parse(&self.input) {
+            Ok(Some((header, header_len))) => {
+                (self.input.len() - header_len) as u64 >= header.payload_len
+            }
+            Ok(None) => false,
+            Err(_) => true,
+        }
+    }
+
     /// The next event, or `None` when the bytes received so far hold no
     /// complete one. Call it until it returns `None` after each read, then
     /// write what [`Connection::poll_transmit`] hands out.
@@ -627,6 +647,12 @@ impl Connection {
         self.outgoing.len()
     }
 
+    /// Whether Pings or Pongs wait to be taken. Front-ends write these at
+    /// once, while data replies may be corked.
+    pub fn control_pending(&self) -> bool {
+        self.outgoing.control_len() > 0
+    }
+
     /// Whether output is waiting to be taken.
     pub fn wants_write(&self) -> bool {
         self.outgoing.len() > 0
@@ -656,8 +682,9 @@ impl Connection {
             State::Open => false,
             State::Closing => true,
             // A client that completed the handshake waits for the server
-            // to close TCP.
-            State::Closed => !self.close_transport,
+            // to close TCP; either side gives up writing its last frames
+            // to a peer that does not read.
+            State::Closed => true,
         };
         self.timers.arm(
             now,
@@ -669,7 +696,9 @@ impl Connection {
     /// Runs the timers that expired by `now`: sends a keepalive Ping, fails
     /// the connection when a Pong is overdue ([`Timeout::Keepalive`], close
     /// code 1011), and gives up on a closing handshake that took too long
-    /// ([`Timeout::Close`]).
+    /// ([`Timeout::Close`]). Once the connection is closed, the close timer
+    /// expiring means: stop waiting for the peer, close the transport now
+    /// even if output is still unwritten.
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.timers.close_expired(now) {
             match self.state {

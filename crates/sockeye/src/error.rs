@@ -1,0 +1,94 @@
+//! The one error type of the `sockeye` crate, grouped by who is to blame.
+
+use std::fmt;
+use std::io;
+
+use sockeye_proto::{CloseCode, ProtocolError};
+
+/// Everything that can go wrong with a WebSocket connection.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The transport failed (connection reset, broken pipe, ...).
+    Io(io::Error),
+    /// The peer broke the protocol; the connection was failed with the
+    /// error's close code ([`ProtocolError::close_code`]).
+    Protocol(ProtocolError),
+    /// The peer went silent: a keepalive Pong or the closing handshake did
+    /// not arrive in time.
+    Timeout(sockeye_proto::Timeout),
+    /// The transport ended without a closing handshake (close code 1006).
+    UnexpectedEof,
+    /// The connection is closing or closed: nothing more can be sent.
+    AlreadyClosed,
+    /// The application asked for something the protocol does not allow.
+    InvalidInput(&'static str),
+}
+
+impl Error {
+    /// The close code that describes this error, if it has one.
+    pub fn close_code(&self) -> Option<CloseCode> {
+        match self {
+            Error::Protocol(error) => Some(error.close_code()),
+            Error::UnexpectedEof | Error::Io(_) => Some(CloseCode::ABNORMAL),
+            Error::Timeout(sockeye_proto::Timeout::Keepalive) => Some(CloseCode::INTERNAL_ERROR),
+            _ => None,
+        }
+    }
+}
+
+impl From<io::Error> for Error {
+    fn from(error: io::Error) -> Self {
+        Error::Io(error)
+    }
+}
+
+impl From<sockeye_proto::Error> for Error {
+    fn from(error: sockeye_proto::Error) -> Self {
+        match error {
+            sockeye_proto::Error::Protocol(error) => Error::Protocol(error),
+            sockeye_proto::Error::Timeout(timeout) => Error::Timeout(timeout),
+            sockeye_proto::Error::UnexpectedEof => Error::UnexpectedEof,
+            sockeye_proto::Error::AlreadyClosed => Error::AlreadyClosed,
+            sockeye_proto::Error::InvalidInput(what) => Error::InvalidInput(what),
+            // The engine's error is non-exhaustive; a variant added later
+            // is still a failed connection.
+            _ => Error::UnexpectedEof,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io(error) => write!(f, "I/O error: {error}"),
+            Error::Protocol(error) => write!(f, "protocol error: {error}"),
+            Error::Timeout(sockeye_proto::Timeout::Keepalive) => {
+                f.write_str("keepalive ping timed out")
+            }
+            Error::Timeout(_) => f.write_str("closing handshake timed out"),
+            Error::UnexpectedEof => f.write_str("connection closed without a close frame"),
+            Error::AlreadyClosed => f.write_str("connection already closed"),
+            Error::InvalidInput(what) => write!(f, "invalid input: {what}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io(error) => Some(error),
+            Error::Protocol(error) => Some(error),
+            _ => None,
+        }
+    }
+}
+
+impl From<Error> for io::Error {
+    fn from(error: Error) -> Self {
+        match error {
+            Error::Io(error) => error,
+            other => io::Error::other(other),
+        }
+    }
+}

@@ -1,0 +1,35 @@
+//! sockeye: WebSocket (RFC 6455) clients and servers for tokio and
+//! blocking code.
+//!
+//! ```
+//! use sockeye::{Message, Role, WebSocket};
+//! use sockeye::proto::Config;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), sockeye::Error> {
+//! // Two ends of an in-memory pipe whose handshake is taken as done.
+//! let (a, b) = tokio::io::duplex(1 << 16);
+//! let mut client = WebSocket::from_raw(a, Role::Client, Config::default(), &[]);
+//! let mut server = WebSocket::from_raw(b, Role::Server, Config::default(), &[]);
+//!
+//! client.send(Message::text("hello")).await?;
+//! let message = server.recv().await.expect("a message")?;
+//! assert_eq!(message.as_text(), Some("hello"));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The protocol itself lives in [`sockeye_proto`] (re-exported as
+//! [`proto`]), a sans-I/O engine; this crate moves bytes between it and
+//! sockets.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod error;
+mod output;
+pub mod tokio;
+
+pub use error::Error;
+pub use sockeye_proto as proto;
+pub use sockeye_proto::{CloseCode, CloseFrame, Closed, Event, Message, Role, Utf8Bytes};
+pub use tokio::{RecvHalf, SendHalf, WebSocket};

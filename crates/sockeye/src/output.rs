@@ -1,0 +1,61 @@
+//! Output taken from the engine and not yet written: the part of a
+//! front-end that tokio and blocking share.
+
+use std::collections::VecDeque;
+use std::io::IoSlice;
+
+use bytes::{Buf, Bytes};
+use sockeye_proto::Connection;
+
+/// At most this many buffers go into one vectored write.
+pub(crate) const MAX_IOVECS: usize = 64;
+
+/// Chunks handed out by [`Connection::poll_transmit`], written in order.
+#[derive(Debug, Default)]
+pub(crate) struct Output {
+    chunks: VecDeque<Bytes>,
+}
+
+impl Output {
+    /// Takes everything the engine has queued.
+    pub(crate) fn refill(&mut self, conn: &mut Connection) {
+        while let Some(chunk) = conn.poll_transmit() {
+            self.chunks.push_back(chunk);
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.chunks.is_empty()
+    }
+
+    /// Bytes not yet written.
+    pub(crate) fn len(&self) -> usize {
+        self.chunks.iter().map(Bytes::len).sum()
+    }
+
+    /// Fills `slices` for a vectored write and returns how many were used.
+    pub(crate) fn slices<'a>(&'a self, slices: &mut [IoSlice<'a>; MAX_IOVECS]) -> usize {
+        let mut used = 0;
+        for (slot, chunk) in slices.iter_mut().zip(&self.chunks) {
+            *slot = IoSlice::new(chunk);
+            used += 1;
+        }
+        used
+    }
+
+    /// Drops `written` bytes from the front.
+    pub(crate) fn advance(&mut self, mut written: usize) {
+        while written > 0 {
+            let Some(front) = self.chunks.front_mut() else {
+                return;
+            };
+            if written >= front.len() {
+                written -= front.len();
+                self.chunks.pop_front();
+            } else {
+                front.advance(written);
+                return;
+            }
+        }
+    }
+}

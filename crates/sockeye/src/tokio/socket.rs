@@ -1,0 +1,395 @@
+//! [`WebSocket`]: a connection over any tokio `AsyncRead + AsyncWrite`.
+//!
+//! A thin loop around [`sockeye_proto::Connection`]: it moves bytes between
+//! the transport and the engine, and runs the engine's timers on tokio's
+//! clock. Everything protocol lives in the engine.
+
+use std::future::poll_fn;
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use futures_core::Stream;
+use futures_sink::Sink;
+use sockeye_proto::{CloseCode, Closed, Config, Connection, Event, Message, Role};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::Sleep;
+
+use crate::error::Error;
+use crate::output::{MAX_IOVECS, Output};
+
+/// How much spare room the read buffer gets before each read.
+const READ_RESERVE: usize = 16 * 1024;
+
+/// A WebSocket connection over a tokio stream, after its opening handshake.
+///
+/// Receive with [`WebSocket::recv`] (or as a [`Stream`]), send with
+/// [`WebSocket::send`] (or as a [`Sink`]). Pings are answered, and the
+/// answers written, while you receive; Close frames are answered and the
+/// transport is shut down as RFC 6455 section 7 says. To receive and send
+/// from two tasks, [`WebSocket::split`] it.
+///
+/// # Corking
+/// Replies sent while more received messages are already buffered are not
+/// written at once: they leave together in one write when the buffered
+/// messages are processed, that is when `recv` would otherwise wait for
+/// the network. An echo loop thus answers a burst of N messages with one
+/// system call. Call [`WebSocket::flush`] to write at once.
+#[derive(Debug)]
+pub struct WebSocket<S> {
+    pub(crate) stream: S,
+    pub(crate) conn: Connection,
+    output: Output,
+    timer: Option<Pin<Box<Sleep>>>,
+    /// The engine reported the end; it is being finished (flushed, shut
+    /// down) before it is returned.
+    closed: Option<Closed>,
+    /// The end was returned: the stream is exhausted.
+    finished: bool,
+    /// The close timer expired while finishing: shut down without waiting
+    /// for unwritten output.
+    give_up: bool,
+}
+
+impl<S> WebSocket<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    /// Wraps a stream whose opening handshake is already done, playing
+    /// `role`. `leftover` holds any bytes read past the handshake.
+    pub fn from_raw(stream: S, role: Role, config: Config, leftover: &[u8]) -> WebSocket<S> {
+        let mut conn = Connection::new(role, config);
+        conn.receive_data(leftover);
+        WebSocket {
+            stream,
+            conn,
+            output: Output::default(),
+            timer: None,
+            closed: None,
+            finished: false,
+            give_up: false,
+        }
+    }
+
+    /// The protocol engine, for inspection (state, buffered amount).
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// The underlying stream.
+    pub fn get_ref(&self) -> &S {
+        &self.stream
+    }
+
+    /// How the connection ended, once it has.
+    pub fn closed(&self) -> Option<&Closed> {
+        self.closed.as_ref()
+    }
+
+    /// Receives the next data message.
+    ///
+    /// Returns `None` after a clean closing handshake, and an error once if
+    /// the connection ended any other way (then `None`). While it waits it
+    /// answers Pings, writes the answers, answers a Close and shuts the
+    /// transport down when the protocol says so.
+    ///
+    /// # Cancel safety
+    /// Cancel-safe: all progress lives in the `WebSocket`, so if the future
+    /// is dropped (in a `select!`) no message is lost; the next call
+    /// continues where this one stopped.
+    pub async fn recv(&mut self) -> Option<Result<Message, Error>> {
+        poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// Receives the next event: data messages, but also Pings and Pongs,
+    /// and the end as [`Event::Closed`] (clean or not). After the end,
+    /// `None`.
+    ///
+    /// # Cancel safety
+    /// Cancel-safe, like [`WebSocket::recv`].
+    pub async fn recv_event(&mut self) -> Option<Result<Event, Error>> {
+        poll_fn(|cx| self.poll_event(cx)).await
+    }
+
+    /// Sends a message, fragmenting it if it is longer than the config's
+    /// outgoing frame size, and waits until it is written to the transport
+    /// (or corked behind received messages still to process, see the type's
+    /// docs). A peer that does not read makes this wait: memory does not
+    /// grow.
+    ///
+    /// # Cancel safety
+    /// The message is queued whole before the first wait. If the future is
+    /// dropped after that, the message is still sent, by the next call
+    /// that writes.
+    pub async fn send(&mut self, message: impl Into<Message>) -> Result<(), Error> {
+        self.conn.send(message.into())?;
+        if self.should_cork() {
+            return Ok(());
+        }
+        self.flush().await
+    }
+
+    /// Sends a Ping (at most 125 bytes) and waits until it is written. The
+    /// Pong arrives as an event ([`WebSocket::recv_event`]).
+    ///
+    /// # Cancel safety
+    /// Like [`WebSocket::send`].
+    pub async fn ping(&mut self, payload: impl Into<Bytes>) -> Result<(), Error> {
+        self.conn.send_ping(payload)?;
+        self.flush().await
+    }
+
+    /// Writes everything queued.
+    ///
+    /// # Cancel safety
+    /// Cancel-safe: what is not yet written stays queued.
+    pub async fn flush(&mut self) -> Result<(), Error> {
+        poll_fn(|cx| self.poll_write_out(cx)).await?;
+        Ok(())
+    }
+
+    /// Closes the connection: sends a Close frame with `code` and `reason`,
+    /// waits for the peer's (messages that arrive meanwhile are dropped),
+    /// and shuts the transport down. Never hangs: the config's close
+    /// timeout bounds the wait. Returns how the connection ended.
+    ///
+    /// # Cancel safety
+    /// The Close frame is queued before the first wait; a dropped future
+    /// leaves the closing handshake to the next `recv`.
+    pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<Closed, Error> {
+        if self.closed.is_none() && !self.finished {
+            match self.conn.send_close(code, reason) {
+                Ok(()) | Err(sockeye_proto::Error::AlreadyClosed) => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+        loop {
+            match poll_fn(|cx| self.poll_event(cx)).await {
+                Some(Ok(Event::Closed(closed))) => return Ok(closed),
+                Some(Ok(_)) => {}
+                Some(Err(error)) => return Err(error),
+                None => return self.closed.clone().ok_or(Error::AlreadyClosed),
+            }
+        }
+    }
+
+    /// Polls for the next data message; see [`WebSocket::recv`].
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
+        loop {
+            match ready!(self.poll_event(cx)) {
+                Some(Ok(Event::Message(message))) => return Poll::Ready(Some(Ok(message))),
+                Some(Ok(Event::Closed(closed))) => {
+                    return Poll::Ready(closed.error.map(|error| Err(error.into())));
+                }
+                Some(Ok(_)) => {}
+                Some(Err(error)) => return Poll::Ready(Some(Err(error))),
+                None => return Poll::Ready(None),
+            }
+        }
+    }
+
+    /// Polls for the next event; see [`WebSocket::recv_event`].
+    pub fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Event, Error>>> {
+        loop {
+            if self.finished {
+                return Poll::Ready(None);
+            }
+            if self.closed.is_none() {
+                match self.conn.next_event() {
+                    Some(Event::Closed(closed)) => {
+                        self.closed = Some(closed);
+                        continue;
+                    }
+                    Some(event) => {
+                        if self.conn.control_pending() && !self.conn.has_buffered_frame() {
+                            // Pongs go out now, without waiting for the
+                            // socket; data replies are written by the next
+                            // `send` or before the next wait.
+                            if let Poll::Ready(Err(error)) = self.poll_write_out(cx) {
+                                return self.fail_io(error);
+                            }
+                        }
+                        return Poll::Ready(Some(Ok(event)));
+                    }
+                    None => {}
+                }
+            }
+            if self.closed.is_some() {
+                // Finishing: write our last frames, then shut down when the
+                // engine says this side closes the transport.
+                let write = self.poll_write_out(cx);
+                if let Poll::Ready(Err(_)) = write {
+                    // The peer may be gone already; nothing left to say.
+                    self.output = Output::default();
+                }
+                let flushed = write.is_ready();
+                if self.conn.should_close_transport() && (flushed || self.give_up) {
+                    // Errors on shutdown do not change how it ended.
+                    let _ = ready!(Pin::new(&mut self.stream).poll_shutdown(cx));
+                    self.finished = true;
+                    return Poll::Ready(
+                        self.closed.clone().map(|closed| Ok(Event::Closed(closed))),
+                    );
+                }
+                if self.poll_timer(cx) {
+                    // The close timer expired: stop waiting for the peer.
+                    self.give_up = true;
+                    continue;
+                }
+                if !flushed {
+                    return Poll::Pending;
+                }
+            } else {
+                // Nothing to hand out: write before waiting.
+                if let Poll::Ready(Err(error)) = self.poll_write_out(cx) {
+                    return self.fail_io(error);
+                }
+                if self.poll_timer(cx) {
+                    continue;
+                }
+            }
+            if !self.conn.wants_read() {
+                // Waiting for the socket to take our writes, or a timer.
+                return Poll::Pending;
+            }
+            let buffer = self.conn.receive_buffer();
+            if buffer.capacity() - buffer.len() < READ_RESERVE / 2 {
+                buffer.reserve(READ_RESERVE);
+            }
+            match tokio_util::io::poll_read_buf(Pin::new(&mut self.stream), cx, buffer) {
+                Poll::Ready(Ok(0)) => self.conn.receive_eof(),
+                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Err(error)) => {
+                    self.conn.receive_eof();
+                    if self.closed.is_none() {
+                        return self.fail_io(error);
+                    }
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
+    /// The transport failed: the connection is over.
+    fn fail_io<T>(&mut self, error: io::Error) -> Poll<Option<Result<T, Error>>> {
+        self.finished = true;
+        Poll::Ready(Some(Err(Error::Io(error))))
+    }
+
+    /// Arms the tokio timer at the engine's next deadline; returns true if
+    /// a deadline passed and the engine handled it.
+    fn poll_timer(&mut self, cx: &mut Context<'_>) -> bool {
+        // Tokio's clock, so paused time in tests drives the engine too.
+        let now = tokio::time::Instant::now().into_std();
+        let Some(deadline) = self.conn.poll_timeout(now) else {
+            self.timer = None;
+            return false;
+        };
+        if deadline <= now {
+            self.conn.handle_timeout(now);
+            return true;
+        }
+        let deadline = tokio::time::Instant::from_std(deadline);
+        match &mut self.timer {
+            Some(timer) if timer.deadline() == deadline => {}
+            Some(timer) => timer.as_mut().reset(deadline),
+            None => self.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
+        }
+        if let Some(timer) = &mut self.timer
+            && timer.as_mut().poll(cx).is_ready()
+        {
+            self.timer = None;
+            self.conn
+                .handle_timeout(tokio::time::Instant::now().into_std());
+            return true;
+        }
+        false
+    }
+
+    /// Whether a reply may wait: more received frames are buffered, so the
+    /// application will call `recv` again before the task waits, and not
+    /// too much is queued.
+    fn should_cork(&self) -> bool {
+        self.conn.has_buffered_frame()
+            && self.conn.buffered_amount() + self.output.len()
+                < self.conn.config().get_max_buffered_bytes()
+    }
+
+    /// Writes all queued output with vectored writes, then flushes the
+    /// stream (TLS streams buffer).
+    pub(crate) fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        loop {
+            self.output.refill(&mut self.conn);
+            if self.output.is_empty() {
+                return Pin::new(&mut self.stream).poll_flush(cx);
+            }
+            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+            let count = self.output.slices(&mut slices);
+            let written =
+                ready!(Pin::new(&mut self.stream).poll_write_vectored(cx, &slices[..count]))?;
+            if written == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.output.advance(written);
+        }
+    }
+
+    /// Whether queued output exceeds the backpressure bound.
+    fn over_buffer_limit(&self) -> bool {
+        self.conn.buffered_amount() + self.output.len()
+            >= self.conn.config().get_max_buffered_bytes()
+    }
+}
+
+impl<S> Stream for WebSocket<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    type Item = Result<Message, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().poll_recv(cx)
+    }
+}
+
+impl<S> Sink<Message> for WebSocket<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    type Error = Error;
+
+    /// Ready while less than the config's `max_buffered_bytes` is queued.
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let this = self.get_mut();
+        while this.over_buffer_limit() {
+            ready!(this.poll_write_out(cx))?;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Queues the message without writing it: `Sink` users batch, and
+    /// `poll_flush` writes.
+    fn start_send(self: Pin<&mut Self>, message: Message) -> Result<(), Error> {
+        self.get_mut().conn.send(message).map_err(Error::from)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.get_mut().poll_write_out(cx).map_err(Error::Io)
+    }
+
+    /// Starts the closing handshake with 1000 and drives it to the end.
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let this = self.get_mut();
+        if this.conn.state() == sockeye_proto::State::Open {
+            this.conn.send_close(CloseCode::NORMAL, "")?;
+        }
+        loop {
+            match ready!(this.poll_event(cx)) {
+                Some(Ok(Event::Closed(_))) | None => return Poll::Ready(Ok(())),
+                Some(Ok(_)) => {}
+                Some(Err(error)) => return Poll::Ready(Err(error)),
+            }
+        }
+    }
+}
