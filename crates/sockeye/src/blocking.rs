@@ -1,0 +1,259 @@
+//! The blocking front-end over `std::io`, for scripts and simple tools.
+//!
+//! The same engine and the same [`Message`] API as the tokio front-end,
+//! without a runtime: each call blocks the thread. Timers (keepalive,
+//! closing handshake) work on transports that can bound a read's wait,
+//! which [`Transport::set_read_timeout`] expresses; `TcpStream` does.
+//!
+//! ```
+//! use std::net::{TcpListener, TcpStream};
+//! use sockeye::blocking::WebSocket;
+//! use sockeye::proto::Config;
+//! use sockeye::{CloseCode, Message, Role};
+//!
+//! let listener = TcpListener::bind("127.0.0.1:0")?;
+//! let address = listener.local_addr()?;
+//! let server = std::thread::spawn(move || -> Result<(), sockeye::Error> {
+//!     let (stream, _) = listener.accept()?;
+//!     let mut ws = WebSocket::from_raw(stream, Role::Server, Config::default(), &[]);
+//!     while let Some(message) = ws.recv() {
+//!         ws.send(message?)?;
+//!     }
+//!     Ok(())
+//! });
+//! let stream = TcpStream::connect(address)?;
+//! let mut ws = WebSocket::from_raw(stream, Role::Client, Config::default(), &[]);
+//! ws.send(Message::text("hello"))?;
+//! assert_eq!(ws.recv().unwrap()?.as_text(), Some("hello"));
+//! assert!(ws.close(CloseCode::NORMAL, "bye")?.is_clean());
+//! server.join().unwrap()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::io::{self, IoSlice, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::time::{Duration, Instant};
+
+use sockeye_proto::{CloseCode, Closed, Config, Connection, Event, Message, Role};
+
+use crate::error::Error;
+use crate::output::{MAX_IOVECS, Output};
+
+/// How much is read per system call.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// A byte stream the blocking front-end can run on.
+pub trait Transport: Read + Write {
+    /// Bounds how long the next read may block (`None`: forever). Without
+    /// it, timers fire only when data arrives. The default does nothing.
+    fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        let _ = timeout;
+        Ok(())
+    }
+
+    /// Ends the write side (TCP FIN). The default flushes.
+    fn shutdown(&mut self) -> io::Result<()> {
+        self.flush()
+    }
+}
+
+impl Transport for TcpStream {
+    fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        TcpStream::set_read_timeout(self, timeout.map(|t| t.max(Duration::from_millis(1))))
+    }
+
+    fn shutdown(&mut self) -> io::Result<()> {
+        TcpStream::shutdown(self, Shutdown::Write)
+    }
+}
+
+/// A WebSocket connection over a blocking stream, after its opening
+/// handshake.
+#[derive(Debug)]
+pub struct WebSocket<S> {
+    stream: S,
+    conn: Connection,
+    output: Output,
+    closed: Option<Closed>,
+    finished: bool,
+}
+
+impl<S: Transport> WebSocket<S> {
+    /// Wraps a stream whose opening handshake is done, playing `role`.
+    /// `leftover` holds any bytes read past the handshake.
+    pub fn from_raw(stream: S, role: Role, config: Config, leftover: &[u8]) -> WebSocket<S> {
+        let mut conn = Connection::new(role, config);
+        conn.receive_data(leftover);
+        WebSocket {
+            stream,
+            conn,
+            output: Output::default(),
+            closed: None,
+            finished: false,
+        }
+    }
+
+    /// The protocol engine, for inspection.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// The underlying stream.
+    pub fn get_ref(&self) -> &S {
+        &self.stream
+    }
+
+    /// How the connection ended, once it has.
+    pub fn closed(&self) -> Option<&Closed> {
+        self.closed.as_ref()
+    }
+
+    /// Blocks until the next data message. `None` after a clean close; an
+    /// error once if the connection ended otherwise, then `None`. Pings are
+    /// answered and Closes completed meanwhile.
+    pub fn recv(&mut self) -> Option<Result<Message, Error>> {
+        loop {
+            match self.recv_event()? {
+                Ok(Event::Message(message)) => return Some(Ok(message)),
+                Ok(Event::Closed(closed)) => return closed.error.map(|error| Err(error.into())),
+                Ok(_) => {}
+                Err(error) => return Some(Err(error)),
+            }
+        }
+    }
+
+    /// Blocks until the next event: messages, Pings, Pongs, and the end.
+    pub fn recv_event(&mut self) -> Option<Result<Event, Error>> {
+        loop {
+            if self.finished {
+                return None;
+            }
+            if self.closed.is_none() {
+                match self.conn.next_event() {
+                    Some(Event::Closed(closed)) => self.closed = Some(closed),
+                    Some(event) => {
+                        if self.conn.control_pending()
+                            && let Err(error) = self.write_out()
+                        {
+                            return self.fail_io(error);
+                        }
+                        return Some(Ok(event));
+                    }
+                    None => {
+                        if let Err(error) = self.write_out() {
+                            return self.fail_io(error);
+                        }
+                    }
+                }
+            }
+            if self.closed.is_some() {
+                // A peer that went away cannot take our last frames.
+                let _ = self.write_out();
+                if self.conn.should_close_transport() {
+                    let _ = self.stream.shutdown();
+                    self.finished = true;
+                    return self.closed.clone().map(|closed| Ok(Event::Closed(closed)));
+                }
+            }
+            if let Err(error) = self.read_once() {
+                if self.closed.is_none() {
+                    return self.fail_io(error);
+                }
+                self.conn.receive_eof();
+            }
+        }
+    }
+
+    /// One read, bounded by the engine's next deadline.
+    fn read_once(&mut self) -> io::Result<()> {
+        let now = Instant::now();
+        if let Some(deadline) = self.conn.poll_timeout(now) {
+            if deadline <= now {
+                self.conn.handle_timeout(now);
+                return Ok(());
+            }
+            self.stream.set_read_timeout(Some(deadline - now))?;
+        } else {
+            self.stream.set_read_timeout(None)?;
+        }
+        if !self.conn.wants_read() {
+            // Only a Pong backlog stops reading; writing clears it.
+            return self.write_out();
+        }
+        let mut chunk = [0u8; READ_CHUNK];
+        match self.stream.read(&mut chunk) {
+            Ok(0) => self.conn.receive_eof(),
+            Ok(n) => self.conn.receive_data(&chunk[..n]),
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                self.conn.handle_timeout(Instant::now());
+            }
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+        Ok(())
+    }
+
+    fn fail_io<T>(&mut self, error: io::Error) -> Option<Result<T, Error>> {
+        self.finished = true;
+        Some(Err(Error::Io(error)))
+    }
+
+    /// Sends a message and blocks until it is written.
+    pub fn send(&mut self, message: impl Into<Message>) -> Result<(), Error> {
+        self.conn.send(message.into())?;
+        Ok(self.write_out()?)
+    }
+
+    /// Sends a Ping (at most 125 bytes) and blocks until it is written.
+    pub fn ping(&mut self, payload: impl Into<bytes::Bytes>) -> Result<(), Error> {
+        self.conn.send_ping(payload)?;
+        Ok(self.write_out()?)
+    }
+
+    /// Closes the connection: sends a Close frame, waits for the peer's
+    /// (dropping messages that arrive meanwhile) within the config's close
+    /// timeout, and shuts the transport down. Returns how it ended.
+    pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<Closed, Error> {
+        if self.closed.is_none() && !self.finished {
+            match self.conn.send_close(code, reason) {
+                Ok(()) | Err(sockeye_proto::Error::AlreadyClosed) => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+        loop {
+            match self.recv_event() {
+                Some(Ok(Event::Closed(closed))) => return Ok(closed),
+                Some(Ok(_)) => {}
+                Some(Err(error)) => return Err(error),
+                None => return self.closed.clone().ok_or(Error::AlreadyClosed),
+            }
+        }
+    }
+
+    /// Writes everything queued, with vectored writes.
+    pub fn flush(&mut self) -> Result<(), Error> {
+        Ok(self.write_out()?)
+    }
+
+    fn write_out(&mut self) -> io::Result<()> {
+        loop {
+            self.output.refill(&mut self.conn);
+            if self.output.is_empty() {
+                return self.stream.flush();
+            }
+            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+            let count = self.output.slices(&mut slices);
+            match self.stream.write_vectored(&slices[..count]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(written) => self.output.advance(written),
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(error),
+            }
+        }
+    }
+}
