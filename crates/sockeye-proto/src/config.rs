@@ -75,16 +75,18 @@ impl Config {
     }
 
     /// The largest message accepted, counted over all its fragments (plus
-    /// [`Config::fragment_overhead`] per fragment); a larger one fails the
-    /// connection with 1009 as soon as a frame header announces it.
+    /// [`Config::fragment_overhead`] for each fragment after the first, so
+    /// a single frame of exactly this size is accepted); a larger one fails
+    /// the connection with 1009 as soon as a frame header announces it.
     /// Default: 64 MiB.
     pub fn max_message_size(mut self, bytes: usize) -> Config {
         self.max_message_size = bytes;
         self
     }
 
-    /// What each fragment of a message costs against
-    /// [`Config::max_message_size`] besides its payload. This is the budget
+    /// What each fragment of a message after the first (each continuation
+    /// frame) costs against [`Config::max_message_size`] besides its
+    /// payload. This is the budget
     /// that stops a message sent as millions of tiny fragments, while a
     /// 16 MiB message in 64-byte fragments still fits the default limit.
     /// Default: 64 bytes.

@@ -56,8 +56,7 @@ impl Utf8Validator {
         if self.partial_len > 0 {
             let needed = sequence_len(self.partial[0]) - self.partial_len;
             let take = needed.min(piece.len());
-            self.partial[self.partial_len..self.partial_len + take]
-                .copy_from_slice(&piece[..take]);
+            self.partial[self.partial_len..self.partial_len + take].copy_from_slice(&piece[..take]);
             match std::str::from_utf8(&self.partial[..self.partial_len + take]) {
                 Ok(_) => self.partial_len = 0,
                 Err(error) if error.error_len().is_none() => {

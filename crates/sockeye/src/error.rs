@@ -3,14 +3,26 @@
 use std::fmt;
 use std::io;
 
+use sockeye_proto::handshake::HandshakeError;
 use sockeye_proto::{CloseCode, ProtocolError};
 
 /// Everything that can go wrong with a WebSocket connection.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
-    /// The transport failed (connection reset, broken pipe, ...).
+    /// The transport failed (connection refused or reset, broken pipe, ...).
     Io(io::Error),
+    /// The opening handshake failed: a refused or malformed request or
+    /// response. [`HandshakeError::status`] gives the HTTP status (the one
+    /// answered on a server, the one received on a client).
+    Handshake(HandshakeError),
+    /// The TLS handshake failed (unknown certificate authority, name
+    /// mismatch, protocol error).
+    Tls(io::Error),
+    /// The opening handshake (TCP, TLS and HTTP) did not finish in time.
+    OpenTimeout,
+    /// The URL cannot be used: not `ws://` or `wss://`, or no host.
+    InvalidUrl(String),
     /// The peer broke the protocol; the connection was failed with the
     /// error's close code ([`ProtocolError::close_code`]).
     Protocol(ProtocolError),
@@ -43,6 +55,12 @@ impl From<io::Error> for Error {
     }
 }
 
+impl From<HandshakeError> for Error {
+    fn from(error: HandshakeError) -> Self {
+        Error::Handshake(error)
+    }
+}
+
 impl From<sockeye_proto::Error> for Error {
     fn from(error: sockeye_proto::Error) -> Self {
         match error {
@@ -62,6 +80,10 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Io(error) => write!(f, "I/O error: {error}"),
+            Error::Handshake(error) => write!(f, "handshake failed: {error}"),
+            Error::Tls(error) => write!(f, "TLS handshake failed: {error}"),
+            Error::OpenTimeout => f.write_str("opening handshake timed out"),
+            Error::InvalidUrl(why) => write!(f, "invalid URL: {why}"),
             Error::Protocol(error) => write!(f, "protocol error: {error}"),
             Error::Timeout(sockeye_proto::Timeout::Keepalive) => {
                 f.write_str("keepalive ping timed out")
@@ -77,8 +99,9 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Io(error) => Some(error),
+            Error::Io(error) | Error::Tls(error) => Some(error),
             Error::Protocol(error) => Some(error),
+            Error::Handshake(error) => Some(error),
             _ => None,
         }
     }

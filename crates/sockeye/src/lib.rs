@@ -26,11 +26,18 @@
 #![warn(missing_docs)]
 
 pub mod blocking;
+mod client;
 mod error;
+mod handshake_io;
 mod output;
+mod server;
+pub mod tls;
 pub mod tokio;
 
+pub use client::{ClientBuilder, client_handshake, connect};
 pub use error::Error;
+pub use server::{ServerBuilder, accept};
 pub use sockeye_proto as proto;
 pub use sockeye_proto::{CloseCode, CloseFrame, Closed, Event, Message, Role, Utf8Bytes};
+pub use tls::ClientStream;
 pub use tokio::{RecvHalf, SendHalf, WebSocket};

@@ -164,7 +164,9 @@ mod tests {
 
     #[test]
     fn bits_are_read_where_the_rfc_puts_them() {
-        let (h, n) = FrameHeader::parse(&[0x71, 0x85, 9, 8, 7, 6]).unwrap().unwrap();
+        let (h, n) = FrameHeader::parse(&[0x71, 0x85, 9, 8, 7, 6])
+            .unwrap()
+            .unwrap();
         assert_eq!(n, 6);
         assert!(!h.fin);
         assert_eq!(h.rsv, 0b111);

@@ -1,0 +1,86 @@
+//! Section 2: Pings and Pongs (RFC 6455 sections 5.5.2 and 5.5.3).
+//!
+//! 2.1 to 2.11 are Autobahn's. Ours: 2.12 and 2.14 (a 126-byte Ping in
+//! 1-byte chunks must fail once its length is known, before its payload),
+//! 2.13 (a Ping between two messages) and 2.15 (a Pong jumps ahead of
+//! echoes queued but not yet sent).
+
+use crate::case::{Case, Chunking, Pos};
+use crate::cases::binary_payload;
+use crate::wire::{Frame, Length};
+
+pub(super) fn cases() -> Vec<Case> {
+    let binary: &[u8] = &[0x00, 0xff, 0xfe, 0xfd, 0xfc, 0xfb, 0x00, 0xff];
+    let mut cases = vec![
+        Case::new("2.1", "ping without payload")
+            .ponged(Frame::ping(""))
+            .close_normally(),
+        Case::new("2.2", "ping with a small text payload")
+            .ponged(Frame::ping("Hello, world!"))
+            .close_normally(),
+        Case::new("2.3", "ping with a small binary payload")
+            .ponged(Frame::ping(binary))
+            .close_normally(),
+        Case::new("2.4", "ping with a 125-byte binary payload")
+            .ponged(Frame::ping(vec![0xfe; 125]))
+            .close_normally(),
+        Case::new("2.5", "ping with a 126-byte payload")
+            .frame(Frame::ping(vec![0xfe; 126]))
+            .fails(1002, Pos::LengthEnd(0), Pos::HeaderEnd(0)),
+        Case::new("2.6", "ping with a 125-byte payload in 1-byte chunks")
+            .ponged(Frame::ping(vec![0xfe; 125]))
+            .close_normally()
+            .chunking(Chunking::Size(1)),
+        Case::new("2.7", "unsolicited pong without payload")
+            .frame(Frame::pong(""))
+            .close_normally(),
+        Case::new("2.8", "unsolicited pong with a payload")
+            .frame(Frame::pong("unsolicited pong payload"))
+            .close_normally(),
+        Case::new("2.9", "unsolicited pong, then a ping")
+            .frame(Frame::pong("unsolicited pong payload"))
+            .ponged(Frame::ping("ping payload"))
+            .close_normally(),
+    ];
+    for (id, chunking, how) in [
+        ("2.10", Chunking::Whole, ""),
+        ("2.11", Chunking::Size(1), " in 1-byte chunks"),
+    ] {
+        let mut case = Case::new(id, format!("10 pings in a row{how}"));
+        for index in 0..10 {
+            case = case.ponged(Frame::ping(format!("payload-{index}")));
+        }
+        cases.push(case.close_normally().chunking(chunking));
+    }
+    cases.push(
+        Case::new("2.12", "ping with a 126-byte payload in 1-byte chunks")
+            .frame(Frame::ping(vec![0xfe; 126]))
+            .fails(1002, Pos::LengthEnd(0), Pos::HeaderEnd(0))
+            .chunking(Chunking::Size(1)),
+    );
+    cases.push(
+        Case::new("2.13", "text, ping, text, one frame per chunk")
+            .echoed(Frame::text("before"))
+            .ponged(Frame::ping("between"))
+            .echoed(Frame::text("after"))
+            .close_normally()
+            .chunking(Chunking::PerFrame),
+    );
+    cases.push(
+        Case::new("2.14", "ping with a 126-byte payload in a 64-bit length")
+            .frame(Frame::ping(vec![0xfe; 126]).length(Length::Extended64))
+            .fails(1002, Pos::LengthEnd(0), Pos::HeaderEnd(0))
+            .chunking(Chunking::Size(1)),
+    );
+    cases.push(
+        Case::new(
+            "2.15",
+            "binary 64 KiB, then a ping, in one read: the pong goes ahead of the echo",
+        )
+        .echoed(Frame::binary(binary_payload(65536)))
+        .ponged(Frame::ping("ahead"))
+        .close_normally()
+        .ahead(1, 0),
+    );
+    cases
+}

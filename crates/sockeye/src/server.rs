@@ -1,0 +1,225 @@
+//! Accepting connections: [`accept`] and [`ServerBuilder`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue, Request, Response};
+use sockeye_proto::handshake::{self, RequestParser, ServerHandshake};
+use sockeye_proto::{Config, Role};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+
+use crate::error::Error;
+use crate::handshake_io::{read_head, write_all};
+use crate::tokio::WebSocket;
+
+/// Accepts a WebSocket connection on `stream` with the default policy:
+/// no subprotocol, same-origin browsers and non-browser clients only, a
+/// 10 s handshake timeout. See [`ServerBuilder`] for options.
+///
+/// # Cancel safety
+/// Dropping the future abandons the handshake and the stream.
+pub async fn accept<S>(stream: S) -> Result<WebSocket<S>, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    ServerBuilder::new().accept(stream).await
+}
+
+/// A server's handshake policy, limits and config. Build it once and
+/// accept every connection with it (it is cheap to clone).
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), sockeye::Error> {
+/// let server = sockeye::ServerBuilder::new()
+///     .subprotocols(["chat.v2", "chat.v1"])
+///     .allow_origins(["https://example.com"]);
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:9001").await?;
+/// loop {
+///     let (tcp, _) = listener.accept().await?;
+///     let server = server.clone();
+///     tokio::spawn(async move {
+///         let Ok(mut ws) = server.accept(tcp).await else { return };
+///         while let Some(Ok(message)) = ws.recv().await {
+///             if ws.send(message).await.is_err() { break }
+///         }
+///     });
+/// }
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct ServerBuilder {
+    policy: ServerHandshake,
+    config: Config,
+    handshake_timeout: Duration,
+    max_head_size: usize,
+    max_headers: usize,
+}
+
+impl Default for ServerBuilder {
+    fn default() -> Self {
+        ServerBuilder::new()
+    }
+}
+
+impl ServerBuilder {
+    /// The default policy (see [`accept`]).
+    pub fn new() -> ServerBuilder {
+        ServerBuilder {
+            policy: ServerHandshake::new(),
+            config: Config::default(),
+            handshake_timeout: Duration::from_secs(10),
+            max_head_size: handshake::DEFAULT_MAX_HEAD_SIZE,
+            max_headers: handshake::DEFAULT_MAX_HEADERS,
+        }
+    }
+
+    /// The subprotocols this server speaks, in order of preference: the
+    /// first one the client also offered is chosen. Default: none.
+    pub fn subprotocols<I, S>(mut self, preference: I) -> ServerBuilder
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.policy = self.policy.subprotocols(preference);
+        self
+    }
+
+    /// Accepts browsers only from these origins (`scheme://host[:port]`).
+    /// Default: only the origin whose host is the request's `Host`, which
+    /// stops cross-site WebSocket hijacking; requests without `Origin`
+    /// (non-browser clients) are accepted.
+    pub fn allow_origins<I, S>(mut self, origins: I) -> ServerBuilder
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.policy = self.policy.allow_origins(origins);
+        self
+    }
+
+    /// Accepts any origin. Default: off (see [`ServerBuilder::allow_origins`]).
+    pub fn allow_any_origin(mut self) -> ServerBuilder {
+        self.policy = self.policy.allow_any_origin();
+        self
+    }
+
+    /// Adds a header to every `101` response (a cookie). Default: none.
+    pub fn header(mut self, name: HeaderName, value: HeaderValue) -> ServerBuilder {
+        self.policy = self.policy.header(name, value);
+        self
+    }
+
+    /// Inspects each valid request and may refuse it with a response of
+    /// your own (401 with `WWW-Authenticate`, 403, ...). Default: none.
+    pub fn filter_request<F>(mut self, filter: F) -> ServerBuilder
+    where
+        F: Fn(&Request<()>) -> Option<Response<bytes::Bytes>> + Send + Sync + 'static,
+    {
+        self.policy = self.policy.filter_request(filter);
+        self
+    }
+
+    /// Replaces the whole handshake policy.
+    pub fn policy(mut self, policy: ServerHandshake) -> ServerBuilder {
+        self.policy = policy;
+        self
+    }
+
+    /// The protocol engine's limits and timers. Default: [`Config::default`].
+    pub fn config(mut self, config: Config) -> ServerBuilder {
+        self.config = config;
+        self
+    }
+
+    /// How long a client may take to send its request: one that dribbles
+    /// it byte by byte is dropped after this. Default: 10 s.
+    pub fn handshake_timeout(mut self, timeout: Duration) -> ServerBuilder {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// The largest request head accepted (answered with 431 beyond).
+    /// Default: 16 KiB.
+    pub fn max_head_size(mut self, bytes: usize) -> ServerBuilder {
+        self.max_head_size = bytes;
+        self
+    }
+
+    /// The most request header fields accepted (431 beyond). Default: 64.
+    pub fn max_headers(mut self, count: usize) -> ServerBuilder {
+        self.max_headers = count;
+        self
+    }
+
+    /// Performs the server side of the opening handshake on `stream`. A
+    /// request that fails a check is answered with its HTTP status (400,
+    /// 403, 405, 426, 431, ...) and a short reason, and the error is
+    /// returned.
+    ///
+    /// # Cancel safety
+    /// Dropping the future abandons the handshake and the stream.
+    pub async fn accept<S>(&self, stream: S) -> Result<WebSocket<S>, Error>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        self.accept_with_request(stream).await.map(|(ws, _)| ws)
+    }
+
+    /// Like [`ServerBuilder::accept`], and also returns the request (its
+    /// path, query, cookies).
+    ///
+    /// # Cancel safety
+    /// Dropping the future abandons the handshake and the stream.
+    pub async fn accept_with_request<S>(
+        &self,
+        mut stream: S,
+    ) -> Result<(WebSocket<S>, Request<()>), Error>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let handshake = tokio::time::timeout(self.handshake_timeout, self.handshake(&mut stream));
+        match handshake.await {
+            Ok(Ok((request, leftover))) => {
+                let ws = WebSocket::from_raw(stream, Role::Server, self.config.clone(), &leftover);
+                Ok((ws, request))
+            }
+            Ok(Err(error)) => {
+                if let Error::Handshake(refusal) = &error
+                    && let Some(response) = refusal.to_response()
+                {
+                    let mut bytes = Vec::new();
+                    handshake::write_response_with_body(&response, &mut bytes);
+                    // The client may be gone; the refusal is best effort.
+                    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                        let _ = write_all(&mut stream, &bytes).await;
+                        let _ = stream.shutdown().await;
+                    })
+                    .await;
+                }
+                Err(error)
+            }
+            Err(_) => Err(Error::OpenTimeout),
+        }
+    }
+
+    async fn handshake<S>(&self, stream: &mut S) -> Result<(Request<()>, Vec<u8>), Error>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let mut parser = RequestParser::new()
+            .max_head_size(self.max_head_size)
+            .max_headers(self.max_headers);
+        let (request, leftover) = read_head(stream, |bytes| parser.parse(bytes)).await?;
+        let accepted = self.policy.accept(&request)?;
+        let mut response = Vec::with_capacity(256);
+        handshake::write_response(&accepted.response, &mut response);
+        write_all(stream, &response).await?;
+        Ok((request, leftover))
+    }
+
+    /// The policy, shared (for integrations that parse requests
+    /// themselves, such as hyper).
+    pub fn handshake_policy(&self) -> Arc<ServerHandshake> {
+        Arc::new(self.policy.clone())
+    }
+}
