@@ -39,5 +39,5 @@ pub use error::Error;
 pub use server::{ServerBuilder, accept};
 pub use sockeye_proto as proto;
 pub use sockeye_proto::{CloseCode, CloseFrame, Closed, Event, Message, Role, Utf8Bytes};
-pub use tls::ClientStream;
+pub use tls::{ClientStream, ServerStream};
 pub use tokio::{RecvHalf, SendHalf, WebSocket};

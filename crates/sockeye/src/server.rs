@@ -4,12 +4,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, Request, Response};
+use rustls::ServerConfig;
 use sockeye_proto::handshake::{self, RequestParser, ServerHandshake};
 use sockeye_proto::{Config, Role};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 use crate::error::Error;
 use crate::handshake_io::{read_head, write_all};
+use crate::tls::ServerStream;
 use crate::tokio::WebSocket;
 
 /// Accepts a WebSocket connection on `stream` with the default policy:
@@ -53,6 +56,7 @@ pub struct ServerBuilder {
     handshake_timeout: Duration,
     max_head_size: usize,
     max_headers: usize,
+    tls: Option<Arc<ServerConfig>>,
 }
 
 impl Default for ServerBuilder {
@@ -70,6 +74,7 @@ impl ServerBuilder {
             handshake_timeout: Duration::from_secs(10),
             max_head_size: handshake::DEFAULT_MAX_HEAD_SIZE,
             max_headers: handshake::DEFAULT_MAX_HEADERS,
+            tls: None,
         }
     }
 
@@ -149,6 +154,35 @@ impl ServerBuilder {
     pub fn max_headers(mut self, count: usize) -> ServerBuilder {
         self.max_headers = count;
         self
+    }
+
+    /// Serves `wss://`: [`ServerBuilder::accept_tcp`] runs a TLS handshake
+    /// with this rustls configuration first. Default: none (plain TCP).
+    pub fn tls(mut self, config: Arc<ServerConfig>) -> ServerBuilder {
+        self.tls = Some(config);
+        self
+    }
+
+    /// Accepts a TCP connection: TLS first if [`ServerBuilder::tls`] was
+    /// given (within the handshake timeout), then the WebSocket handshake.
+    /// Sets `TCP_NODELAY`: frames are corked by sockeye, not by Nagle.
+    ///
+    /// # Cancel safety
+    /// Dropping the future abandons the handshake and the stream.
+    pub async fn accept_tcp(&self, tcp: TcpStream) -> Result<WebSocket<ServerStream>, Error> {
+        tcp.set_nodelay(true)?;
+        let stream = match &self.tls {
+            None => ServerStream::Plain(tcp),
+            Some(config) => {
+                let acceptor = tokio_rustls::TlsAcceptor::from(config.clone());
+                let tls = tokio::time::timeout(self.handshake_timeout, acceptor.accept(tcp))
+                    .await
+                    .map_err(|_| Error::OpenTimeout)?
+                    .map_err(Error::Tls)?;
+                ServerStream::Tls(tls)
+            }
+        };
+        self.accept(stream).await
     }
 
     /// Performs the server side of the opening handshake on `stream`. A
