@@ -30,6 +30,7 @@ mod client;
 mod error;
 mod handshake_io;
 mod output;
+pub mod proxy;
 mod server;
 pub mod tls;
 pub mod tokio;

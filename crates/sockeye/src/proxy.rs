@@ -1,0 +1,1 @@
+//! Connecting through proxies: HTTP CONNECT and SOCKS5.
