@@ -34,6 +34,8 @@ pub mod proxy;
 mod server;
 pub mod tls;
 pub mod tokio;
+#[cfg(feature = "hyper")]
+pub mod upgrade;
 
 pub use client::{ClientBuilder, client_handshake, connect};
 pub use error::Error;

@@ -251,9 +251,14 @@ impl ServerBuilder {
         Ok((request, leftover))
     }
 
-    /// The policy, shared (for integrations that parse requests
+    /// The handshake policy (for integrations that parse requests
     /// themselves, such as hyper).
-    pub fn handshake_policy(&self) -> Arc<ServerHandshake> {
-        Arc::new(self.policy.clone())
+    pub fn handshake_policy(&self) -> &ServerHandshake {
+        &self.policy
+    }
+
+    /// The engine config connections get.
+    pub fn engine_config(&self) -> &Config {
+        &self.config
     }
 }

@@ -1,0 +1,135 @@
+//! Serving WebSocket from a hyper 1.x or axum application, on the same
+//! port as its HTTP routes (RFC 6455 section 1.7: the opening handshake is
+//! an HTTP Upgrade).
+//!
+//! The application routes a request here; [`ServerBuilder::upgrade`]
+//! checks it with the same policy as [`ServerBuilder::accept`] and returns
+//! the `101` response to send plus a future that resolves to the
+//! [`WebSocket`] once hyper hands the connection over.
+//!
+//! ```no_run
+//! use bytes::Bytes;
+//! use http_body_util::Full;
+//! use sockeye::ServerBuilder;
+//!
+//! async fn handle(
+//!     mut request: http::Request<hyper::body::Incoming>,
+//!     server: ServerBuilder,
+//! ) -> http::Response<Full<Bytes>> {
+//!     match server.upgrade(&mut request) {
+//!         Ok(upgrade) => {
+//!             tokio::spawn(async move {
+//!                 let Ok(mut ws) = upgrade.websocket.await else { return };
+//!                 while let Some(Ok(message)) = ws.recv().await {
+//!                     if ws.send(message).await.is_err() { break }
+//!                 }
+//!             });
+//!             upgrade.response.map(|()| Full::default())
+//!         }
+//!         Err(refusal) => refusal.response.map(Full::new),
+//!     }
+//! }
+//! ```
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use hyper::upgrade::{OnUpgrade, Upgraded};
+use hyper_util::rt::TokioIo;
+use sockeye_proto::Role;
+use sockeye_proto::handshake::HandshakeError;
+
+use crate::error::Error;
+use crate::server::ServerBuilder;
+use crate::tokio::WebSocket;
+
+/// A WebSocket over a connection hyper handed over.
+pub type UpgradedWebSocket = WebSocket<TokioIo<Upgraded>>;
+
+/// An accepted upgrade: send `response`, then await `websocket`.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Upgrade {
+    /// The `101 Switching Protocols` response to return to hyper.
+    pub response: Response<()>,
+    /// Resolves to the connection once hyper has sent the response.
+    pub websocket: PendingUpgrade,
+}
+
+/// A refused upgrade: return `response` (400, 403, 426, ...).
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Refusal {
+    /// Why the request was refused.
+    pub error: HandshakeError,
+    /// The response to return, with a short text body.
+    pub response: Response<Bytes>,
+}
+
+/// The connection after the upgrade; see [`Upgrade`].
+#[must_use = "the WebSocket is only available by awaiting this"]
+pub struct PendingUpgrade {
+    on_upgrade: OnUpgrade,
+    config: sockeye_proto::Config,
+}
+
+impl std::fmt::Debug for PendingUpgrade {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingUpgrade").finish_non_exhaustive()
+    }
+}
+
+impl Future for PendingUpgrade {
+    type Output = Result<UpgradedWebSocket, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let upgraded = ready!(Pin::new(&mut this.on_upgrade).poll(cx))
+            .map_err(|error| Error::Io(std::io::Error::other(error)))?;
+        let ws = WebSocket::from_raw(
+            TokioIo::new(upgraded),
+            Role::Server,
+            this.config.clone(),
+            &[],
+        );
+        Poll::Ready(Ok(ws))
+    }
+}
+
+impl ServerBuilder {
+    /// Checks a request that hyper (or axum) parsed, with this builder's
+    /// policy. On success, return [`Upgrade::response`] from the handler
+    /// and await [`Upgrade::websocket`] in a task; on refusal, return
+    /// [`Refusal::response`].
+    ///
+    /// The engine config applies; the handshake timeout and head limits do
+    /// not (hyper enforces its own).
+    pub fn upgrade<B>(&self, request: &mut Request<B>) -> Result<Upgrade, Refusal> {
+        let mut head = Request::new(());
+        *head.method_mut() = request.method().clone();
+        *head.uri_mut() = request.uri().clone();
+        *head.version_mut() = request.version();
+        *head.headers_mut() = request.headers().clone();
+        match self.handshake_policy().accept(&head) {
+            Ok(accepted) => Ok(Upgrade {
+                response: accepted.response,
+                websocket: PendingUpgrade {
+                    on_upgrade: hyper::upgrade::on(request),
+                    config: self.engine_config().clone(),
+                },
+            }),
+            Err(error) => {
+                let response = error.to_response().unwrap_or_else(|| {
+                    sockeye_proto::handshake::rejection(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "handshake failed",
+                    )
+                });
+                Err(Refusal { error, response })
+            }
+        }
+    }
+}
