@@ -107,7 +107,7 @@ impl ServerBuilder {
     ///
     /// The engine config applies; the handshake timeout and head limits do
     /// not (hyper enforces its own).
-    pub fn upgrade<B>(&self, request: &mut Request<B>) -> Result<Upgrade, Refusal> {
+    pub fn upgrade<B>(&self, request: &mut Request<B>) -> Result<Upgrade, Box<Refusal>> {
         let mut head = Request::new(());
         *head.method_mut() = request.method().clone();
         *head.uri_mut() = request.uri().clone();
@@ -128,7 +128,7 @@ impl ServerBuilder {
                         "handshake failed",
                     )
                 });
-                Err(Refusal { error, response })
+                Err(Box::new(Refusal { error, response }))
             }
         }
     }
