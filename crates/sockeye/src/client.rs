@@ -1,24 +1,35 @@
-//! Opening client connections: [`connect`] and [`ClientBuilder`].
+//! Opening client connections: [`connect`] and [`ClientBuilder`], through
+//! a proxy when one is set or named by the environment ([`crate::proxy`]),
+//! following redirects when asked to.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::header::{AUTHORIZATION, COOKIE, HOST, PROXY_AUTHORIZATION};
 use http::{HeaderName, HeaderValue, Response, Uri};
 use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
 use sockeye_proto::handshake::{self, ClientHandshake, Negotiated, ResponseParser};
 use sockeye_proto::{Config, Role};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use crate::error::Error;
 use crate::handshake_io::{read_body, read_head, write_all};
-use crate::tls::{ClientStream, default_client_config};
+use crate::proxy::Proxy;
+use crate::tls::{ClientStream, default_client_config, native_client_config};
 use crate::tokio::WebSocket;
+
+mod redirect;
+
+use redirect::{Url, is_redirect, redirect_target};
 
 /// The most of a refusal's body kept in the error.
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
-/// Connects to a `ws://` or `wss://` URL with the default options.
+/// Connects to a `ws://` or `wss://` URL with the default options: through
+/// the proxy the environment names, if any ([`Proxy::from_env`]), without
+/// following redirects.
 ///
 /// Returns the connection and the server's `101` response (its headers:
 /// the chosen subprotocol, cookies). See [`ClientBuilder`] for options.
@@ -35,11 +46,15 @@ pub async fn connect(url: &str) -> Result<(WebSocket<ClientStream>, Response<()>
 /// ```no_run
 /// # async fn demo() -> Result<(), sockeye::Error> {
 /// use std::time::Duration;
+/// use sockeye::proxy::Proxy;
+///
 /// let (ws, response) = sockeye::ClientBuilder::new("wss://example.com/chat")
 ///     .subprotocols(["chat.v2", "chat.v1"])
 ///     .origin("https://example.com")
 ///     .header("authorization", "Bearer token")
 ///     .open_timeout(Duration::from_secs(5))
+///     .proxy(Proxy::socks5("socks5h://127.0.0.1:1080")?)
+///     .max_redirects(3)
 ///     .connect()
 ///     .await?;
 /// # Ok(()) }
@@ -47,10 +62,39 @@ pub async fn connect(url: &str) -> Result<(WebSocket<ClientStream>, Response<()>
 #[derive(Debug)]
 pub struct ClientBuilder {
     url: String,
-    handshake: handshake::ClientBuilder,
+    /// Replayed onto a handshake for each URL tried (redirects change it).
+    options: Vec<HandshakeOption>,
     config: Config,
     open_timeout: Duration,
-    tls: Option<Arc<ClientConfig>>,
+    tls: TlsSetting,
+    proxy: ProxySetting,
+    max_redirects: usize,
+}
+
+/// A handshake option, kept to build the request again for a redirect.
+#[derive(Debug, Clone)]
+enum HandshakeOption {
+    Origin(String),
+    Subprotocols(Vec<String>),
+    Header(HeaderName, HeaderValue),
+    /// A header name or value that did not convert: the handshake builder
+    /// reports it.
+    InvalidHeader,
+    Extensions(String),
+}
+
+#[derive(Debug, Clone)]
+enum TlsSetting {
+    MozillaRoots,
+    NativeRoots,
+    Config(Arc<ClientConfig>),
+}
+
+#[derive(Debug, Clone)]
+enum ProxySetting {
+    Environment,
+    Fixed(Proxy),
+    Direct,
 }
 
 impl ClientBuilder {
@@ -59,16 +103,18 @@ impl ClientBuilder {
     pub fn new(url: &str) -> ClientBuilder {
         ClientBuilder {
             url: url.to_owned(),
-            handshake: ClientHandshake::builder(url),
+            options: Vec::new(),
             config: Config::default(),
             open_timeout: Duration::from_secs(30),
-            tls: None,
+            tls: TlsSetting::MozillaRoots,
+            proxy: ProxySetting::Environment,
+            max_redirects: 0,
         }
     }
 
     /// Sends `Origin` (what a browser would). Default: none.
     pub fn origin(mut self, origin: impl Into<String>) -> ClientBuilder {
-        self.handshake = self.handshake.origin(origin);
+        self.options.push(HandshakeOption::Origin(origin.into()));
         self
     }
 
@@ -78,24 +124,40 @@ impl ClientBuilder {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.handshake = self.handshake.subprotocols(subprotocols);
+        let subprotocols = subprotocols.into_iter().map(Into::into).collect();
+        self.options
+            .push(HandshakeOption::Subprotocols(subprotocols));
         self
     }
 
     /// Adds a request header (cookies, authorization). Default: none.
+    ///
+    /// On a redirect to another host or port, or from `wss://` to `ws://`,
+    /// `Authorization`, `Cookie` and `Host` headers are not sent again.
     pub fn header<K, V>(mut self, name: K, value: V) -> ClientBuilder
     where
         HeaderName: TryFrom<K>,
         HeaderValue: TryFrom<V>,
     {
-        self.handshake = self.handshake.header(name, value);
+        let option = match (HeaderName::try_from(name), HeaderValue::try_from(value)) {
+            (Ok(name), Ok(mut value)) => {
+                // Kept out of `Debug` output (and so out of logs).
+                if [AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION].contains(&name) {
+                    value.set_sensitive(true);
+                }
+                HandshakeOption::Header(name, value)
+            }
+            _ => HandshakeOption::InvalidHeader,
+        };
+        self.options.push(option);
         self
     }
 
     /// Offers extensions with a raw `Sec-WebSocket-Extensions` value.
     /// Default: none.
     pub fn extensions_header(mut self, value: &str) -> ClientBuilder {
-        self.handshake = self.handshake.extensions_header(value);
+        self.options
+            .push(HandshakeOption::Extensions(value.to_owned()));
         self
     }
 
@@ -105,9 +167,10 @@ impl ClientBuilder {
         self
     }
 
-    /// How long the whole opening handshake (DNS, TCP, TLS, HTTP) may take:
-    /// a server that accepts TCP and then stays silent cannot hang
-    /// `connect`. Default: 30 s.
+    /// How long the whole opening handshake may take: DNS, TCP, the proxy's
+    /// tunnel, TLS and HTTP, across every redirect followed. A server or
+    /// proxy that accepts TCP and then stays silent cannot hang `connect`.
+    /// Default: 30 s.
     pub fn open_timeout(mut self, timeout: Duration) -> ClientBuilder {
         self.open_timeout = timeout;
         self
@@ -116,7 +179,62 @@ impl ClientBuilder {
     /// The rustls configuration for `wss://`. Default: the Mozilla root
     /// certificates ([`crate::tls::default_client_config`]).
     pub fn tls_config(mut self, config: Arc<ClientConfig>) -> ClientBuilder {
-        self.tls = Some(config);
+        self.tls = TlsSetting::Config(config);
+        self
+    }
+
+    /// Trusts the operating system's root certificates for `wss://`
+    /// instead of the Mozilla ones: what corporate networks that inspect
+    /// TLS, or private certificate authorities, need. Loaded once per
+    /// process, at the first connection that uses them
+    /// ([`crate::tls::native_client_config`]); when none can be loaded,
+    /// `connect` fails with [`Error::Tls`]. Replaces (and is replaced by)
+    /// [`tls_config`](ClientBuilder::tls_config). Default: the Mozilla
+    /// root certificates.
+    pub fn native_roots(mut self) -> ClientBuilder {
+        self.tls = TlsSetting::NativeRoots;
+        self
+    }
+
+    /// Connects through `proxy`: the proxy's tunnel first, then TLS inside
+    /// it for `wss://`, then the WebSocket handshake. Replaces the
+    /// environment's choice, `no_proxy` included.
+    ///
+    /// Default: the proxy the environment names for each URL tried
+    /// ([`Proxy::from_env`]: `wss_proxy`/`https_proxy`, `ws_proxy`/`http_proxy`,
+    /// `all_proxy`, unless `no_proxy` matches), as curl and Python's
+    /// `websockets` do; a direct connection when none is named.
+    pub fn proxy(mut self, proxy: Proxy) -> ClientBuilder {
+        self.proxy = ProxySetting::Fixed(proxy);
+        self
+    }
+
+    /// Connects directly, ignoring the proxy environment variables (and
+    /// any proxy set before). Default: the environment's proxy, see
+    /// [`proxy`](ClientBuilder::proxy).
+    pub fn no_proxy(mut self) -> ClientBuilder {
+        self.proxy = ProxySetting::Direct;
+        self
+    }
+
+    /// Follows up to `max` redirects: a 301, 302, 303, 307 or 308 answer to
+    /// the handshake makes the client connect again to its `Location`
+    /// (absolute or relative; `http://` and `https://` become `ws://` and
+    /// `wss://`). Past `max`, [`Error::TooManyRedirects`]; a redirect
+    /// without a usable `Location`, [`Error::InvalidRedirect`].
+    ///
+    /// Credentials go only where they were meant for: when a redirect
+    /// leads to another host or port than the URL given to
+    /// [`new`](ClientBuilder::new), or from `wss://` to `ws://`, the
+    /// `Authorization`, `Cookie` and `Host` headers set with
+    /// [`header`](ClientBuilder::header) and the URL's userinfo are left
+    /// out. On the same host and port, the URL's userinfo is kept when the
+    /// `Location` has none.
+    ///
+    /// Default: 0, redirects are not followed and a 3xx answer is a
+    /// [`Error::Handshake`] carrying its status and `Location`.
+    pub fn max_redirects(mut self, max: usize) -> ClientBuilder {
+        self.max_redirects = max;
         self
     }
 
@@ -133,24 +251,94 @@ impl ClientBuilder {
     }
 
     async fn connect_now(self) -> Result<(WebSocket<ClientStream>, Response<()>), Error> {
-        let handshake = self.handshake.build()?;
-        let target = Target::parse(&self.url)?;
-        let tcp = TcpStream::connect((target.host.as_str(), target.port)).await?;
-        tcp.set_nodelay(true)?;
-        let stream = if target.secure {
-            let config = self.tls.unwrap_or_else(default_client_config);
-            let name = ServerName::try_from(target.host.clone())
-                .map_err(|_| Error::InvalidUrl(format!("invalid host {}", target.host)))?;
-            let tls = tokio_rustls::TlsConnector::from(config)
-                .connect(name, tcp)
-                .await
-                .map_err(Error::Tls)?;
-            ClientStream::Tls(tls)
-        } else {
-            ClientStream::Plain(tcp)
+        let mut handshake = self.handshake(&self.url, true)?;
+        let original = Target::parse(&self.url)?;
+        let mut url = self.url.clone();
+        let mut target = original.clone();
+        let mut redirects = 0;
+        loop {
+            let mut stream = self.open(&url, &target).await?;
+            let (response, leftover) = send_request(&mut stream, &handshake).await?;
+            if self.max_redirects == 0 || !is_redirect(response.status()) {
+                let (ws, response, _) =
+                    finish(stream, &handshake, self.config, response, leftover).await?;
+                return Ok((ws, response));
+            }
+            if redirects == self.max_redirects {
+                return Err(Error::TooManyRedirects {
+                    max: self.max_redirects,
+                });
+            }
+            redirects += 1;
+            let mut next = redirect_target(&url, &response)?;
+            target = Target::parse(&next.to_string())?;
+            let trusted = original.trusts(&target);
+            if trusted && next.userinfo.is_none() {
+                next.userinfo = Url::parse(&self.url)?.userinfo;
+            }
+            url = next.to_string();
+            handshake = self.handshake(&url, trusted)?;
+        }
+    }
+
+    /// The handshake for `url`; without the credential headers unless
+    /// `trusted`.
+    fn handshake(&self, url: &str, trusted: bool) -> Result<ClientHandshake, Error> {
+        let mut builder = ClientHandshake::builder(url);
+        for option in &self.options {
+            builder = match option {
+                HandshakeOption::Origin(origin) => builder.origin(origin),
+                HandshakeOption::Subprotocols(list) => builder.subprotocols(list),
+                HandshakeOption::Header(name, _)
+                    if !trusted && [AUTHORIZATION, COOKIE, HOST].contains(name) =>
+                {
+                    builder
+                }
+                HandshakeOption::Header(name, value) => builder.header(name, value),
+                // An empty name never converts: the builder records its
+                // "invalid header name or value" error.
+                HandshakeOption::InvalidHeader => builder.header("", ""),
+                HandshakeOption::Extensions(value) => builder.extensions_header(value),
+            };
+        }
+        Ok(builder.build()?)
+    }
+
+    /// The transport to `target`: TCP, through the proxy if there is one,
+    /// then TLS for `wss://`.
+    async fn open(&self, url: &str, target: &Target) -> Result<ClientStream, Error> {
+        let from_env;
+        let proxy = match &self.proxy {
+            ProxySetting::Environment => {
+                from_env = Proxy::from_env(url)?;
+                from_env.as_ref()
+            }
+            ProxySetting::Fixed(proxy) => Some(proxy),
+            ProxySetting::Direct => None,
         };
-        let (ws, response, _) = client_handshake(stream, &handshake, self.config).await?;
-        Ok((ws, response))
+        let tcp = match proxy {
+            Some(proxy) => proxy.connect(&target.host, target.port).await?,
+            None => {
+                let tcp = TcpStream::connect((target.host.as_str(), target.port)).await?;
+                tcp.set_nodelay(true)?;
+                tcp
+            }
+        };
+        if !target.secure {
+            return Ok(ClientStream::Plain(tcp));
+        }
+        let config = match &self.tls {
+            TlsSetting::MozillaRoots => default_client_config(),
+            TlsSetting::NativeRoots => native_client_config()?,
+            TlsSetting::Config(config) => config.clone(),
+        };
+        let name = ServerName::try_from(target.host.clone())
+            .map_err(|_| Error::InvalidUrl(format!("invalid host {}", target.host)))?;
+        let tls = tokio_rustls::TlsConnector::from(config)
+            .connect(name, tcp)
+            .await
+            .map_err(Error::Tls)?;
+        Ok(ClientStream::Tls(tls))
     }
 }
 
@@ -163,13 +351,39 @@ pub async fn client_handshake<S>(
     config: Config,
 ) -> Result<(WebSocket<S>, Response<()>, Negotiated), Error>
 where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (response, leftover) = send_request(&mut stream, handshake).await?;
+    finish(stream, handshake, config, response, leftover).await
+}
+
+/// Sends the request and reads the response head; returns it and the bytes
+/// read past it.
+async fn send_request<S>(
+    stream: &mut S,
+    handshake: &ClientHandshake,
+) -> Result<(Response<()>, Vec<u8>), Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut request = Vec::with_capacity(512);
     handshake::write_request(handshake.request(), &mut request);
-    write_all(&mut stream, &request).await?;
+    write_all(stream, &request).await?;
     let mut parser = ResponseParser::new();
-    let (response, leftover) = read_head(&mut stream, |bytes| parser.parse(bytes)).await?;
+    read_head(stream, |bytes| parser.parse(bytes)).await
+}
+
+/// Checks the response: the connection, or the refusal with its body.
+async fn finish<S>(
+    mut stream: S,
+    handshake: &ClientHandshake,
+    config: Config,
+    response: Response<()>,
+    leftover: Vec<u8>,
+) -> Result<(WebSocket<S>, Response<()>, Negotiated), Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     match handshake.finish(&response) {
         Ok(negotiated) => {
             let ws = WebSocket::from_raw(stream, Role::Client, config, &leftover);
@@ -195,14 +409,16 @@ where
 }
 
 /// Where to connect, from the URL.
-struct Target {
-    host: String,
-    port: u16,
-    secure: bool,
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    /// Without the brackets of an IPv6 literal.
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) secure: bool,
 }
 
 impl Target {
-    fn parse(url: &str) -> Result<Target, Error> {
+    pub(crate) fn parse(url: &str) -> Result<Target, Error> {
         let uri: Uri = url
             .parse()
             .map_err(|_| Error::InvalidUrl(format!("cannot parse {url:?}")))?;
@@ -226,6 +442,15 @@ impl Target {
             .to_owned();
         let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
         Ok(Target { host, port, secure })
+    }
+
+    /// Whether credentials given for `self` may be sent to `other`: the
+    /// same host and port, and no step down from TLS.
+    fn trusts(&self, other: &Target) -> bool {
+        let comparable = |host: &str| host.trim_end_matches('.').to_ascii_lowercase();
+        comparable(&self.host) == comparable(&other.host)
+            && self.port == other.port
+            && (other.secure || !self.secure)
     }
 }
 
@@ -256,6 +481,58 @@ mod tests {
         assert!(matches!(
             Target::parse("example.com"),
             Err(Error::InvalidUrl(_))
+        ));
+    }
+
+    #[test]
+    fn credentials_stay_with_their_host_port_and_tls() {
+        let trusts = |from: &str, to: &str| {
+            Target::parse(from)
+                .unwrap()
+                .trusts(&Target::parse(to).unwrap())
+        };
+        assert!(trusts("ws://a.example/x", "ws://A.EXAMPLE./y"));
+        assert!(trusts("wss://a.example/", "wss://a.example:443/"));
+        assert!(trusts("ws://a.example:8080/", "wss://a.example:8080/"));
+        assert!(!trusts("wss://a.example:8443/", "ws://a.example:8443/"));
+        assert!(!trusts("ws://a.example/", "ws://b.example/"));
+        assert!(!trusts("ws://a.example/", "ws://sub.a.example/"));
+        assert!(!trusts("ws://a.example:1/", "ws://a.example:2/"));
+        assert!(!trusts("ws://a.example/", "wss://a.example/"));
+    }
+
+    #[test]
+    fn credential_headers_are_dropped_when_untrusted() {
+        let builder = ClientBuilder::new("ws://a/")
+            .header("authorization", "Bearer t")
+            .header("cookie", "s=1")
+            .header("host", "virtual")
+            .header("x-trace", "1")
+            .origin("http://a")
+            .subprotocols(["chat"]);
+        let trusted = builder.handshake("ws://a/", true).unwrap();
+        let headers = trusted.request().headers();
+        assert_eq!(headers["authorization"], "Bearer t");
+        assert_eq!(headers["cookie"], "s=1");
+        assert_eq!(headers["host"], "virtual");
+        let untrusted = builder.handshake("ws://u:p@b/", false).unwrap();
+        let headers = untrusted.request().headers();
+        assert!(headers.get("cookie").is_none());
+        assert!(!format!("{builder:?}").contains("Bearer t"));
+        assert_eq!(headers["host"], "b");
+        // Userinfo of the Location itself still becomes Authorization.
+        assert_eq!(headers["authorization"], "Basic dTpw");
+        assert_eq!(headers["x-trace"], "1");
+        assert_eq!(headers["origin"], "http://a");
+        assert_eq!(headers["sec-websocket-protocol"], "chat");
+    }
+
+    #[test]
+    fn invalid_headers_are_reported_at_connect() {
+        let builder = ClientBuilder::new("ws://a/").header("bad name", "x");
+        assert!(matches!(
+            builder.handshake("ws://a/", true),
+            Err(Error::Handshake(_))
         ));
     }
 }

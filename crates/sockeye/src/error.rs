@@ -3,8 +3,11 @@
 use std::fmt;
 use std::io;
 
+use http::StatusCode;
 use sockeye_proto::handshake::HandshakeError;
 use sockeye_proto::{CloseCode, ProtocolError};
+
+use crate::proxy::ProxyError;
 
 /// Everything that can go wrong with a WebSocket connection.
 #[derive(Debug)]
@@ -35,6 +38,25 @@ pub enum Error {
     AlreadyClosed,
     /// The application asked for something the protocol does not allow.
     InvalidInput(&'static str),
+    /// The proxy did not open a tunnel to the server, or its URL cannot be
+    /// used; [`ProxyError::status`] gives an HTTP proxy's refusal status.
+    Proxy(ProxyError),
+    /// The server redirected more times than
+    /// [`ClientBuilder::max_redirects`](crate::ClientBuilder::max_redirects)
+    /// allows.
+    TooManyRedirects {
+        /// The configured maximum.
+        max: usize,
+    },
+    /// The server answered the handshake with a redirect that cannot be
+    /// followed: no `Location`, or one that is not a `ws`, `wss`, `http`
+    /// or `https` URL.
+    InvalidRedirect {
+        /// The redirect status (301, 302, 303, 307 or 308).
+        status: StatusCode,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 impl Error {
@@ -92,6 +114,13 @@ impl fmt::Display for Error {
             Error::UnexpectedEof => f.write_str("connection closed without a close frame"),
             Error::AlreadyClosed => f.write_str("connection already closed"),
             Error::InvalidInput(what) => write!(f, "invalid input: {what}"),
+            Error::Proxy(error) => write!(f, "{error}"),
+            Error::TooManyRedirects { max } => {
+                write!(f, "too many redirects (more than {max})")
+            }
+            Error::InvalidRedirect { status, reason } => {
+                write!(f, "cannot follow redirect ({status}): {reason}")
+            }
         }
     }
 }
@@ -102,6 +131,7 @@ impl std::error::Error for Error {
             Error::Io(error) | Error::Tls(error) => Some(error),
             Error::Protocol(error) => Some(error),
             Error::Handshake(error) => Some(error),
+            Error::Proxy(error) => Some(error),
             _ => None,
         }
     }

@@ -25,6 +25,34 @@ pub fn default_client_config() -> Arc<ClientConfig> {
         .clone()
 }
 
+/// A client configuration trusting the operating system's root
+/// certificates (what `rustls-native-certs` finds: `SSL_CERT_FILE` and
+/// `SSL_CERT_DIR` or the distribution's bundle on Unix, the keychain on
+/// macOS, the certificate store on Windows), with ALPN `http/1.1`. Loaded
+/// once per process, on first use; certificates that do not parse are
+/// skipped. An error when none could be loaded.
+pub fn native_client_config() -> Result<Arc<ClientConfig>, crate::Error> {
+    static CONFIG: OnceLock<Result<Arc<ClientConfig>, String>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let loaded = rustls_native_certs::load_native_certs();
+            let mut roots = rustls::RootCertStore::empty();
+            let (added, _ignored) = roots.add_parsable_certificates(loaded.certs);
+            if added == 0 {
+                let why = match loaded.errors.first() {
+                    Some(error) => format!(": {error}"),
+                    None => String::new(),
+                };
+                return Err(format!(
+                    "no root certificates found in the operating system's store{why}"
+                ));
+            }
+            Ok(Arc::new(client_config_with_roots(roots)))
+        })
+        .clone()
+        .map_err(|why| crate::Error::Tls(io::Error::new(io::ErrorKind::NotFound, why)))
+}
+
 /// A client configuration trusting `roots`, with ALPN `http/1.1` (a
 /// WebSocket handshake is HTTP/1.1).
 pub fn client_config_with_roots(roots: rustls::RootCertStore) -> ClientConfig {
