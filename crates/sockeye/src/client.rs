@@ -251,8 +251,9 @@ impl ClientBuilder {
     }
 
     async fn connect_now(self) -> Result<(WebSocket<ClientStream>, Response<()>), Error> {
-        let mut handshake = self.handshake(&self.url, true)?;
+        // The URL first: a bad one is `InvalidUrl`, whatever else is wrong.
         let original = Target::parse(&self.url)?;
+        let mut handshake = self.handshake(&self.url, true)?;
         let mut url = self.url.clone();
         let mut target = original.clone();
         let mut redirects = 0;
@@ -389,6 +390,9 @@ where
             let ws = WebSocket::from_raw(stream, Role::Client, config, &leftover);
             Ok((ws, response, negotiated))
         }
+        // A 1xx response has no body (RFC 7230 section 3.3.3): a refused
+        // 101 fails at once.
+        Err(error) if response.status().is_informational() => Err(Error::Handshake(error)),
         Err(mut error) => {
             let length = response
                 .headers()

@@ -171,18 +171,20 @@ impl ServerBuilder {
     /// Dropping the future abandons the handshake and the stream.
     pub async fn accept_tcp(&self, tcp: TcpStream) -> Result<WebSocket<ServerStream>, Error> {
         tcp.set_nodelay(true)?;
+        // One deadline for TLS and HTTP together.
+        let deadline = tokio::time::Instant::now() + self.handshake_timeout;
         let stream = match &self.tls {
             None => ServerStream::Plain(tcp),
             Some(config) => {
                 let acceptor = tokio_rustls::TlsAcceptor::from(config.clone());
-                let tls = tokio::time::timeout(self.handshake_timeout, acceptor.accept(tcp))
+                let tls = tokio::time::timeout_at(deadline, acceptor.accept(tcp))
                     .await
                     .map_err(|_| Error::OpenTimeout)?
                     .map_err(Error::Tls)?;
                 ServerStream::Tls(tls)
             }
         };
-        self.accept(stream).await
+        self.accept_until(stream, deadline).await.map(|(ws, _)| ws)
     }
 
     /// Performs the server side of the opening handshake on `stream`. A
@@ -206,12 +208,24 @@ impl ServerBuilder {
     /// Dropping the future abandons the handshake and the stream.
     pub async fn accept_with_request<S>(
         &self,
-        mut stream: S,
+        stream: S,
     ) -> Result<(WebSocket<S>, Request<()>), Error>
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        let handshake = tokio::time::timeout(self.handshake_timeout, self.handshake(&mut stream));
+        let deadline = tokio::time::Instant::now() + self.handshake_timeout;
+        self.accept_until(stream, deadline).await
+    }
+
+    async fn accept_until<S>(
+        &self,
+        mut stream: S,
+        deadline: tokio::time::Instant,
+    ) -> Result<(WebSocket<S>, Request<()>), Error>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let handshake = tokio::time::timeout_at(deadline, self.handshake(&mut stream));
         match handshake.await {
             Ok(Ok((request, leftover))) => {
                 let ws = WebSocket::from_raw(stream, Role::Server, self.config.clone(), &leftover);

@@ -457,8 +457,6 @@ async fn missing_connection_is_refused() {
 }
 
 #[tokio::test]
-#[ignore = "bug: a refused 101 makes connect wait up to 2 s for a body a 1xx response cannot \
-            have (RFC 7230 section 3.3.3); client.rs `finish` reads one whatever the status"]
 async fn refused_101_does_not_wait_for_a_body() {
     // A 101 with a wrong accept value, from a server that keeps the
     // connection open: the refusal needs nothing more from the server.
@@ -576,8 +574,6 @@ async fn server_closing_without_an_answer_is_unexpected_eof() {
 // ----- failures before the handshake --------------------------------------
 
 #[tokio::test]
-#[ignore = "bug: a non-ws URL is Error::Handshake(InvalidUri), not Error::InvalidUrl \
-            (ClientBuilder::connect_now builds the handshake before Target::parse)"]
 async fn http_url_is_invalid_url() {
     let result = connect(ClientBuilder::new("http://127.0.0.1:9/")).await;
     assert!(
@@ -588,8 +584,6 @@ async fn http_url_is_invalid_url() {
 }
 
 #[tokio::test]
-#[ignore = "bug: a URL without a host is Error::Handshake(InvalidUri), not Error::InvalidUrl \
-            (ClientBuilder::connect_now builds the handshake before Target::parse)"]
 async fn url_without_host_is_invalid_url() {
     for url in ["ws:///chat", "ws://:9001/", "127.0.0.1:9001"] {
         let result = connect(ClientBuilder::new(url)).await;

@@ -248,9 +248,6 @@ fn message() -> Message {
 }
 
 #[tokio::test]
-#[ignore = "bug: WebSocket::send queues before it waits for room, so each timed-out send \
-            leaves another message in the front-end's output: memory grows by one message per \
-            call (tokio/socket.rs `send`; the Sink's poll_ready does wait)"]
 async fn send_with_timeouts_stays_within_max_buffered_bytes() {
     let (mut ws, written, peer) = sender().await;
     let mut run = Run {
@@ -299,9 +296,6 @@ async fn sink_send_with_timeouts_stays_within_max_buffered_bytes() {
 }
 
 #[tokio::test]
-#[ignore = "bug: SendHalf::send queues before it waits for room, so each timed-out send leaves \
-            another message in the front-end's output: memory grows by one message per call \
-            (tokio/split.rs `SendHalf::send`)"]
 async fn split_send_half_with_timeouts_stays_within_max_buffered_bytes() {
     let (ws, written, peer) = sender().await;
     let (receiver, mut send_half) = ws.split();

@@ -123,6 +123,9 @@ where
     /// dropped after that, the message is still sent, by the next call
     /// that writes.
     pub async fn send(&mut self, message: impl Into<Message>) -> Result<(), Error> {
+        // Room first: a send cancelled after queueing (a timeout) must not
+        // let the next one queue too, or memory grows past the bound.
+        poll_fn(|cx| self.poll_room(cx)).await?;
         self.conn.send(message.into())?;
         if self.should_cork() {
             return Ok(());
@@ -312,8 +315,7 @@ where
     /// too much is queued.
     fn should_cork(&self) -> bool {
         self.conn.has_buffered_frame()
-            && self.conn.buffered_amount() + self.output.len()
-                < self.conn.config().get_max_buffered_bytes()
+            && self.buffered_amount() < self.conn.config().get_max_buffered_bytes()
     }
 
     /// Writes all queued output with vectored writes, then flushes the
@@ -335,10 +337,23 @@ where
         }
     }
 
+    /// Waits until less than the config's `max_buffered_bytes` is queued.
+    pub(crate) fn poll_room(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        while self.over_buffer_limit() {
+            ready!(self.poll_write_out(cx))?;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Bytes queued and not yet written to the transport: the engine's
+    /// queue plus what the front-end took from it.
+    pub fn buffered_amount(&self) -> usize {
+        self.conn.buffered_amount() + self.output.len()
+    }
+
     /// Whether queued output exceeds the backpressure bound.
     fn over_buffer_limit(&self) -> bool {
-        self.conn.buffered_amount() + self.output.len()
-            >= self.conn.config().get_max_buffered_bytes()
+        self.buffered_amount() >= self.conn.config().get_max_buffered_bytes()
     }
 }
 
@@ -361,11 +376,7 @@ where
 
     /// Ready while less than the config's `max_buffered_bytes` is queued.
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        let this = self.get_mut();
-        while this.over_buffer_limit() {
-            ready!(this.poll_write_out(cx))?;
-        }
-        Poll::Ready(Ok(()))
+        self.get_mut().poll_room(cx)
     }
 
     /// Queues the message without writing it: `Sink` users batch, and

@@ -143,11 +143,20 @@ where
     /// The message is queued whole before the first wait; if the future is
     /// dropped after that, it is still sent by the next write.
     pub async fn send(&mut self, message: impl Into<Message>) -> Result<(), Error> {
-        {
-            let mut socket = self.shared.lock();
-            socket.conn.send(message.into())?;
-        }
+        // Room first, as `WebSocket::send` does: cancelled sends cannot
+        // pile up messages past the bound.
+        poll_fn(|cx| {
+            self.shared
+                .poll_with(cx, |w| &w.sender, |socket, cx| socket.poll_room(cx))
+        })
+        .await?;
+        self.shared.lock().conn.send(message.into())?;
         self.flush().await
+    }
+
+    /// Bytes queued and not yet written; see [`WebSocket::buffered_amount`].
+    pub fn buffered_amount(&self) -> usize {
+        self.shared.lock().buffered_amount()
     }
 
     /// Sends a Ping; see [`WebSocket::ping`].
