@@ -254,9 +254,7 @@ impl ServerBuilder {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        let mut parser = RequestParser::new()
-            .max_head_size(self.max_head_size)
-            .max_headers(self.max_headers);
+        let mut parser = self.request_parser();
         let (request, leftover) = read_head(stream, |bytes| parser.parse(bytes)).await?;
         let accepted = self.policy.accept(&request)?;
         let mut response = Vec::with_capacity(256);
@@ -269,6 +267,18 @@ impl ServerBuilder {
     /// themselves, such as hyper).
     pub fn handshake_policy(&self) -> &ServerHandshake {
         &self.policy
+    }
+
+    /// A request-head parser with this builder's limits.
+    pub(crate) fn request_parser(&self) -> RequestParser {
+        RequestParser::new()
+            .max_head_size(self.max_head_size)
+            .max_headers(self.max_headers)
+    }
+
+    /// How long a client may take to send its request.
+    pub(crate) fn get_handshake_timeout(&self) -> Duration {
+        self.handshake_timeout
     }
 
     /// The engine config connections get.

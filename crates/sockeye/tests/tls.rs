@@ -4,14 +4,12 @@
 //! trust the CA (or do not).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
-};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use rustls::{CertificateError, RootCertStore, ServerConfig};
+mod common;
+
+use common::{Pki, pki};
+use rustls::CertificateError;
 use sockeye::proto::handshake::HandshakeErrorKind;
 use sockeye::{ClientBuilder, CloseCode, Error, Message, ServerBuilder, ServerStream, WebSocket};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -20,66 +18,6 @@ use tokio::task::JoinHandle;
 
 /// Every wait in these tests is bounded by this: a hang is a failure.
 const HANG_GUARD: Duration = Duration::from_secs(20);
-
-/// A test PKI: a CA certificate, and a server certificate and key it
-/// signed for `names`.
-struct Pki {
-    ca: CertificateDer<'static>,
-    server_chain: Vec<CertificateDer<'static>>,
-    server_key: PrivatePkcs8KeyDer<'static>,
-}
-
-fn pki(names: &[&str]) -> Pki {
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "sockeye test CA");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-
-    let names: Vec<String> = names.iter().map(|name| name.to_string()).collect();
-    let mut server_params = CertificateParams::new(names).unwrap();
-    server_params
-        .distinguished_name
-        .push(DnType::CommonName, "sockeye test server");
-    let server_key = KeyPair::generate().unwrap();
-    let server_cert = server_params.signed_by(&server_key, &ca).unwrap();
-    Pki {
-        ca: ca.der().clone(),
-        server_chain: vec![server_cert.der().clone()],
-        server_key: PrivatePkcs8KeyDer::from(server_key.serialize_der()),
-    }
-}
-
-impl Pki {
-    /// A rustls server configuration with the ring provider (the only one
-    /// built).
-    fn server_config(&self) -> Arc<ServerConfig> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(
-                self.server_chain.clone(),
-                PrivateKeyDer::Pkcs8(self.server_key.clone_key()),
-            )
-            .unwrap();
-        Arc::new(config)
-    }
-
-    /// A client configuration trusting only this PKI's CA.
-    fn client_config(&self) -> Arc<rustls::ClientConfig> {
-        let mut roots = RootCertStore::empty();
-        roots.add(self.ca.clone()).unwrap();
-        Arc::new(sockeye::tls::client_config_with_roots(roots))
-    }
-}
 
 type Accepted = Result<WebSocket<ServerStream>, Error>;
 

@@ -6,6 +6,29 @@
 //! which [`Transport::set_read_timeout`] expresses; `TcpStream` does.
 //!
 //! ```
+//! use std::net::TcpListener;
+//!
+//! let listener = TcpListener::bind("127.0.0.1:0")?;
+//! let url = format!("ws://{}/", listener.local_addr()?);
+//! let server = std::thread::spawn(move || -> Result<(), sockeye::Error> {
+//!     let (stream, _) = listener.accept()?;
+//!     let mut ws = sockeye::blocking::accept(stream)?;
+//!     while let Some(message) = ws.recv() {
+//!         ws.send(message?)?;
+//!     }
+//!     Ok(())
+//! });
+//! let (mut ws, _response) = sockeye::blocking::connect(&url)?;
+//! ws.send(sockeye::Message::text("hello"))?;
+//! assert_eq!(ws.recv().unwrap()?.as_text(), Some("hello"));
+//! ws.close(sockeye::CloseCode::NORMAL, "")?;
+//! server.join().unwrap()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Over a stream whose handshake is done elsewhere:
+//!
+//! ```
 //! use std::net::{TcpListener, TcpStream};
 //! use sockeye::blocking::WebSocket;
 //! use sockeye::proto::Config;
@@ -38,6 +61,10 @@ use sockeye_proto::{CloseCode, Closed, Config, Connection, Event, Message, Role}
 
 use crate::error::Error;
 use crate::output::{MAX_IOVECS, Output};
+
+mod handshake;
+
+pub use handshake::{ClientStream, accept, accept_with, connect, connect_with};
 
 /// How much is read per system call.
 const READ_CHUNK: usize = 16 * 1024;
