@@ -1,28 +1,36 @@
 //! sockeye's conformance runner: the ground of the Autobahn Testsuite
-//! (sections 1-7, 9 and 10), strict where Autobahn is lenient, run against
-//! the sans-I/O engine in both roles.
+//! (sections 1-7, 9 and 10), strict where Autobahn is lenient, run in both
+//! roles against the sans-I/O engine and against the tokio server and
+//! client over loopback TCP.
 //!
 //! - [`wire`]: the peer's own frame encoder, apart from sockeye-proto's,
 //!   able to write invalid frames.
 //! - [`parse`]: a strict parser of what the testee sends.
 //! - [`target`]: what a case runs against ([`target::Target`]); the
 //!   in-memory echo application on a `Connection` is the first.
+//! - [`tcp`]: the second: sockeye's tokio server and client, echoing,
+//!   over loopback TCP; `pace` says when the runner may send the next
+//!   chunk to a testee that runs on its own.
 //! - [`case`]: a case's frames, chunking and exact expected outcome.
 //! - [`cases`]: the case tables, one module per section.
 //! - [`run`]: runs a case; `check` compares, to the chunk.
-//! - [`report`]: the suite, its lines and its markdown summary.
+//! - [`report`]: the suite, its lines and its markdown summary; [`cli`]:
+//!   the test binaries' arguments.
 //!
-//! Run it with `cargo test -p sockeye-conformance --test autobahn`; add
-//! `-- 6.4` to run the cases whose id starts with `6.4`, or
-//! `-- --role server`.
+//! Run it with `cargo test -p sockeye-conformance --test autobahn` (in
+//! memory) or `--test autobahn_tcp` (over TCP); add `-- 6.4` to run the
+//! cases whose id starts with `6.4`, or `-- --role server`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod case;
 pub mod cases;
 mod check;
+pub mod cli;
+mod pace;
 pub mod parse;
 pub mod report;
 pub mod run;
 pub mod target;
+pub mod tcp;
 pub mod wire;

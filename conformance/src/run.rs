@@ -8,6 +8,7 @@ use crate::check::{
     check_answer, check_failure, check_order, check_report, close_name, compare_messages,
     compare_pongs,
 };
+use crate::pace::Pace;
 use crate::parse::{OutputParser, Reply};
 use crate::target::TargetFactory;
 use crate::wire::{Encoded, Layout, Rng, encode};
@@ -113,14 +114,13 @@ pub fn run_case(case: &Case, role: Role, factory: &dyn TargetFactory) -> Outcome
     if target.has_closed() {
         problems.push("the testee closed the transport before any input".into());
     }
+    let mut pace = Pace::new(case, role, &stream, count, target.timing());
     for chunk in 0..count {
         if closed_after.is_some() {
             break;
         }
         target.deliver(stream.bytes(chunk));
-        output.clear();
-        target.collect(&mut output);
-        parser.feed(&output, chunk);
+        pace.settle(&mut *target, &mut parser, &mut output, chunk);
         if target.has_closed() {
             closed_after = Some(chunk);
         }
@@ -133,9 +133,7 @@ pub fn run_case(case: &Case, role: Role, factory: &dyn TargetFactory) -> Outcome
     };
     if closed_after.is_none() && peer_ends {
         target.deliver_eof();
-        output.clear();
-        target.collect(&mut output);
-        parser.feed(&output, count);
+        pace.settle(&mut *target, &mut parser, &mut output, count);
         if target.has_closed() {
             closed_after = Some(count);
         }
@@ -217,6 +215,13 @@ pub fn run_case(case: &Case, role: Role, factory: &dyn TargetFactory) -> Outcome
     }
     if let (Some(report), Some(ending)) = (target.report(), &case.ending) {
         check_report(&report, ending, &mut problems);
+    }
+    problems.extend(target.problems());
+    if !problems.is_empty() {
+        // Context for the failure: the runner's patience ran out, how the
+        // testee ended.
+        problems.extend(pace.gave_up.take());
+        problems.extend(target.notes());
     }
     Outcome { problems }
 }

@@ -3,6 +3,8 @@
 //! sockeye-proto [`Connection`] directly; a target over TCP (the tokio
 //! server and client) implements the same trait.
 
+use std::time::Duration;
+
 use sockeye_proto::{Closed, Config, Connection, Event, Initiator, Role, State};
 
 /// The testee's settings a case needs (everything else is the default).
@@ -86,12 +88,27 @@ impl ClosedSummary {
     }
 }
 
+/// How the runner paces a target whose testee runs on its own (over a
+/// real transport), where it cannot know when a chunk has been processed;
+/// see `crate::pace`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    /// How long the testee must stay silent after a chunk that may not
+    /// yet cause a Close or a closed transport, before the chunk that may.
+    pub quiet: Duration,
+    /// How long, without any output, the runner waits for a reaction that
+    /// is due before it takes the testee as late.
+    pub patience: Duration,
+}
+
 /// One connection to a testee that echoes every data message it receives.
 ///
-/// The in-memory target processes each read synchronously. A target over
-/// a real transport returns from [`Target::collect`] once the testee has
-/// gone quiet (a short idle timeout), so the runner's per-chunk checks
-/// keep their meaning.
+/// The in-memory target processes each read synchronously: what
+/// [`Target::collect`] returns right after [`Target::deliver`] is the whole
+/// reaction. A target over a real transport says so with
+/// [`Target::timing`], and the runner then uses [`Target::wait`] to give
+/// the testee time (`crate::pace`), so the per-chunk checks keep their
+/// meaning.
 pub trait Target {
     /// Hands `bytes` to the testee, as one read from the transport, and
     /// lets it process them.
@@ -103,12 +120,39 @@ pub trait Target {
     /// Appends every byte the testee has written since the last call.
     fn collect(&mut self, out: &mut Vec<u8>);
 
-    /// Whether the testee has closed the transport.
+    /// Whether the testee has closed the transport. A target over a real
+    /// transport answers as of the last [`Target::collect`], so that once
+    /// it says yes, everything the testee wrote has been collected.
     fn has_closed(&self) -> bool;
 
     /// What the engine reported, where the target can see it.
     fn report(&self) -> Option<EngineReport> {
         None
+    }
+
+    /// How to pace this target; `None` (the default): it reacts to each
+    /// delivery before `deliver` returns.
+    fn timing(&self) -> Option<Timing> {
+        None
+    }
+
+    /// Waits up to `timeout` for the testee to write more or to close the
+    /// transport; returns whether it did (then [`Target::collect`] and
+    /// [`Target::has_closed`] show it). Synchronous targets return `false`.
+    fn wait(&mut self, _timeout: Duration) -> bool {
+        false
+    }
+
+    /// Problems the target saw besides the wire, once the case is over: an
+    /// opening handshake that failed, a testee that panicked.
+    fn problems(&mut self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// What the target knows that helps explain a failed case (how the
+    /// testee's echo loop ended, say); shown only when the case failed.
+    fn notes(&mut self) -> Vec<String> {
+        Vec::new()
     }
 }
 
