@@ -346,6 +346,10 @@ impl ClientBuilder {
 /// Runs the client side of the opening handshake over `stream`: sends the
 /// request, reads and checks the response. On a refusal, the error carries
 /// the status and up to 64 KiB of the body.
+///
+/// # Cancel safety
+/// Not cancel-safe: dropping the future abandons the handshake midway, and
+/// the stream (owned by the future) with it.
 pub async fn client_handshake<S>(
     mut stream: S,
     handshake: &ClientHandshake,
