@@ -48,6 +48,7 @@ mod close;
 mod config;
 mod connection;
 mod error;
+pub mod extension;
 pub mod frame;
 pub mod handshake;
 mod message;
