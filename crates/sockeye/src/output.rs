@@ -14,12 +14,15 @@ pub(crate) const MAX_IOVECS: usize = 64;
 #[derive(Debug, Default)]
 pub(crate) struct Output {
     chunks: VecDeque<Bytes>,
+    /// Bytes in `chunks`, kept so `len` is O(1): every `send` asks.
+    len: usize,
 }
 
 impl Output {
     /// Takes everything the engine has queued.
     pub(crate) fn refill(&mut self, conn: &mut Connection) {
         while let Some(chunk) = conn.poll_transmit() {
+            self.len += chunk.len();
             self.chunks.push_back(chunk);
         }
     }
@@ -30,7 +33,7 @@ impl Output {
 
     /// Bytes not yet written.
     pub(crate) fn len(&self) -> usize {
-        self.chunks.iter().map(Bytes::len).sum()
+        self.len
     }
 
     /// Fills `slices` for a vectored write and returns how many were used.
@@ -45,6 +48,7 @@ impl Output {
 
     /// Drops `written` bytes from the front.
     pub(crate) fn advance(&mut self, mut written: usize) {
+        self.len -= written.min(self.len);
         while written > 0 {
             let Some(front) = self.chunks.front_mut() else {
                 return;
@@ -57,5 +61,29 @@ impl Output {
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sockeye_proto::{Config, Message, Role};
+
+    #[test]
+    fn length_follows_refills_and_partial_writes() {
+        let mut conn = Connection::new(Role::Server, Config::default());
+        conn.send(Message::binary(vec![1u8; 10_000])).unwrap();
+        conn.send(Message::text("hi")).unwrap();
+        let mut output = Output::default();
+        output.refill(&mut conn);
+        let total = 4 + 10_000 + 4;
+        assert_eq!(output.len(), total);
+        output.advance(3);
+        assert_eq!(output.len(), total - 3);
+        output.advance(5000);
+        assert_eq!(output.len(), total - 5003);
+        output.advance(total - 5003);
+        assert_eq!(output.len(), 0);
+        assert!(output.is_empty());
     }
 }
