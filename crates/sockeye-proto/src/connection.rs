@@ -14,10 +14,13 @@ use bytes::{Buf, Bytes, BytesMut};
 use crate::close::{CloseCode, CloseFrame};
 use crate::config::Config;
 use crate::error::{Error, ProtocolError, Timeout};
+use crate::extension::deflate::codec::{Compressor, Decompressor, InflateError};
+use crate::extension::deflate::{DeflateConfig, DeflateParams};
 use crate::frame::mask::apply_mask;
 use crate::frame::{FrameHeader, OpCode};
 use crate::message::{Message, Utf8Bytes};
 use crate::outgoing::Outgoing;
+use crate::prepared::PreparedMessage;
 use crate::role::Role;
 use crate::timer::Timers;
 use crate::utf8::Utf8Validator;
@@ -114,17 +117,55 @@ struct IncomingFrame {
     processed: usize,
     /// The payload belongs to a text message and is validated as UTF-8.
     text: bool,
+    /// The payload belongs to a compressed message: it is inflated as it
+    /// arrives, and the input buffer is consumed as it goes.
+    compressed: bool,
+}
+
+impl IncomingFrame {
+    /// Payload bytes still to come into the input buffer.
+    fn missing(&self, input: usize) -> usize {
+        let held = if self.compressed { self.processed } else { 0 };
+        self.len.saturating_sub(held + input)
+    }
 }
 
 /// A fragmented message being reassembled.
 #[derive(Debug)]
 struct PartialMessage {
     text: bool,
+    /// The payload so far; inflated, for a compressed message.
     payload: BytesMut,
-    /// Payload plus the per-fragment overhead: what counts against
-    /// `max_message_size`.
-    cost: usize,
+    /// The per-fragment overhead charged so far. With the payload, what
+    /// counts against `max_message_size`.
+    overhead: usize,
+    /// The message has RSV1 set (permessage-deflate).
+    compressed: bool,
 }
+
+impl PartialMessage {
+    fn cost(&self) -> usize {
+        self.payload.len().saturating_add(self.overhead)
+    }
+}
+
+/// RSV1: permessage-deflate's "compressed message" bit (RFC 7692 section 6).
+const RSV1: u8 = 0b100;
+
+/// A negotiated permessage-deflate.
+#[derive(Debug)]
+struct Deflate {
+    compressor: Compressor,
+    decompressor: Decompressor,
+    threshold: usize,
+    /// Where inflated messages are written: small ones share one
+    /// allocation.
+    inflated: BytesMut,
+}
+
+/// An inflated-messages buffer keeps at most this much spare capacity
+/// between messages.
+const MAX_SPARE_INFLATE_CAPACITY: usize = 64 * 1024;
 
 /// What one step of parsing produced.
 enum Step {
@@ -148,6 +189,11 @@ pub struct Connection {
     utf8: Utf8Validator,
     /// RSV bits a negotiated extension owns; any other set bit is an error.
     allowed_rsv: u8,
+    /// permessage-deflate, once negotiated; dropped when the connection
+    /// ends.
+    deflate: Option<Box<Deflate>>,
+    /// The negotiated permessage-deflate parameters (kept after the end).
+    deflate_params: Option<DeflateParams>,
     eof: bool,
     outgoing: Outgoing,
     /// The Close frame we sent: `None` before, `Some(None)` for an empty one.
@@ -175,6 +221,8 @@ impl Connection {
             message: None,
             utf8: Utf8Validator::new(),
             allowed_rsv: 0,
+            deflate: None,
+            deflate_params: None,
             eof: false,
             outgoing: Outgoing::default(),
             close_sent: None,
@@ -185,6 +233,39 @@ impl Connection {
             close_transport: false,
             timers: Timers::default(),
         }
+    }
+
+    /// Turns on permessage-deflate (RFC 7692) with the parameters the
+    /// opening handshake agreed on: from then on, data messages of at least
+    /// [`DeflateConfig::threshold`] bytes are sent compressed (RSV1 set),
+    /// and received messages with RSV1 set are inflated. Call it before
+    /// any data is exchanged.
+    ///
+    /// The inflated size of a received message counts against
+    /// [`Config::max_message_size`] and is checked while inflating: a
+    /// message that would inflate past it fails the connection with 1009
+    /// after at most that many bytes were produced.
+    ///
+    /// # Memory
+    ///
+    /// zlib's state is allocated on first use, per direction: compressing
+    /// takes about `2^(window_bits + 2)` bytes plus 128 KiB (256 KiB with
+    /// 15 bits), inflating `2^window_bits` bytes plus about 7 KiB (39 KiB
+    /// with 15 bits). Lower window bits in the negotiation bound it.
+    pub fn enable_deflate(&mut self, params: DeflateParams, config: &DeflateConfig) {
+        self.allowed_rsv |= RSV1;
+        self.deflate_params = Some(params);
+        self.deflate = Some(Box::new(Deflate {
+            compressor: Compressor::new(params.outgoing(self.role), config.get_level()),
+            decompressor: Decompressor::new(params.incoming(self.role)),
+            threshold: config.get_threshold(),
+            inflated: BytesMut::new(),
+        }));
+    }
+
+    /// The permessage-deflate parameters in use, if it was enabled.
+    pub fn deflate_params(&self) -> Option<DeflateParams> {
+        self.deflate_params
     }
 
     /// The role this engine plays.
@@ -254,7 +335,7 @@ impl Connection {
             return !self.closed_reported;
         }
         if let Some(frame) = &self.frame {
-            return self.input.len() >= frame.len;
+            return frame.missing(self.input.len()) == 0;
         }
         match FrameHeader::parse(&self.input) {
             Ok(Some((header, header_len))) => {
@@ -292,21 +373,28 @@ impl Connection {
             let Some((header, header_len)) = FrameHeader::parse(&self.input)? else {
                 return Ok(Step::NeedMore);
             };
-            let (len, text) = self.check_header(&header)?;
+            let (len, text, compressed) = self.check_header(&header)?;
             self.input.advance(header_len);
             if header.opcode != OpCode::Continuation && text {
                 self.utf8 = Utf8Validator::new();
+            }
+            if compressed {
+                self.start_compressed_frame(&header, text);
             }
             self.frame = Some(IncomingFrame {
                 header,
                 len,
                 processed: 0,
                 text,
+                compressed,
             });
         }
         let Some(frame) = self.frame.as_mut() else {
             return Ok(Step::NeedMore);
         };
+        if frame.compressed {
+            return self.inflate_frame();
+        }
         let available = self.input.len().min(frame.len);
         if available > frame.processed {
             let fresh = &mut self.input[frame.processed..available];
@@ -330,12 +418,18 @@ impl Connection {
     }
 
     /// Checks a header against the role, the state and the limits before
-    /// any of its payload is accepted. Returns the payload length and
-    /// whether the payload is text to validate.
-    fn check_header(&self, header: &FrameHeader) -> Result<(usize, bool), ProtocolError> {
+    /// any of its payload is accepted. Returns the payload length, whether
+    /// the payload is text to validate, and whether it is compressed.
+    fn check_header(&self, header: &FrameHeader) -> Result<(usize, bool, bool), ProtocolError> {
         let reserved = header.rsv & !self.allowed_rsv;
         if reserved != 0 {
             return Err(ProtocolError::ReservedBits(reserved));
+        }
+        let rsv1 = header.rsv & RSV1 != 0;
+        // RFC 7692 section 6.1: RSV1 marks the first frame of a compressed
+        // message; control frames and continuations never carry it.
+        if rsv1 && (header.opcode.is_control() || header.opcode == OpCode::Continuation) {
+            return Err(ProtocolError::ReservedBits(RSV1));
         }
         if header.opcode.is_reserved() {
             return Err(ProtocolError::ReservedOpcode(header.opcode.bits()));
@@ -352,7 +446,7 @@ impl Connection {
             if header.payload_len > 125 {
                 return Err(ProtocolError::ControlFrameTooLong(header.payload_len));
             }
-            return Ok((header.payload_len as usize, false));
+            return Ok((header.payload_len as usize, false, false));
         }
         let max_frame = self.config.get_max_frame_size();
         let len = usize::try_from(header.payload_len)
@@ -367,18 +461,21 @@ impl Connection {
         match (header.opcode, &self.message) {
             (OpCode::Continuation, None) => Err(ProtocolError::UnexpectedContinuation),
             (OpCode::Continuation, Some(message)) => {
+                // A compressed fragment's inflated size is checked while
+                // inflating.
+                let payload = if message.compressed { 0 } else { len };
                 let cost = message
-                    .cost
+                    .cost()
                     .saturating_add(self.config.get_fragment_overhead())
-                    .saturating_add(len);
+                    .saturating_add(payload);
                 if cost > max_message {
                     return Err(too_large);
                 }
-                Ok((len, message.text))
+                Ok((len, message.text, message.compressed))
             }
             (_, Some(_)) => Err(ProtocolError::ExpectedContinuation),
-            (_, None) if len > max_message => Err(too_large),
-            (opcode, None) => Ok((len, opcode == OpCode::Text)),
+            (_, None) if len > max_message && !rsv1 => Err(too_large),
+            (opcode, None) => Ok((len, opcode == OpCode::Text, rsv1)),
         }
     }
 
@@ -398,7 +495,8 @@ impl Connection {
                 self.message = Some(PartialMessage {
                     text: header.opcode == OpCode::Text,
                     payload,
-                    cost: len,
+                    overhead: 0,
+                    compressed: false,
                 });
                 Ok(Step::Continue)
             }
@@ -407,7 +505,7 @@ impl Connection {
                     return Err(ProtocolError::UnexpectedContinuation);
                 };
                 message.payload.extend_from_slice(&self.input[..len]);
-                message.cost += self.config.get_fragment_overhead() + len;
+                message.overhead += self.config.get_fragment_overhead();
                 self.input.advance(len);
                 if !header.fin {
                     return Ok(Step::Continue);
@@ -443,6 +541,85 @@ impl Connection {
                 Err(ProtocolError::ReservedOpcode(bits))
             }
         }
+    }
+
+    /// A compressed message's frame begins: the first one opens the
+    /// message (its payload is inflated into the shared buffer), each
+    /// continuation is charged the fragment overhead.
+    fn start_compressed_frame(&mut self, header: &FrameHeader, text: bool) {
+        if header.opcode == OpCode::Continuation {
+            if let Some(message) = &mut self.message {
+                message.overhead += self.config.get_fragment_overhead();
+            }
+            return;
+        }
+        let payload = match &mut self.deflate {
+            Some(deflate) => std::mem::take(&mut deflate.inflated),
+            None => BytesMut::new(),
+        };
+        self.message = Some(PartialMessage {
+            text,
+            payload,
+            overhead: 0,
+            compressed: true,
+        });
+    }
+
+    /// Unmasks and inflates what has arrived of a compressed frame, and
+    /// consumes it from the input; validates inflated text as it comes.
+    /// Ends the message after its last frame.
+    fn inflate_frame(&mut self) -> Result<Step, ProtocolError> {
+        let max_message = self.config.get_max_message_size();
+        let (Some(frame), Some(message), Some(deflate)) =
+            (&mut self.frame, &mut self.message, &mut self.deflate)
+        else {
+            return Err(ProtocolError::ReservedBits(RSV1));
+        };
+        let limit = max_message.saturating_sub(message.overhead);
+        let available = self.input.len().min(frame.len - frame.processed);
+        let start = message.payload.len();
+        if available > 0 {
+            let fresh = &mut self.input[..available];
+            if let Some(key) = frame.header.mask {
+                apply_mask(fresh, key, frame.processed);
+            }
+            let inflated = deflate
+                .decompressor
+                .inflate(fresh, &mut message.payload, limit);
+            self.input.advance(available);
+            frame.processed += available;
+            inflated.map_err(|error| inflate_error(error, max_message))?;
+        }
+        let done = frame.processed == frame.len;
+        let fin = frame.header.fin;
+        if done && fin {
+            deflate
+                .decompressor
+                .finish(&mut message.payload, limit)
+                .map_err(|error| inflate_error(error, max_message))?;
+        }
+        if message.text {
+            self.utf8
+                .feed(&message.payload[start..])
+                .map_err(|_| ProtocolError::InvalidUtf8)?;
+        }
+        if !done {
+            return Ok(Step::NeedMore);
+        }
+        self.frame = None;
+        if !fin {
+            return Ok(Step::Continue);
+        }
+        let Some(mut message) = self.message.take() else {
+            return Err(ProtocolError::UnexpectedContinuation);
+        };
+        let payload = message.payload.split().freeze();
+        if message.payload.capacity() <= MAX_SPARE_INFLATE_CAPACITY {
+            deflate.inflated = message.payload;
+        }
+        Ok(Step::Event(Event::Message(
+            self.complete(message.text, payload)?,
+        )))
     }
 
     /// Turns a complete payload into a message, finishing text validation.
@@ -500,6 +677,8 @@ impl Connection {
         self.input = BytesMut::new();
         self.frame = None;
         self.message = None;
+        // zlib's state is large; nothing is compressed or inflated now.
+        self.deflate = None;
     }
 
     fn report_closed(&mut self) -> Option<Event> {
@@ -518,35 +697,118 @@ impl Connection {
     // ----- sending -----------------------------------------------------
 
     /// Queues a data message, fragmented at [`Config::outgoing_frame_size`].
+    /// With permessage-deflate enabled, a message of at least the
+    /// threshold is compressed first.
     ///
     /// Fails with [`Error::AlreadyClosed`] once a Close was sent or
     /// received.
     pub fn send(&mut self, message: Message) -> Result<(), Error> {
+        self.send_message(message, true)
+    }
+
+    /// Queues a data message without compressing it, whatever was
+    /// negotiated: for data that is already compressed (images, archives)
+    /// or secret data that must not share a compression context with
+    /// attacker-influenced data (see RFC 7692 section 10 on CRIME-style
+    /// attacks). See [`Connection::send`].
+    pub fn send_uncompressed(&mut self, message: Message) -> Result<(), Error> {
+        self.send_message(message, false)
+    }
+
+    fn send_message(&mut self, message: Message, compress: bool) -> Result<(), Error> {
         self.check_open()?;
         let (opcode, payload) = match message {
             Message::Text(text) => (OpCode::Text, text.into_bytes()),
             Message::Binary(data) => (OpCode::Binary, data),
         };
+        let (rsv, payload) = match self.deflate.as_deref_mut() {
+            Some(deflate) if compress && payload.len() >= deflate.threshold => {
+                match deflate.compressor.compress(&payload) {
+                    // Without context takeover, nothing depends on this
+                    // message having been compressed: send whichever is
+                    // smaller.
+                    Ok(compressed)
+                        if !deflate.compressor.context_takeover()
+                            && compressed.len() >= payload.len() =>
+                    {
+                        (0, payload)
+                    }
+                    Ok(compressed) => (RSV1, compressed),
+                    Err(_) => {
+                        self.fail_internal("compression failed");
+                        return Err(Error::Internal("compression failed"));
+                    }
+                }
+            }
+            _ => (0, payload),
+        };
+        self.push_message(opcode, rsv, payload);
+        Ok(())
+    }
+
+    /// Queues a message prepared for many connections, sharing its
+    /// encoding with them where this connection's parameters allow (see
+    /// [`PreparedMessage`]): a server sends the prepared frame as is, or
+    /// the prepared compressed frame when its compressor does not take over
+    /// context. Otherwise (a client, which masks each frame; context
+    /// takeover; a message over [`Config::outgoing_frame_size`]) this is
+    /// [`Connection::send`] of a clone of the message.
+    pub fn send_prepared(&mut self, prepared: &PreparedMessage) -> Result<(), Error> {
+        self.check_open()?;
+        let message = prepared.message();
+        let shareable =
+            self.role == Role::Server && message.len() <= self.config.get_outgoing_frame_size();
+        if !shareable {
+            return self.send(message.clone());
+        }
+        let frame = match self.deflate.as_deref() {
+            Some(deflate) if message.len() >= deflate.threshold => {
+                let compressor = &deflate.compressor;
+                if compressor.context_takeover() {
+                    return self.send(message.clone());
+                }
+                prepared
+                    .compressed_frame(compressor.window_bits(), compressor.level())
+                    .unwrap_or_else(|| prepared.plain_frame())
+            }
+            _ => prepared.plain_frame(),
+        };
+        self.outgoing.push_encoded(&frame);
+        Ok(())
+    }
+
+    /// Queues a message's frames; `rsv` goes on the first.
+    fn push_message(&mut self, opcode: OpCode, rsv: u8, payload: Bytes) {
         let frame_size = self.config.get_outgoing_frame_size();
         if payload.len() <= frame_size {
             self.outgoing
-                .push_frame(self.role, opcode, true, 0, &payload);
-            return Ok(());
+                .push_frame(self.role, opcode, true, rsv, &payload);
+            return;
         }
         let mut offset = 0;
         while offset < payload.len() {
             let end = (offset + frame_size).min(payload.len());
-            let opcode = if offset == 0 {
-                opcode
+            let (opcode, rsv) = if offset == 0 {
+                (opcode, rsv)
             } else {
-                OpCode::Continuation
+                (OpCode::Continuation, 0)
             };
             let piece = payload.slice(offset..end);
             self.outgoing
-                .push_frame(self.role, opcode, end == payload.len(), 0, &piece);
+                .push_frame(self.role, opcode, end == payload.len(), rsv, &piece);
             offset = end;
         }
-        Ok(())
+    }
+
+    /// Ends the connection after a failure of this endpoint: Close 1011.
+    fn fail_internal(&mut self, reason: &'static str) {
+        if self.state == State::Open {
+            self.queue_close(Some(CloseFrame::new(
+                CloseCode::INTERNAL_ERROR,
+                Utf8Bytes::from_static(reason),
+            )));
+        }
+        self.end(Error::Internal(reason), Initiator::Local);
     }
 
     /// Queues a text message. See [`Connection::send`].
@@ -728,5 +990,13 @@ impl Connection {
             self.outgoing
                 .push_frame(self.role, OpCode::Ping, true, 0, &payload);
         }
+    }
+}
+
+/// The protocol error for a failed inflate.
+fn inflate_error(error: InflateError, max: usize) -> ProtocolError {
+    match error {
+        InflateError::TooLarge => ProtocolError::MessageTooLarge { max },
+        InflateError::Invalid => ProtocolError::InvalidCompressedData,
     }
 }

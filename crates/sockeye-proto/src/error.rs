@@ -51,20 +51,24 @@ pub enum ProtocolError {
         max: usize,
     },
     /// A message larger than the configured maximum, counting the
-    /// per-fragment overhead of fragmented messages.
+    /// per-fragment overhead of fragmented messages and, for a compressed
+    /// message, its inflated size.
     MessageTooLarge {
         /// The configured maximum message size.
         max: usize,
     },
+    /// A compressed message (permessage-deflate) whose data is not valid
+    /// DEFLATE.
+    InvalidCompressedData,
 }
 
 impl ProtocolError {
     /// The close code the engine sends when the peer commits this violation.
     pub fn close_code(&self) -> CloseCode {
         match self {
-            ProtocolError::InvalidUtf8 | ProtocolError::InvalidCloseReason => {
-                CloseCode::INVALID_PAYLOAD
-            }
+            ProtocolError::InvalidUtf8
+            | ProtocolError::InvalidCloseReason
+            | ProtocolError::InvalidCompressedData => CloseCode::INVALID_PAYLOAD,
             ProtocolError::FrameTooLarge { .. } | ProtocolError::MessageTooLarge { .. } => {
                 CloseCode::MESSAGE_TOO_BIG
             }
@@ -90,6 +94,7 @@ impl ProtocolError {
             ProtocolError::InvalidCloseReason => "invalid UTF-8 in close reason",
             ProtocolError::FrameTooLarge { .. } => "frame too large",
             ProtocolError::MessageTooLarge { .. } => "message too large",
+            ProtocolError::InvalidCompressedData => "invalid compressed data",
         }
     }
 }
@@ -143,6 +148,9 @@ pub enum Error {
     /// The application asked for something the protocol does not allow,
     /// such as a control payload over 125 bytes or a reserved close code.
     InvalidInput(&'static str),
+    /// This endpoint failed (its compressor broke); the connection was
+    /// closed with 1011.
+    Internal(&'static str),
 }
 
 impl Error {
@@ -150,7 +158,9 @@ impl Error {
     pub fn close_code(&self) -> Option<CloseCode> {
         match self {
             Error::Protocol(error) => Some(error.close_code()),
-            Error::Timeout(Timeout::Keepalive) => Some(CloseCode::INTERNAL_ERROR),
+            Error::Timeout(Timeout::Keepalive) | Error::Internal(_) => {
+                Some(CloseCode::INTERNAL_ERROR)
+            }
             Error::UnexpectedEof => Some(CloseCode::ABNORMAL),
             _ => None,
         }
@@ -172,6 +182,7 @@ impl fmt::Display for Error {
             Error::UnexpectedEof => f.write_str("connection closed without a close frame"),
             Error::AlreadyClosed => f.write_str("connection already closed"),
             Error::InvalidInput(what) => write!(f, "invalid input: {what}"),
+            Error::Internal(what) => write!(f, "internal error: {what}"),
         }
     }
 }

@@ -101,6 +101,27 @@ impl Outgoing {
         }
     }
 
+    /// Queues a frame encoded elsewhere (unmasked, whole), after the data
+    /// already queued: copied when small, shared when large.
+    pub(crate) fn push_encoded(&mut self, frame: &Bytes) {
+        self.queued += frame.len();
+        if frame.len() <= INLINE_PAYLOAD_MAX {
+            self.tail.extend_from_slice(frame);
+            return;
+        }
+        if !self.tail.is_empty() {
+            let corked = self.tail.split().freeze();
+            self.chunks.push_back(Chunk {
+                bytes: corked,
+                glued: false,
+            });
+        }
+        self.chunks.push_back(Chunk {
+            bytes: frame.clone(),
+            glued: false,
+        });
+    }
+
     /// The next chunk to write, in wire order.
     pub(crate) fn poll_transmit(&mut self) -> Option<Bytes> {
         let bytes = if !self.mid_frame && !self.control.is_empty() {

@@ -61,6 +61,7 @@ fn bytes_arriving_one_at_a_time_decode_the_same() {
         output(&mut server),
         vec![Decoded {
             fin: true,
+            rsv: 0,
             opcode: 10,
             masked: false,
             payload: b"ping".to_vec()

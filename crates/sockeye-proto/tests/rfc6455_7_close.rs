@@ -35,6 +35,7 @@ fn peer_closes_first_and_the_code_is_echoed() {
         out,
         vec![Decoded {
             fin: true,
+            rsv: 0,
             opcode: 8,
             masked: false,
             payload: close_payload(1000, "")

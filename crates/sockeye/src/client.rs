@@ -9,8 +9,9 @@ use http::header::{AUTHORIZATION, COOKIE, HOST, PROXY_AUTHORIZATION};
 use http::{HeaderName, HeaderValue, Response, Uri};
 use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
+use sockeye_proto::extension::deflate::DeflateConfig;
 use sockeye_proto::handshake::{self, ClientHandshake, Negotiated, ResponseParser};
-use sockeye_proto::{Config, Role};
+use sockeye_proto::{Config, Connection, Role};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
@@ -69,6 +70,7 @@ pub struct ClientBuilder {
     tls: TlsSetting,
     proxy: ProxySetting,
     max_redirects: usize,
+    deflate: DeflateConfig,
 }
 
 /// A handshake option, kept to build the request again for a redirect.
@@ -109,7 +111,22 @@ impl ClientBuilder {
             tls: TlsSetting::MozillaRoots,
             proxy: ProxySetting::Environment,
             max_redirects: 0,
+            deflate: DeflateConfig::new(),
         }
+    }
+
+    /// The permessage-deflate policy (RFC 7692): whether to offer it, the
+    /// window sizes and context takeover to ask for, and the local
+    /// threshold and level. Pass `DeflateConfig::new().enabled(false)` to
+    /// not offer it. Default: [`DeflateConfig::new`], offered with no
+    /// window limit and context takeover both ways (what browsers offer).
+    ///
+    /// An explicit [`ClientBuilder::extensions_header`] replaces the
+    /// offer; a `permessage-deflate` the server accepts from it is still
+    /// used, with this policy's threshold and level.
+    pub fn deflate(mut self, config: DeflateConfig) -> ClientBuilder {
+        self.deflate = config;
+        self
     }
 
     /// Sends `Origin` (what a browser would). Default: none.
@@ -153,8 +170,8 @@ impl ClientBuilder {
         self
     }
 
-    /// Offers extensions with a raw `Sec-WebSocket-Extensions` value.
-    /// Default: none.
+    /// Offers extensions with a raw `Sec-WebSocket-Extensions` value,
+    /// instead of the [`ClientBuilder::deflate`] offer. Default: none.
     pub fn extensions_header(mut self, value: &str) -> ClientBuilder {
         self.options
             .push(HandshakeOption::Extensions(value.to_owned()));
@@ -261,8 +278,15 @@ impl ClientBuilder {
             let mut stream = self.open(&url, &target).await?;
             let (response, leftover) = send_request(&mut stream, &handshake).await?;
             if self.max_redirects == 0 || !is_redirect(response.status()) {
-                let (ws, response, _) =
-                    finish(stream, &handshake, self.config, response, leftover).await?;
+                let (ws, response, _) = finish(
+                    stream,
+                    &handshake,
+                    self.config,
+                    &self.deflate,
+                    response,
+                    leftover,
+                )
+                .await?;
                 return Ok((ws, response));
             }
             if redirects == self.max_redirects {
@@ -301,6 +325,13 @@ impl ClientBuilder {
                 HandshakeOption::InvalidHeader => builder.header("", ""),
                 HandshakeOption::Extensions(value) => builder.extensions_header(value),
             };
+        }
+        let explicit = self
+            .options
+            .iter()
+            .any(|option| matches!(option, HandshakeOption::Extensions(_)));
+        if !explicit && let Some(offer) = self.deflate.offer() {
+            builder = builder.extension(offer);
         }
         Ok(builder.build()?)
     }
@@ -359,7 +390,15 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let (response, leftover) = send_request(&mut stream, handshake).await?;
-    finish(stream, handshake, config, response, leftover).await
+    finish(
+        stream,
+        handshake,
+        config,
+        &DeflateConfig::new(),
+        response,
+        leftover,
+    )
+    .await
 }
 
 /// Sends the request and reads the response head; returns it and the bytes
@@ -383,6 +422,7 @@ async fn finish<S>(
     mut stream: S,
     handshake: &ClientHandshake,
     config: Config,
+    deflate: &DeflateConfig,
     response: Response<()>,
     leftover: Vec<u8>,
 ) -> Result<(WebSocket<S>, Response<()>, Negotiated), Error>
@@ -391,7 +431,11 @@ where
 {
     match handshake.finish(&response) {
         Ok(negotiated) => {
-            let ws = WebSocket::from_raw(stream, Role::Client, config, &leftover);
+            let mut engine = Connection::new(Role::Client, config);
+            if let Some(params) = negotiated.deflate {
+                engine.enable_deflate(params, deflate);
+            }
+            let ws = WebSocket::from_engine(stream, engine, &leftover);
             Ok((ws, response, negotiated))
         }
         // A 1xx response has no body (RFC 7230 section 3.3.3): a refused

@@ -41,6 +41,9 @@ pub use client::{ClientBuilder, client_handshake, connect};
 pub use error::Error;
 pub use server::{ServerBuilder, accept};
 pub use sockeye_proto as proto;
-pub use sockeye_proto::{CloseCode, CloseFrame, Closed, Event, Message, Role, Utf8Bytes};
+pub use sockeye_proto::extension::deflate::DeflateConfig;
+pub use sockeye_proto::{
+    CloseCode, CloseFrame, Closed, Event, Message, PreparedMessage, Role, Utf8Bytes,
+};
 pub use tls::{ClientStream, ServerStream};
 pub use tokio::{RecvHalf, SendHalf, WebSocket};

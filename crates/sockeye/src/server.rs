@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, Request, Response};
 use rustls::ServerConfig;
-use sockeye_proto::handshake::{self, RequestParser, ServerHandshake};
-use sockeye_proto::{Config, Role};
+use sockeye_proto::extension::deflate::{DeflateConfig, DeflateNegotiator};
+use sockeye_proto::handshake::{self, Negotiated, RequestParser, ServerHandshake};
+use sockeye_proto::{Config, Connection, Role};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -57,6 +58,7 @@ pub struct ServerBuilder {
     max_head_size: usize,
     max_headers: usize,
     tls: Option<Arc<ServerConfig>>,
+    deflate: DeflateConfig,
 }
 
 impl Default for ServerBuilder {
@@ -69,13 +71,37 @@ impl ServerBuilder {
     /// The default policy (see [`accept`]).
     pub fn new() -> ServerBuilder {
         ServerBuilder {
-            policy: ServerHandshake::new(),
+            policy: ServerHandshake::new().extensions(DeflateNegotiator::new(DeflateConfig::new())),
             config: Config::default(),
             handshake_timeout: Duration::from_secs(10),
             max_head_size: handshake::DEFAULT_MAX_HEAD_SIZE,
             max_headers: handshake::DEFAULT_MAX_HEADERS,
             tls: None,
+            deflate: DeflateConfig::new(),
         }
+    }
+
+    /// The permessage-deflate policy (RFC 7692): whether to accept it,
+    /// window sizes and context takeover to ask for, and the local
+    /// threshold and level. Pass `DeflateConfig::new().enabled(false)` to
+    /// decline every offer. Default: [`DeflateConfig::new`], enabled with
+    /// no window limit and context takeover both ways.
+    ///
+    /// This sets the policy's extension negotiator; a later
+    /// [`ServerBuilder::policy`] replaces it.
+    pub fn deflate(mut self, config: DeflateConfig) -> ServerBuilder {
+        self.deflate = config;
+        self.policy = self.policy.extensions(DeflateNegotiator::new(config));
+        self
+    }
+
+    /// The engine for a connection that negotiated `negotiated`.
+    pub(crate) fn engine(&self, negotiated: &Negotiated) -> Connection {
+        let mut engine = Connection::new(Role::Server, self.config.clone());
+        if let Some(params) = negotiated.deflate {
+            engine.enable_deflate(params, &self.deflate);
+        }
+        engine
     }
 
     /// The subprotocols this server speaks, in order of preference: the
@@ -227,8 +253,8 @@ impl ServerBuilder {
     {
         let handshake = tokio::time::timeout_at(deadline, self.handshake(&mut stream));
         match handshake.await {
-            Ok(Ok((request, leftover))) => {
-                let ws = WebSocket::from_raw(stream, Role::Server, self.config.clone(), &leftover);
+            Ok(Ok((request, leftover, negotiated))) => {
+                let ws = WebSocket::from_engine(stream, self.engine(&negotiated), &leftover);
                 Ok((ws, request))
             }
             Ok(Err(error)) => {
@@ -250,7 +276,10 @@ impl ServerBuilder {
         }
     }
 
-    async fn handshake<S>(&self, stream: &mut S) -> Result<(Request<()>, Vec<u8>), Error>
+    async fn handshake<S>(
+        &self,
+        stream: &mut S,
+    ) -> Result<(Request<()>, Vec<u8>, Negotiated), Error>
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
@@ -260,7 +289,7 @@ impl ServerBuilder {
         let mut response = Vec::with_capacity(256);
         handshake::write_response(&accepted.response, &mut response);
         write_all(stream, &response).await?;
-        Ok((request, leftover))
+        Ok((request, leftover, accepted.negotiated))
     }
 
     /// The handshake policy (for integrations that parse requests

@@ -39,7 +39,6 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
-use sockeye_proto::Role;
 use sockeye_proto::handshake::HandshakeError;
 
 use crate::error::Error;
@@ -73,7 +72,7 @@ pub struct Refusal {
 #[must_use = "the WebSocket is only available by awaiting this"]
 pub struct PendingUpgrade {
     on_upgrade: OnUpgrade,
-    config: sockeye_proto::Config,
+    engine: Option<sockeye_proto::Connection>,
 }
 
 impl std::fmt::Debug for PendingUpgrade {
@@ -89,12 +88,8 @@ impl Future for PendingUpgrade {
         let this = self.get_mut();
         let upgraded = ready!(Pin::new(&mut this.on_upgrade).poll(cx))
             .map_err(|error| Error::Io(std::io::Error::other(error)))?;
-        let ws = WebSocket::from_raw(
-            TokioIo::new(upgraded),
-            Role::Server,
-            this.config.clone(),
-            &[],
-        );
+        let engine = this.engine.take().ok_or(Error::AlreadyClosed)?;
+        let ws = WebSocket::from_engine(TokioIo::new(upgraded), engine, &[]);
         Poll::Ready(Ok(ws))
     }
 }
@@ -115,11 +110,11 @@ impl ServerBuilder {
         *head.headers_mut() = request.headers().clone();
         match self.handshake_policy().accept(&head) {
             Ok(accepted) => Ok(Upgrade {
-                response: accepted.response,
                 websocket: PendingUpgrade {
                     on_upgrade: hyper::upgrade::on(request),
-                    config: self.engine_config().clone(),
+                    engine: Some(self.engine(&accepted.negotiated)),
                 },
+                response: accepted.response,
             }),
             Err(error) => {
                 let response = error.to_response().unwrap_or_else(|| {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use http::StatusCode;
 use sockeye::proto::handshake::{HandshakeError, HandshakeErrorKind, accept_key};
 use sockeye::proto::{Config, Connection, Event};
-use sockeye::{ClientBuilder, Error, Message, Role};
+use sockeye::{ClientBuilder, DeflateConfig, Error, Message, Role};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -191,13 +191,13 @@ async fn request_has_the_path_query_host_with_port_and_handshake_headers() {
         sockeye::proto::handshake::is_valid_key(key.as_bytes()),
         "{key:?}"
     );
+    // permessage-deflate is offered by default, as browsers do.
+    assert_eq!(
+        request.header("sec-websocket-extensions"),
+        Some("permessage-deflate; client_max_window_bits")
+    );
     // Nothing that was not asked for.
-    for absent in [
-        "origin",
-        "authorization",
-        "sec-websocket-protocol",
-        "sec-websocket-extensions",
-    ] {
+    for absent in ["origin", "authorization", "sec-websocket-protocol"] {
         assert_eq!(request.header(absent), None, "{absent}");
     }
 }
@@ -527,10 +527,49 @@ async fn unoffered_extension_is_refused() {
         switching(accept, "Sec-WebSocket-Extensions: permessage-deflate\r\n")
     })
     .await;
-    let error = handshake_error(ClientBuilder::new(&url(addr, "/"))).await;
+    let builder = ClientBuilder::new(&url(addr, "/")).deflate(DeflateConfig::new().enabled(false));
+    let error = handshake_error(builder).await;
     assert_eq!(
         error.kind(),
         &HandshakeErrorKind::UnofferedExtension("permessage-deflate".into())
+    );
+    received(task).await;
+}
+
+#[tokio::test]
+async fn invalid_deflate_answers_are_refused() {
+    // RFC 7692 section 7.1: a client fails the connection on a response
+    // that does not fit its offer.
+    for answer in [
+        // Not offered: the server may not limit the client to 8 bits here
+        // (sockeye compresses with at least 9).
+        "permessage-deflate; client_max_window_bits=8",
+        "permessage-deflate; server_max_window_bits=16",
+        "permessage-deflate; server_max_window_bits",
+        "permessage-deflate; server_no_context_takeover; server_no_context_takeover",
+        "permessage-deflate; x-unknown",
+        "permessage-deflate; client_no_context_takeover=1",
+    ] {
+        let header = format!("Sec-WebSocket-Extensions: {answer}\r\n");
+        let (addr, task) = raw_server(After::Close, move |accept| switching(accept, &header)).await;
+        let error = handshake_error(ClientBuilder::new(&url(addr, "/"))).await;
+        assert!(
+            matches!(error.kind(), HandshakeErrorKind::InvalidExtension { name, .. } if name == "permessage-deflate"),
+            "{answer}: {error}"
+        );
+        received(task).await;
+    }
+    // The server may not ignore server_no_context_takeover when asked.
+    let (addr, task) = raw_server(After::Close, |accept| {
+        switching(accept, "Sec-WebSocket-Extensions: permessage-deflate\r\n")
+    })
+    .await;
+    let builder = ClientBuilder::new(&url(addr, "/"))
+        .deflate(DeflateConfig::new().server_no_context_takeover(true));
+    let error = handshake_error(builder).await;
+    assert!(
+        matches!(error.kind(), HandshakeErrorKind::InvalidExtension { .. }),
+        "{error}"
     );
     received(task).await;
 }

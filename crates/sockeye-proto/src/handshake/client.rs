@@ -19,6 +19,7 @@ use super::headers::{contains_token, is_token, parse_tokens};
 use super::key::{accept_key, generate_key};
 use super::negotiate::Negotiated;
 use super::origin::{default_port, parse_host_port};
+use crate::extension::deflate::{DeflateOffer, DeflateParams, PERMESSAGE_DEFLATE};
 
 /// A client's opening handshake: the request to send and what the response
 /// must say.
@@ -155,6 +156,7 @@ impl ClientHandshake {
                 ));
             }
         }
+        let deflate = self.check_deflate(&extensions)?;
         let mut protocols = headers.get_all(SEC_WEBSOCKET_PROTOCOL).iter();
         let subprotocol = match (protocols.next(), protocols.next()) {
             (None, _) => None,
@@ -178,7 +180,41 @@ impl ClientHandshake {
         Ok(Negotiated {
             subprotocol,
             extensions,
+            deflate,
         })
+    }
+
+    /// Checks a `permessage-deflate` answer against the offers it may
+    /// answer (RFC 7692 section 7.1: a client fails the connection on an
+    /// invalid answer); the parameters of the first offer it fits.
+    fn check_deflate(
+        &self,
+        extensions: &[ExtensionOffer],
+    ) -> Result<Option<DeflateParams>, HandshakeError> {
+        let Some(answer) = extensions
+            .iter()
+            .find(|extension| extension.name == PERMESSAGE_DEFLATE)
+        else {
+            return Ok(None);
+        };
+        let mut first_error = None;
+        for offer in self
+            .extensions
+            .iter()
+            .filter(|offer| offer.name == PERMESSAGE_DEFLATE)
+        {
+            match DeflateOffer::parse_offer(offer).and_then(|offer| offer.accept_response(answer)) {
+                Ok(params) => return Ok(Some(params)),
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        let reason = first_error.map_or_else(|| "no valid offer".to_owned(), |e| e.to_string());
+        Err(HandshakeError::fail(HandshakeErrorKind::InvalidExtension {
+            name: PERMESSAGE_DEFLATE.to_owned(),
+            reason,
+        }))
     }
 }
 

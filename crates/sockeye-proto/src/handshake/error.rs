@@ -82,6 +82,14 @@ pub enum HandshakeErrorKind {
     /// The server accepted an extension the client did not offer, or the
     /// same extension twice.
     UnofferedExtension(String),
+    /// The server's answer to an offered extension is invalid or does not
+    /// match the offer (RFC 7692 section 7.1 for permessage-deflate).
+    InvalidExtension {
+        /// The extension.
+        name: String,
+        /// What is wrong with the answer.
+        reason: String,
+    },
     /// The client was given a URI that is not a valid `ws://` or `wss://`
     /// URI (RFC 6455 section 3).
     InvalidUri(&'static str),
@@ -145,6 +153,9 @@ impl fmt::Display for HandshakeErrorKind {
                 f,
                 "the server accepted extension {name:?}, which was not offered or was accepted twice"
             ),
+            HandshakeErrorKind::InvalidExtension { name, reason } => {
+                write!(f, "invalid answer to the {name} offer: {reason}")
+            }
             HandshakeErrorKind::InvalidUri(what) => write!(f, "invalid WebSocket URI: {what}"),
             HandshakeErrorKind::InvalidOption(what) => {
                 write!(f, "invalid handshake option: {what}")

@@ -2,6 +2,7 @@
 //! extensions (RFC 6455 sections 4.2.2 and 9.1).
 
 use super::extensions::ExtensionOffer;
+use crate::extension::deflate::DeflateParams;
 
 /// The outcome of a successful handshake, the same on both ends.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -14,6 +15,11 @@ pub struct Negotiated {
     /// the order the server listed them, which is the order they apply to
     /// outgoing data (RFC 6455 section 9.1's "Extensions In Use").
     pub extensions: Vec<ExtensionOffer>,
+    /// The permessage-deflate parameters, when `extensions` holds a valid
+    /// `permessage-deflate` answer (checked against the offer, on a
+    /// client). Hand them to
+    /// [`Connection::enable_deflate`](crate::Connection::enable_deflate).
+    pub deflate: Option<DeflateParams>,
 }
 
 /// A server's choice of extensions.

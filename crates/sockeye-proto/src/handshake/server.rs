@@ -19,6 +19,7 @@ use super::headers::{contains_token, parse_tokens};
 use super::key::{accept_key, is_valid_key};
 use super::negotiate::{ExtensionNegotiator, Negotiated, NoExtensions};
 use super::origin::{HostPort, OriginPolicy, parse_host_port};
+use crate::extension::deflate::{DeflateParams, PERMESSAGE_DEFLATE};
 
 type Selector = dyn Fn(&Request<()>, &[&str]) -> Option<String> + Send + Sync;
 type Filter = dyn Fn(&Request<()>) -> Option<Response<Bytes>> + Send + Sync;
@@ -305,12 +306,22 @@ impl ServerHandshake {
         }
         let subprotocol = self.choose_subprotocol(request, &offered_protocols)?;
         let extensions = self.negotiate_extensions(&offered_extensions)?;
+        let deflate = match extensions
+            .iter()
+            .find(|extension| extension.name == PERMESSAGE_DEFLATE)
+        {
+            None => None,
+            Some(answer) => Some(DeflateParams::from_response(answer).map_err(|_| {
+                negotiation_bug("the extension negotiator answered an invalid permessage-deflate")
+            })?),
+        };
         let response = self.response(key.as_bytes(), subprotocol.as_deref(), &extensions)?;
         Ok(Accepted {
             response,
             negotiated: Negotiated {
                 subprotocol,
                 extensions,
+                deflate,
             },
         })
     }

@@ -46,6 +46,8 @@ pub fn server_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decoded {
     pub fin: bool,
+    /// RSV1-RSV3 as a 3-bit number (RSV1 = 4).
+    pub rsv: u8,
     pub opcode: u8,
     pub masked: bool,
     pub payload: Vec<u8>,
@@ -56,6 +58,7 @@ pub fn decode_all(mut bytes: &[u8]) -> Vec<Decoded> {
     let mut frames = Vec::new();
     while !bytes.is_empty() {
         let fin = bytes[0] & 0x80 != 0;
+        let rsv = (bytes[0] >> 4) & 0x07;
         let opcode = bytes[0] & 0x0f;
         let masked = bytes[1] & 0x80 != 0;
         let (len, mut at) = match bytes[1] & 0x7f {
@@ -81,6 +84,7 @@ pub fn decode_all(mut bytes: &[u8]) -> Vec<Decoded> {
         }
         frames.push(Decoded {
             fin,
+            rsv,
             opcode,
             masked,
             payload,

@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 use http::{Request, Response};
 use rustls::{ClientConnection, StreamOwned};
 use rustls_pki_types::ServerName;
+use sockeye_proto::extension::deflate::DeflateConfig;
 use sockeye_proto::handshake::{self, ClientHandshake, HandshakeError, Parsed, ResponseParser};
-use sockeye_proto::{Config, Role};
+use sockeye_proto::{Config, Connection, Role};
 
 use super::{Transport, WebSocket};
 use crate::client::Target;
@@ -88,9 +89,13 @@ impl Transport for ClientStream {
 pub fn connect(url: &str) -> Result<(WebSocket<ClientStream>, Response<()>), Error> {
     // The URL first: a bad one is `InvalidUrl`, whatever else is wrong.
     Target::parse(url)?;
+    let mut handshake = ClientHandshake::builder(url);
+    if let Some(offer) = DeflateConfig::new().offer() {
+        handshake = handshake.extension(offer);
+    }
     connect_with(
         url,
-        ClientHandshake::builder(url).build()?,
+        handshake.build()?,
         Config::default(),
         Duration::from_secs(30),
         default_client_config(),
@@ -133,10 +138,14 @@ pub fn connect_with(
     stream.flush()?;
     let mut parser = ResponseParser::new();
     let (response, leftover) = read_head(&mut stream, deadline, |bytes| parser.parse(bytes))?;
-    handshake.finish(&response)?;
+    let negotiated = handshake.finish(&response)?;
     stream.set_read_timeout(None)?;
     stream.tcp().set_write_timeout(None)?;
-    let ws = WebSocket::from_raw(stream, Role::Client, config, &leftover);
+    let mut engine = Connection::new(Role::Client, config);
+    if let Some(params) = negotiated.deflate {
+        engine.enable_deflate(params, &DeflateConfig::new());
+    }
+    let ws = WebSocket::from_engine(stream, engine, &leftover);
     Ok((ws, response))
 }
 
@@ -178,21 +187,18 @@ pub fn accept_with<S: Transport>(
     let result = read_head(&mut stream, deadline, |bytes| parser.parse(bytes)).and_then(
         |(request, leftover)| {
             let accepted = server.handshake_policy().accept(&request)?;
-            Ok((request, leftover, accepted.response))
+            Ok((request, leftover, accepted))
         },
     );
     match result {
-        Ok((request, leftover, response)) => {
+        Ok((request, leftover, accepted)) => {
             let mut bytes = Vec::with_capacity(256);
-            handshake::write_response(&response, &mut bytes);
+            handshake::write_response(&accepted.response, &mut bytes);
             stream.write_all(&bytes)?;
             stream.flush()?;
             stream.set_read_timeout(None)?;
-            let config = server.engine_config().clone();
-            Ok((
-                WebSocket::from_raw(stream, Role::Server, config, &leftover),
-                request,
-            ))
+            let engine = server.engine(&accepted.negotiated);
+            Ok((WebSocket::from_engine(stream, engine, &leftover), request))
         }
         Err(error) => {
             if let Error::Handshake(refusal) = &error

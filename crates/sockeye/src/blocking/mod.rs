@@ -109,7 +109,14 @@ impl<S: Transport> WebSocket<S> {
     /// Wraps a stream whose opening handshake is done, playing `role`.
     /// `leftover` holds any bytes read past the handshake.
     pub fn from_raw(stream: S, role: Role, config: Config, leftover: &[u8]) -> WebSocket<S> {
-        let mut conn = Connection::new(role, config);
+        WebSocket::from_engine(stream, Connection::new(role, config), leftover)
+    }
+
+    /// Wraps a stream whose opening handshake is done, driving an engine
+    /// the caller prepared (for example with
+    /// [`Connection::enable_deflate`]). `leftover` holds any bytes read
+    /// past the handshake.
+    pub fn from_engine(stream: S, mut conn: Connection, leftover: &[u8]) -> WebSocket<S> {
         conn.receive_data(leftover);
         WebSocket {
             stream,

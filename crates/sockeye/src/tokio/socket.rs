@@ -12,7 +12,7 @@ use std::task::{Context, Poll, ready};
 use bytes::Bytes;
 use futures_core::Stream;
 use futures_sink::Sink;
-use sockeye_proto::{CloseCode, Closed, Config, Connection, Event, Message, Role};
+use sockeye_proto::{CloseCode, Closed, Config, Connection, Event, Message, PreparedMessage, Role};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Sleep;
 
@@ -59,7 +59,14 @@ where
     /// Wraps a stream whose opening handshake is already done, playing
     /// `role`. `leftover` holds any bytes read past the handshake.
     pub fn from_raw(stream: S, role: Role, config: Config, leftover: &[u8]) -> WebSocket<S> {
-        let mut conn = Connection::new(role, config);
+        WebSocket::from_engine(stream, Connection::new(role, config), leftover)
+    }
+
+    /// Wraps a stream whose opening handshake is already done, driving an
+    /// engine the caller prepared (for example with
+    /// [`Connection::enable_deflate`] after its own handshake). `leftover`
+    /// holds any bytes read past the handshake.
+    pub fn from_engine(stream: S, mut conn: Connection, leftover: &[u8]) -> WebSocket<S> {
         conn.receive_data(leftover);
         WebSocket {
             stream,
@@ -123,14 +130,44 @@ where
     /// dropped after that, the message is still sent, by the next call
     /// that writes.
     pub async fn send(&mut self, message: impl Into<Message>) -> Result<(), Error> {
+        let message = message.into();
+        self.send_with(|conn| conn.send(message)).await
+    }
+
+    /// Waits for room, queues with `queue`, then writes unless corked.
+    async fn send_with(
+        &mut self,
+        queue: impl FnOnce(&mut Connection) -> Result<(), sockeye_proto::Error>,
+    ) -> Result<(), Error> {
         // Room first: a send cancelled after queueing (a timeout) must not
         // let the next one queue too, or memory grows past the bound.
         poll_fn(|cx| self.poll_room(cx)).await?;
-        self.conn.send(message.into())?;
+        queue(&mut self.conn)?;
         if self.should_cork() {
             return Ok(());
         }
         self.flush().await
+    }
+
+    /// Sends a message prepared once for many connections (a broadcast):
+    /// its frame, compressed or not, is shared with every connection whose
+    /// negotiated parameters allow it; see [`PreparedMessage`].
+    ///
+    /// # Cancel safety
+    /// Like [`WebSocket::send`].
+    pub async fn send_prepared(&mut self, message: &PreparedMessage) -> Result<(), Error> {
+        self.send_with(|conn| conn.send_prepared(message)).await
+    }
+
+    /// Like [`WebSocket::send`], but never compressed, whatever was
+    /// negotiated: for data already compressed, or secrets that must not
+    /// share a compression context with attacker-chosen data.
+    ///
+    /// # Cancel safety
+    /// Like [`WebSocket::send`].
+    pub async fn send_uncompressed(&mut self, message: impl Into<Message>) -> Result<(), Error> {
+        let message = message.into();
+        self.send_with(|conn| conn.send_uncompressed(message)).await
     }
 
     /// Sends a Ping (at most 125 bytes) and waits until it is written. The

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use futures_core::Stream;
 use futures_sink::Sink;
 use futures_util::task::AtomicWaker;
-use sockeye_proto::{CloseCode, Event, Message};
+use sockeye_proto::{CloseCode, Event, Message, PreparedMessage};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::error::Error;
@@ -151,6 +151,36 @@ where
         })
         .await?;
         self.shared.lock().conn.send(message.into())?;
+        self.flush().await
+    }
+
+    /// Sends a message prepared for many connections; see
+    /// [`WebSocket::send_prepared`].
+    ///
+    /// # Cancel safety
+    /// Like [`SendHalf::send`].
+    pub async fn send_prepared(&mut self, message: &PreparedMessage) -> Result<(), Error> {
+        poll_fn(|cx| {
+            self.shared
+                .poll_with(cx, |w| &w.sender, |socket, cx| socket.poll_room(cx))
+        })
+        .await?;
+        self.shared.lock().conn.send_prepared(message)?;
+        self.flush().await
+    }
+
+    /// Like [`SendHalf::send`], never compressed; see
+    /// [`WebSocket::send_uncompressed`].
+    ///
+    /// # Cancel safety
+    /// Like [`SendHalf::send`].
+    pub async fn send_uncompressed(&mut self, message: impl Into<Message>) -> Result<(), Error> {
+        poll_fn(|cx| {
+            self.shared
+                .poll_with(cx, |w| &w.sender, |socket, cx| socket.poll_room(cx))
+        })
+        .await?;
+        self.shared.lock().conn.send_uncompressed(message.into())?;
         self.flush().await
     }
 

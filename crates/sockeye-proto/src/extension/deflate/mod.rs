@@ -44,6 +44,7 @@
 //! smaller one encoded), so a client may still offer
 //! `server_max_window_bits=8`, though zlib-based servers will decline it.
 
+pub(crate) mod codec;
 mod error;
 mod negotiate;
 mod parse;
@@ -72,6 +73,11 @@ pub const CLIENT_MAX_WINDOW_BITS: &str = "client_max_window_bits";
 pub const MAX_WINDOW_BITS: u8 = 15;
 /// The smallest window RFC 7692 allows.
 pub const MIN_WINDOW_BITS: u8 = 8;
+/// The default [`DeflateConfig::threshold`].
+pub const DEFAULT_THRESHOLD: usize = 32;
+/// The default [`DeflateConfig::level`].
+pub const DEFAULT_LEVEL: u32 = 6;
+
 /// The smallest window sockeye compresses with (zlib's raw-deflate floor;
 /// see the [module documentation](self)).
 pub const MIN_COMPRESS_WINDOW_BITS: u8 = 9;
@@ -88,6 +94,8 @@ pub struct DeflateConfig {
     client_no_context_takeover: bool,
     server_max_window_bits: Option<u8>,
     client_max_window_bits: Option<u8>,
+    threshold: usize,
+    level: u32,
 }
 
 impl Default for DeflateConfig {
@@ -106,7 +114,35 @@ impl DeflateConfig {
             client_no_context_takeover: false,
             server_max_window_bits: None,
             client_max_window_bits: None,
+            threshold: DEFAULT_THRESHOLD,
+            level: DEFAULT_LEVEL,
         }
+    }
+
+    /// Messages shorter than this many bytes are sent uncompressed (a local
+    /// choice, not negotiated): below a few dozen bytes DEFLATE's block
+    /// overhead outweighs what it saves. Default: 32.
+    pub fn threshold(mut self, bytes: usize) -> DeflateConfig {
+        self.threshold = bytes;
+        self
+    }
+
+    /// The zlib compression level, 0 (store) to 9 (smallest, slowest); values
+    /// above 9 mean 9. A local choice, not negotiated. Default: 6, zlib's
+    /// default and what most peers use.
+    pub fn level(mut self, level: u32) -> DeflateConfig {
+        self.level = level.min(9);
+        self
+    }
+
+    /// The size below which messages are sent uncompressed.
+    pub fn get_threshold(&self) -> usize {
+        self.threshold
+    }
+
+    /// The compression level.
+    pub fn get_level(&self) -> u32 {
+        self.level
     }
 
     /// Whether to offer (client) or accept (server) permessage-deflate at
