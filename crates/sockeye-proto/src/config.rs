@@ -29,6 +29,7 @@ use std::time::Duration;
 /// | `keepalive_interval` | off | opt-in: many protocols have their own heartbeats |
 /// | `keepalive_timeout` | 20 s | a dead peer is noticed within one interval plus this |
 /// | `close_timeout` | 10 s | a closing handshake never hangs |
+/// | `idle_timeout` | off | opt-in: a connection may legitimately be quiet (a dashboard that only listens) |
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     max_frame_size: usize,
@@ -41,6 +42,7 @@ pub struct Config {
     keepalive_interval: Option<Duration>,
     keepalive_timeout: Duration,
     close_timeout: Duration,
+    idle_timeout: Option<Duration>,
 }
 
 impl Default for Config {
@@ -56,6 +58,7 @@ impl Default for Config {
             keepalive_interval: None,
             keepalive_timeout: Duration::from_secs(20),
             close_timeout: Duration::from_secs(10),
+            idle_timeout: None,
         }
     }
 }
@@ -147,6 +150,21 @@ impl Config {
     pub fn close_timeout(mut self, timeout: Duration) -> Config {
         self.close_timeout = timeout;
         self
+    }
+
+    /// Closes the connection (with 1001, going away) when nothing at all
+    /// arrives from the peer for this long: no data, no Ping, no Pong.
+    /// With [`Config::keepalive_interval`] shorter than this, a live peer
+    /// answers the keepalive Pings and is never idle; a dead one is
+    /// dropped. `None` disables it. Default: `None`.
+    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Config {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// See [`Config::idle_timeout`].
+    pub fn get_idle_timeout(&self) -> Option<Duration> {
+        self.idle_timeout
     }
 
     /// See [`Config::max_frame_size`].

@@ -195,6 +195,8 @@ pub struct Connection {
     /// The negotiated permessage-deflate parameters (kept after the end).
     deflate_params: Option<DeflateParams>,
     eof: bool,
+    /// The input buffer's length when `next_event` last returned.
+    input_len_seen: usize,
     outgoing: Outgoing,
     /// The Close frame we sent: `None` before, `Some(None)` for an empty one.
     close_sent: Option<Option<CloseFrame>>,
@@ -224,6 +226,7 @@ impl Connection {
             deflate: None,
             deflate_params: None,
             eof: false,
+            input_len_seen: 0,
             outgoing: Outgoing::default(),
             close_sent: None,
             close_received: None,
@@ -291,6 +294,9 @@ impl Connection {
     pub fn receive_data(&mut self, data: &[u8]) {
         if self.state != State::Closed {
             self.input.extend_from_slice(data);
+            if !data.is_empty() {
+                self.timers.input_arrived();
+            }
         }
     }
 
@@ -350,6 +356,17 @@ impl Connection {
     /// complete one. Call it until it returns `None` after each read, then
     /// write what [`Connection::poll_transmit`] hands out.
     pub fn next_event(&mut self) -> Option<Event> {
+        // Bytes appended through `receive_buffer` since the last call are
+        // input too, for the idle timer.
+        if self.input.len() > self.input_len_seen {
+            self.timers.input_arrived();
+        }
+        let event = self.next_event_inner();
+        self.input_len_seen = self.input.len();
+        event
+    }
+
+    fn next_event_inner(&mut self) -> Option<Event> {
         loop {
             if self.state == State::Closed {
                 return self.report_closed();
@@ -948,10 +965,15 @@ impl Connection {
             // to a peer that does not read.
             State::Closed => true,
         };
+        let idle = match self.state {
+            State::Open => self.config.get_idle_timeout(),
+            State::Closing | State::Closed => None,
+        };
         self.timers.arm(
             now,
             keepalive,
             waiting_for_close.then(|| self.config.get_close_timeout()),
+            idle,
         )
     }
 
@@ -971,6 +993,19 @@ impl Connection {
             return;
         }
         if self.state != State::Open {
+            return;
+        }
+        if self.timers.idle_expired(now) {
+            // A Close 1001 and the closing handshake, bounded by the close
+            // timer: a peer that is only slow still gets its say.
+            self.outgoing.clear_control();
+            self.queue_close(Some(CloseFrame::new(
+                CloseCode::GOING_AWAY,
+                Utf8Bytes::from_static("idle timeout"),
+            )));
+            self.initiated_by = Some(Initiator::Local);
+            self.state = State::Closing;
+            self.error = Some(Error::Timeout(Timeout::Idle));
             return;
         }
         if self.timers.pong_overdue(now) {

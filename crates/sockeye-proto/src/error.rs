@@ -130,6 +130,9 @@ pub enum Timeout {
     Keepalive,
     /// The peer did not complete the closing handshake in time.
     Close,
+    /// Nothing arrived from the peer within the idle timeout; the engine
+    /// closed with 1001.
+    Idle,
 }
 
 /// Every error the engine reports.
@@ -179,6 +182,7 @@ impl fmt::Display for Error {
             Error::Protocol(error) => write!(f, "protocol error: {error}"),
             Error::Timeout(Timeout::Keepalive) => f.write_str("keepalive ping timed out"),
             Error::Timeout(Timeout::Close) => f.write_str("closing handshake timed out"),
+            Error::Timeout(Timeout::Idle) => f.write_str("connection idle for too long"),
             Error::UnexpectedEof => f.write_str("connection closed without a close frame"),
             Error::AlreadyClosed => f.write_str("connection already closed"),
             Error::InvalidInput(what) => write!(f, "invalid input: {what}"),

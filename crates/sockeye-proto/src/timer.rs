@@ -12,6 +12,9 @@ pub(crate) struct Timers {
     next_ping: Option<Instant>,
     pong_deadline: Option<Instant>,
     close_deadline: Option<Instant>,
+    idle_deadline: Option<Instant>,
+    /// Input arrived since the idle deadline was last set.
+    activity: bool,
     /// The payload of the outstanding keepalive Ping.
     ping_payload: Bytes,
     pings_sent: u64,
@@ -24,7 +27,16 @@ impl Timers {
         now: Instant,
         keepalive: Option<Duration>,
         close_timeout: Option<Duration>,
+        idle_timeout: Option<Duration>,
     ) -> Option<Instant> {
+        match idle_timeout {
+            Some(timeout) if self.activity || self.idle_deadline.is_none() => {
+                self.idle_deadline = Some(now + timeout);
+                self.activity = false;
+            }
+            Some(_) => {}
+            None => self.idle_deadline = None,
+        }
         match keepalive {
             Some(interval) => {
                 if self.next_ping.is_none() && self.pong_deadline.is_none() {
@@ -42,15 +54,31 @@ impl Timers {
             }
             None => self.close_deadline = None,
         }
-        [self.next_ping, self.pong_deadline, self.close_deadline]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.next_ping,
+            self.pong_deadline,
+            self.close_deadline,
+            self.idle_deadline,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Whether the closing-handshake deadline passed.
     pub(crate) fn close_expired(&self, now: Instant) -> bool {
         self.close_deadline.is_some_and(|deadline| now >= deadline)
+    }
+
+    /// Bytes arrived from the peer: the idle deadline moves with the next
+    /// [`Timers::arm`].
+    pub(crate) fn input_arrived(&mut self) {
+        self.activity = true;
+    }
+
+    /// Whether the peer has been silent past the idle timeout.
+    pub(crate) fn idle_expired(&self, now: Instant) -> bool {
+        !self.activity && self.idle_deadline.is_some_and(|deadline| now >= deadline)
     }
 
     /// Whether a keepalive Pong is overdue.

@@ -298,3 +298,65 @@ fn no_timers_without_keepalive_or_closing() {
     let mut server = server();
     assert_eq!(server.poll_timeout(Instant::now()), None);
 }
+
+#[test]
+fn idle_connections_are_closed_with_1001() {
+    let secs = Duration::from_secs;
+    let config = Config::new().idle_timeout(Some(secs(30)));
+    let mut server = Connection::new(Role::Server, config);
+    let t0 = Instant::now();
+    assert_eq!(server.poll_timeout(t0), Some(t0 + secs(30)));
+    // Input moves the deadline, whichever way it arrives.
+    feed(&mut server, &client_frame(true, 1, b"hi"));
+    assert_eq!(server.poll_timeout(t0 + secs(20)), Some(t0 + secs(50)));
+    server
+        .receive_buffer()
+        .extend_from_slice(&client_frame(true, 9, b""));
+    assert!(matches!(server.next_event(), Some(Event::Ping(_))));
+    assert_eq!(server.poll_timeout(t0 + secs(40)), Some(t0 + secs(70)));
+    output(&mut server);
+    // A timer firing early changes nothing.
+    server.handle_timeout(t0 + secs(69));
+    assert!(output(&mut server).is_empty());
+    // Silence: Close 1001, then the closing handshake as usual.
+    server.handle_timeout(t0 + secs(70));
+    let close = output(&mut server);
+    assert_eq!(close[0].opcode, 8);
+    assert_eq!(close[0].payload[..2], 1001u16.to_be_bytes());
+    assert_eq!(server.state(), State::Closing);
+    // The close timer now bounds the wait for the peer's Close.
+    assert_eq!(server.poll_timeout(t0 + secs(70)), Some(t0 + secs(80)));
+    let events = feed(
+        &mut server,
+        &client_frame(true, 8, &close_payload(1001, "")),
+    );
+    let Some(Event::Closed(closed)) = events.last() else {
+        panic!("{events:?}")
+    };
+    assert_eq!(closed.initiated_by, Initiator::Local);
+    assert_eq!(closed.code(), CloseCode::GOING_AWAY);
+    assert_eq!(closed.error, Some(Error::Timeout(Timeout::Idle)));
+    assert!(server.should_close_transport());
+}
+
+#[test]
+fn keepalive_pongs_keep_a_connection_from_idling() {
+    let secs = Duration::from_secs;
+    let config = Config::new()
+        .idle_timeout(Some(secs(25)))
+        .keepalive_interval(Some(secs(10)))
+        .keepalive_timeout(secs(5));
+    let mut server = Connection::new(Role::Server, config);
+    let t0 = Instant::now();
+    let mut now = t0;
+    for _ in 0..10 {
+        now = server.poll_timeout(now).unwrap();
+        server.handle_timeout(now);
+        let frames = output(&mut server);
+        assert_eq!(frames.len(), 1, "only pings, no close");
+        assert_eq!(frames[0].opcode, 9);
+        feed(&mut server, &client_frame(true, 10, &frames[0].payload));
+    }
+    assert_eq!(server.state(), State::Open);
+    assert!(now >= t0 + secs(100));
+}

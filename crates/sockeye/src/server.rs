@@ -1,12 +1,14 @@
 //! Accepting connections: [`accept`] and [`ServerBuilder`].
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use http::{HeaderName, HeaderValue, Request, Response};
+use http::header::RETRY_AFTER;
+use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
 use rustls::ServerConfig;
 use sockeye_proto::extension::deflate::{DeflateConfig, DeflateNegotiator};
-use sockeye_proto::handshake::{self, Negotiated, RequestParser, ServerHandshake};
+use sockeye_proto::handshake::{self, HandshakeError, Negotiated, RequestParser, ServerHandshake};
 use sockeye_proto::{Config, Connection, Role};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -59,6 +61,28 @@ pub struct ServerBuilder {
     max_headers: usize,
     tls: Option<Arc<ServerConfig>>,
     deflate: DeflateConfig,
+    limit: Arc<ConnectionLimit>,
+}
+
+/// The default [`ServerBuilder::max_connections`].
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+
+/// Open connections counted against a limit, shared by a builder's clones.
+#[derive(Debug)]
+struct ConnectionLimit {
+    max: usize,
+    active: AtomicUsize,
+}
+
+/// A connection's place under [`ServerBuilder::max_connections`], given
+/// back when the connection (its `WebSocket`) is dropped.
+#[derive(Debug)]
+pub(crate) struct ConnectionPermit(Arc<ConnectionLimit>);
+
+impl Drop for ConnectionPermit {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Default for ServerBuilder {
@@ -78,7 +102,55 @@ impl ServerBuilder {
             max_headers: handshake::DEFAULT_MAX_HEADERS,
             tls: None,
             deflate: DeflateConfig::new(),
+            limit: Arc::new(ConnectionLimit {
+                max: DEFAULT_MAX_CONNECTIONS,
+                active: AtomicUsize::new(0),
+            }),
         }
+    }
+
+    /// The most connections open at once through this builder and its
+    /// clones; a client that comes when all are taken gets `503 Service
+    /// Unavailable` with `Retry-After: 1` after its request is read (so
+    /// it sees the answer rather than a reset). A connection counts from
+    /// its accepted handshake until its `WebSocket` is dropped. Default:
+    /// 10,000 (each connection is also a file descriptor: the process's
+    /// limit, `ulimit -n`, may be lower).
+    ///
+    /// Starts a new count: call it before cloning the builder.
+    pub fn max_connections(mut self, max: usize) -> ServerBuilder {
+        self.limit = Arc::new(ConnectionLimit {
+            max,
+            active: AtomicUsize::new(0),
+        });
+        self
+    }
+
+    /// How many connections accepted through this builder (and its
+    /// clones) are open now.
+    pub fn open_connections(&self) -> usize {
+        self.limit.active.load(Ordering::Acquire)
+    }
+
+    /// Takes a place under the connection limit, or refuses with 503.
+    pub(crate) fn admit(&self) -> Result<ConnectionPermit, HandshakeError> {
+        let limit = &self.limit;
+        limit
+            .active
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |active| {
+                (active < limit.max).then_some(active + 1)
+            })
+            .map(|_| ConnectionPermit(limit.clone()))
+            .map_err(|_| {
+                let mut response = handshake::rejection(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "too many connections, try again later",
+                );
+                response
+                    .headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+                HandshakeError::refused(response)
+            })
     }
 
     /// The permessage-deflate policy (RFC 7692): whether to accept it,
@@ -253,8 +325,9 @@ impl ServerBuilder {
     {
         let handshake = tokio::time::timeout_at(deadline, self.handshake(&mut stream));
         match handshake.await {
-            Ok(Ok((request, leftover, negotiated))) => {
-                let ws = WebSocket::from_engine(stream, self.engine(&negotiated), &leftover);
+            Ok(Ok((request, leftover, negotiated, permit))) => {
+                let mut ws = WebSocket::from_engine(stream, self.engine(&negotiated), &leftover);
+                ws.permit = Some(permit);
                 Ok((ws, request))
             }
             Ok(Err(error)) => {
@@ -279,17 +352,18 @@ impl ServerBuilder {
     async fn handshake<S>(
         &self,
         stream: &mut S,
-    ) -> Result<(Request<()>, Vec<u8>, Negotiated), Error>
+    ) -> Result<(Request<()>, Vec<u8>, Negotiated, ConnectionPermit), Error>
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
         let mut parser = self.request_parser();
         let (request, leftover) = read_head(stream, |bytes| parser.parse(bytes)).await?;
         let accepted = self.policy.accept(&request)?;
+        let permit = self.admit()?;
         let mut response = Vec::with_capacity(256);
         handshake::write_response(&accepted.response, &mut response);
         write_all(stream, &response).await?;
-        Ok((request, leftover, accepted.negotiated))
+        Ok((request, leftover, accepted.negotiated, permit))
     }
 
     /// The handshake policy (for integrations that parse requests

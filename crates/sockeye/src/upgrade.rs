@@ -73,6 +73,7 @@ pub struct Refusal {
 pub struct PendingUpgrade {
     on_upgrade: OnUpgrade,
     engine: Option<sockeye_proto::Connection>,
+    permit: Option<crate::server::ConnectionPermit>,
 }
 
 impl std::fmt::Debug for PendingUpgrade {
@@ -89,7 +90,8 @@ impl Future for PendingUpgrade {
         let upgraded = ready!(Pin::new(&mut this.on_upgrade).poll(cx))
             .map_err(|error| Error::Io(std::io::Error::other(error)))?;
         let engine = this.engine.take().ok_or(Error::AlreadyClosed)?;
-        let ws = WebSocket::from_engine(TokioIo::new(upgraded), engine, &[]);
+        let mut ws = WebSocket::from_engine(TokioIo::new(upgraded), engine, &[]);
+        ws.permit = this.permit.take();
         Poll::Ready(Ok(ws))
     }
 }
@@ -108,11 +110,16 @@ impl ServerBuilder {
         *head.uri_mut() = request.uri().clone();
         *head.version_mut() = request.version();
         *head.headers_mut() = request.headers().clone();
-        match self.handshake_policy().accept(&head) {
-            Ok(accepted) => Ok(Upgrade {
+        let admitted = self
+            .handshake_policy()
+            .accept(&head)
+            .and_then(|accepted| Ok((accepted, self.admit()?)));
+        match admitted {
+            Ok((accepted, permit)) => Ok(Upgrade {
                 websocket: PendingUpgrade {
                     on_upgrade: hyper::upgrade::on(request),
                     engine: Some(self.engine(&accepted.negotiated)),
+                    permit: Some(permit),
                 },
                 response: accepted.response,
             }),

@@ -215,7 +215,10 @@ impl HandshakeError {
     }
 
     /// A server-side refusal with a response chosen by the application.
-    pub(crate) fn refused(response: Response<Bytes>) -> HandshakeError {
+    /// A server's refusal with its own response (for example a 503 when
+    /// the server is full): [`status`](Self::status) is its status and
+    /// [`to_response`](Self::to_response) gives it back.
+    pub fn refused(response: Response<Bytes>) -> HandshakeError {
         let (parts, body) = response.into_parts();
         let head = Response::from_parts(parts, ());
         HandshakeError {

@@ -187,18 +187,21 @@ pub fn accept_with<S: Transport>(
     let result = read_head(&mut stream, deadline, |bytes| parser.parse(bytes)).and_then(
         |(request, leftover)| {
             let accepted = server.handshake_policy().accept(&request)?;
-            Ok((request, leftover, accepted))
+            let permit = server.admit()?;
+            Ok((request, leftover, accepted, permit))
         },
     );
     match result {
-        Ok((request, leftover, accepted)) => {
+        Ok((request, leftover, accepted, permit)) => {
             let mut bytes = Vec::with_capacity(256);
             handshake::write_response(&accepted.response, &mut bytes);
             stream.write_all(&bytes)?;
             stream.flush()?;
             stream.set_read_timeout(None)?;
             let engine = server.engine(&accepted.negotiated);
-            Ok((WebSocket::from_engine(stream, engine, &leftover), request))
+            let mut ws = WebSocket::from_engine(stream, engine, &leftover);
+            ws.permit = Some(permit);
+            Ok((ws, request))
         }
         Err(error) => {
             if let Error::Handshake(refusal) = &error

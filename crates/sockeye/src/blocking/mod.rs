@@ -103,6 +103,8 @@ pub struct WebSocket<S> {
     output: Output,
     closed: Option<Closed>,
     finished: bool,
+    /// The connection's place under its server's connection limit.
+    pub(crate) permit: Option<crate::server::ConnectionPermit>,
 }
 
 impl<S: Transport> WebSocket<S> {
@@ -124,6 +126,7 @@ impl<S: Transport> WebSocket<S> {
             output: Output::default(),
             closed: None,
             finished: false,
+            permit: None,
         }
     }
 

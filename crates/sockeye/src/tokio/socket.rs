@@ -18,6 +18,7 @@ use tokio::time::Sleep;
 
 use crate::error::Error;
 use crate::output::{MAX_IOVECS, Output};
+use crate::server::ConnectionPermit;
 
 /// How much spare room the read buffer gets before each read.
 const READ_RESERVE: usize = 16 * 1024;
@@ -50,6 +51,8 @@ pub struct WebSocket<S> {
     /// The close timer expired while finishing: shut down without waiting
     /// for unwritten output.
     give_up: bool,
+    /// The connection's place under its server's connection limit.
+    pub(crate) permit: Option<ConnectionPermit>,
 }
 
 impl<S> WebSocket<S>
@@ -76,6 +79,7 @@ where
             closed: None,
             finished: false,
             give_up: false,
+            permit: None,
         }
     }
 
