@@ -51,6 +51,9 @@ pub struct WebSocket<S> {
     /// The close timer expired while finishing: shut down without waiting
     /// for unwritten output.
     give_up: bool,
+    /// The write side was shut down; what the peer still sends is being
+    /// drained before the end is returned (see `poll_linger`).
+    shut_down: bool,
     /// The connection's place under its server's connection limit.
     pub(crate) permit: Option<ConnectionPermit>,
 }
@@ -79,6 +82,7 @@ where
             closed: None,
             finished: false,
             give_up: false,
+            shut_down: false,
             permit: None,
         }
     }
@@ -269,8 +273,18 @@ where
                 }
                 let flushed = write.is_ready();
                 if self.conn.should_close_transport() && (flushed || self.give_up) {
-                    // Errors on shutdown do not change how it ended.
-                    let _ = ready!(Pin::new(&mut self.stream).poll_shutdown(cx));
+                    if !self.shut_down {
+                        // Errors on shutdown do not change how it ended.
+                        let _ = ready!(Pin::new(&mut self.stream).poll_shutdown(cx));
+                        self.shut_down = true;
+                    }
+                    if !self.give_up && self.poll_linger(cx).is_pending() {
+                        if self.poll_timer(cx) {
+                            self.give_up = true;
+                            continue;
+                        }
+                        return Poll::Pending;
+                    }
                     self.finished = true;
                     return Poll::Ready(
                         self.closed.clone().map(|closed| Ok(Event::Closed(closed))),
@@ -323,6 +337,32 @@ where
 
     /// Arms the tokio timer at the engine's next deadline; returns true if
     /// a deadline passed and the engine handled it.
+    /// After failing the connection on a violation (the peer is alive and
+    /// may still be sending), reads and drops what the peer still
+    /// sends until it closes its side (bounded by the close timer): closing
+    /// a socket with unread input makes the kernel send a reset, which can
+    /// destroy our Close frame before the peer reads it. A clean closing
+    /// handshake needs no draining: the peer's Close was its last frame.
+    fn poll_linger(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let failed = self
+            .closed
+            .as_ref()
+            .is_some_and(|closed| matches!(closed.error, Some(sockeye_proto::Error::Protocol(_))));
+        if !failed {
+            return Poll::Ready(());
+        }
+        let mut scratch = [0u8; 4096];
+        loop {
+            let mut buf = tokio::io::ReadBuf::new(&mut scratch);
+            match Pin::new(&mut self.stream).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) if buf.filled().is_empty() => return Poll::Ready(()),
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(_)) => return Poll::Ready(()),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
     fn poll_timer(&mut self, cx: &mut Context<'_>) -> bool {
         // Tokio's clock, so paused time in tests drives the engine too.
         let now = tokio::time::Instant::now().into_std();
