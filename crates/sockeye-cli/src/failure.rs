@@ -1,0 +1,171 @@
+//! How a command fails: a one-line message for stderr and the exit status
+//! that says what kind of failure it was (the table is in `--help`).
+
+use std::io;
+
+use sockeye::Error;
+use sockeye::proto::handshake::HandshakeErrorKind;
+
+/// The exit statuses (see `EXIT_STATUS` in `main.rs`).
+pub mod exit_code {
+    /// Success.
+    pub const OK: i32 = 0;
+    /// Failure after the start (abnormal close, bench errors).
+    pub const FAILED: i32 = 1;
+    /// Bad input: arguments, URL, files.
+    pub const USAGE: i32 = 2;
+    /// Cannot connect or listen.
+    pub const UNREACHABLE: i32 = 3;
+    /// The server rejected the WebSocket handshake.
+    pub const REJECTED: i32 = 4;
+    /// A second Ctrl-C.
+    pub const INTERRUPTED: i32 = 130;
+}
+
+/// A command's failure: what to print and how to exit.
+#[derive(Debug)]
+pub struct Failure {
+    /// Printed after `sockeye: `, on one line.
+    pub message: String,
+    /// The process exit status.
+    pub code: i32,
+}
+
+impl Failure {
+    /// Bad input (exit 2).
+    pub fn usage(message: impl Into<String>) -> Failure {
+        Failure::with_code(exit_code::USAGE, message)
+    }
+
+    /// A failure after the start (exit 1).
+    pub fn failed(message: impl Into<String>) -> Failure {
+        Failure::with_code(exit_code::FAILED, message)
+    }
+
+    /// Cannot connect or listen (exit 3).
+    pub fn unreachable(message: impl Into<String>) -> Failure {
+        Failure::with_code(exit_code::UNREACHABLE, message)
+    }
+
+    fn with_code(code: i32, message: impl Into<String>) -> Failure {
+        // One line, whatever the error's own text holds.
+        let message = message.into().replace(['\r', '\n'], " ");
+        Failure { message, code }
+    }
+
+    /// A failed attempt to open a connection to `url`, classified by cause.
+    pub fn opening(url: &str, error: &Error) -> Failure {
+        match error {
+            Error::InvalidUrl(why) => Failure::usage(format!("invalid URL {url:?}: {why}")),
+            Error::Io(io) => {
+                Failure::unreachable(format!("cannot connect to {url}: {}", describe_io(io)))
+            }
+            Error::Tls(io) => Failure::unreachable(format!(
+                "TLS handshake with {url} failed: {}",
+                describe_io(io)
+            )),
+            Error::OpenTimeout => {
+                Failure::unreachable(format!("cannot connect to {url}: timed out"))
+            }
+            Error::Proxy(proxy) => Failure::unreachable(format!(
+                "cannot connect to {url} through the proxy: {proxy}"
+            )),
+            Error::UnexpectedEof => Failure::unreachable(format!(
+                "cannot connect to {url}: the server closed the connection during the handshake"
+            )),
+            Error::Handshake(handshake) => match handshake.kind() {
+                HandshakeErrorKind::InvalidUri(_) | HandshakeErrorKind::InvalidOption(_) => {
+                    Failure::usage(format!("{url}: {handshake}"))
+                }
+                _ => match handshake.status() {
+                    Some(status) => {
+                        let body = handshake
+                            .body()
+                            .and_then(|body| first_line(body))
+                            .map(|line| format!(": {line}"))
+                            .unwrap_or_default();
+                        Failure::with_code(
+                            exit_code::REJECTED,
+                            format!(
+                                "{url} rejected the WebSocket handshake with HTTP {}{body}",
+                                status_text(status)
+                            ),
+                        )
+                    }
+                    None => Failure::with_code(
+                        exit_code::REJECTED,
+                        format!("WebSocket handshake with {url} failed: {handshake}"),
+                    ),
+                },
+            },
+            Error::TooManyRedirects { .. } | Error::InvalidRedirect { .. } => {
+                Failure::with_code(exit_code::REJECTED, format!("{url}: {error}"))
+            }
+            other => Failure::failed(format!("{url}: {other}")),
+        }
+    }
+}
+
+/// `403 Forbidden`.
+pub fn status_text(status: http::StatusCode) -> String {
+    match status.canonical_reason() {
+        Some(reason) => format!("{} {reason}", status.as_u16()),
+        None => status.as_u16().to_string(),
+    }
+}
+
+/// The first non-empty line of a response body, if it is short text.
+fn first_line(body: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(body).ok()?;
+    let line = text.lines().map(str::trim).find(|line| !line.is_empty())?;
+    Some(line.chars().take(200).collect())
+}
+
+/// An I/O error as text, with the inner error of a TLS failure (rustls'
+/// own words: "invalid peer certificate: UnknownIssuer").
+pub fn describe_io(error: &io::Error) -> String {
+    match error.get_ref() {
+        Some(inner) => inner.to_string(),
+        None => error.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_stay_on_one_line() {
+        let failure = Failure::failed("a\nb\r\nc");
+        assert_eq!(failure.message, "a b  c");
+        assert_eq!(failure.code, exit_code::FAILED);
+    }
+
+    #[test]
+    fn refused_connections_are_unreachable() {
+        let error = Error::Io(io::Error::from(io::ErrorKind::ConnectionRefused));
+        let failure = Failure::opening("ws://127.0.0.1:1/", &error);
+        assert_eq!(failure.code, exit_code::UNREACHABLE);
+        assert!(
+            failure
+                .message
+                .contains("cannot connect to ws://127.0.0.1:1/")
+        );
+    }
+
+    #[test]
+    fn bad_urls_are_usage_errors() {
+        let failure = Failure::opening("http://x", &Error::InvalidUrl("no".into()));
+        assert_eq!(failure.code, exit_code::USAGE);
+    }
+
+    #[test]
+    fn body_lines() {
+        assert_eq!(
+            first_line(b"origin not allowed\n").as_deref(),
+            Some("origin not allowed")
+        );
+        assert_eq!(first_line(b"\n\n").as_deref(), None);
+        assert_eq!(first_line(&[0xff, 0xfe]).as_deref(), None);
+    }
+}

@@ -1,0 +1,177 @@
+//! The `sockeye` command: `connect` (an interactive client), `serve` (a
+//! ready echo, chat and static-file server) and `bench` (a load
+//! generator). This file parses the command line, sets up logging and the
+//! runtime, dispatches, and turns the outcome into an exit status.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+/// Writes a line to stderr. Unlike `eprintln!`, a closed stderr is
+/// ignored rather than a panic.
+macro_rules! status {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+mod bench;
+mod connect;
+mod failure;
+mod http;
+mod options;
+mod report;
+mod room;
+mod serve;
+mod signals;
+mod tls;
+
+use std::io::{IsTerminal, Write};
+
+use clap::{Parser, Subcommand};
+
+use crate::failure::{Failure, exit_code};
+
+/// The exit statuses, shown by `--help`.
+const EXIT_STATUS: &str = "\
+Exit status:
+  0  success: connect closed with 1000, 1001 or no code; serve shut down on
+     Ctrl-C; bench finished without an error
+  1  failure after the start: the connection ended abnormally or with
+     another close code; bench saw errors or a wrong echoed payload
+  2  bad input: unknown option, malformed URL, unknown scheme, unreadable
+     certificate, key or directory, a text line that is not UTF-8
+  3  cannot connect or listen: connection refused, name not resolved, TLS
+     failure, proxy failure, time-out, address already in use
+  4  handshake rejected: the server answered with an HTTP status other than
+     101 (the status is printed), or with an invalid handshake
+  130  interrupted twice (a second Ctrl-C does not wait any more)";
+
+/// A WebSocket (RFC 6455) client, server and load generator.
+#[derive(Debug, Parser)]
+#[command(name = "sockeye", version, about, after_help = EXIT_STATUS)]
+struct Cli {
+    /// More log output on stderr (-v: connections, -vv: debug, -vvv:
+    /// trace). `RUST_LOG` overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Connect to a WebSocket server: stdin lines become messages,
+    /// received messages are printed one per line on stdout.
+    #[command(after_help = EXIT_STATUS)]
+    Connect(connect::ConnectArgs),
+    /// Run a WebSocket server (echo or broadcast) that also serves a demo
+    /// page or static files over HTTP on the same port.
+    #[command(after_help = EXIT_STATUS)]
+    Serve(serve::ServeArgs),
+    /// Load-test an echo server: connections, message size, pipeline
+    /// depth; reports throughput and latency percentiles.
+    #[command(after_help = EXIT_STATUS)]
+    Bench(bench::BenchArgs),
+}
+
+fn main() {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) if !error.use_stderr() => {
+            // --help and --version: print as clap does, exit 0.
+            let _ = error.print();
+            std::process::exit(0);
+        }
+        Err(error) => {
+            status!("sockeye: {}", one_line(&error));
+            std::process::exit(exit_code::USAGE);
+        }
+    };
+    init_logging(cli.verbose);
+    let outcome = match cli.command {
+        Command::Connect(args) => connect::main(args),
+        Command::Serve(args) => serve::main(args),
+        Command::Bench(args) => bench::main(args),
+    };
+    let _ = std::io::stdout().flush();
+    match outcome {
+        Ok(()) => std::process::exit(exit_code::OK),
+        Err(failure) => {
+            status!("sockeye: {}", failure.message);
+            std::process::exit(failure.code);
+        }
+    }
+}
+
+/// Clap's error as one line: its first paragraph joined, without the
+/// `error: ` prefix, and where to look for help.
+fn one_line(error: &clap::Error) -> String {
+    let rendered = error.render().to_string();
+    let paragraph: Vec<&str> = rendered
+        .lines()
+        .map(str::trim)
+        .skip_while(|line| line.is_empty())
+        .take_while(|line| !line.is_empty())
+        .collect();
+    let text = paragraph.join(" ");
+    let text = text.strip_prefix("error: ").unwrap_or(&text);
+    let text = if text.is_empty() {
+        "invalid arguments"
+    } else {
+        text
+    };
+    format!("{text} (see sockeye --help)")
+}
+
+/// Logs go to stderr through `tracing`: warnings by default, more with
+/// each `-v`, or what `RUST_LOG` says.
+fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .init();
+}
+
+/// Writes `text` to stdout. A reader that went away (`| head`) is not an
+/// error; other write failures are.
+fn print_stdout(text: &str) -> Result<(), Failure> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(error) => Err(Failure::failed(format!("cannot write to stdout: {error}"))),
+    }
+}
+
+/// Runs `future` on a single-threaded runtime (or `threads` workers).
+fn run_async<F>(threads: usize, future: F) -> Result<(), Failure>
+where
+    F: std::future::Future<Output = Result<(), Failure>>,
+{
+    let runtime = if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+    };
+    let runtime =
+        runtime.map_err(|error| Failure::failed(format!("cannot start the runtime: {error}")))?;
+    runtime.block_on(future)
+}

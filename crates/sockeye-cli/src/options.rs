@@ -1,0 +1,145 @@
+//! Parsers for option values shared by the commands: URLs, sizes,
+//! durations and headers. Each returns a short reason on bad input, which
+//! clap prints on one line with the option's name (exit status 2).
+
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue, Uri};
+
+/// A `ws://` or `wss://` URL with a host.
+pub fn parse_url(text: &str) -> Result<String, String> {
+    let uri: Uri = text
+        .parse()
+        .map_err(|_| "malformed URL (expected ws://HOST[:PORT]/PATH)".to_owned())?;
+    match uri.scheme_str().map(str::to_ascii_lowercase).as_deref() {
+        Some("ws" | "wss") => {}
+        Some(other) => return Err(format!("unknown scheme {other:?} (use ws:// or wss://)")),
+        None => return Err("no scheme (use ws:// or wss://)".to_owned()),
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err("no host in URL".to_owned());
+    }
+    Ok(text.to_owned())
+}
+
+/// A byte count: `1000`, `64KiB`, `16MiB`, `1GiB`, `10kB`, `1MB`.
+pub fn parse_size(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let number: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (examples: 125, 64KiB, 16MiB)"))?;
+    let multiplier: u64 = match unit.trim() {
+        "" | "B" | "b" => 1,
+        "k" | "K" | "kB" | "KB" => 1_000,
+        "KiB" | "Ki" => 1 << 10,
+        "M" | "MB" => 1_000_000,
+        "MiB" | "Mi" => 1 << 20,
+        "G" | "GB" => 1_000_000_000,
+        "GiB" | "Gi" => 1 << 30,
+        other => {
+            return Err(format!(
+                "unknown size unit {other:?} (use B, KiB, MiB, GiB)"
+            ));
+        }
+    };
+    number
+        .checked_mul(multiplier)
+        .and_then(|bytes| usize::try_from(bytes).ok())
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
+/// A duration: `30` (seconds), `1.5s`, `250ms`, `2m`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, scale) = if let Some(ms) = text.strip_suffix("ms") {
+        (ms, 0.001)
+    } else if let Some(s) = text.strip_suffix('s') {
+        (s, 1.0)
+    } else if let Some(m) = text.strip_suffix('m') {
+        (m, 60.0)
+    } else {
+        (text, 1.0)
+    };
+    let value: f64 = number
+        .trim()
+        .parse()
+        .ok()
+        .filter(|value: &f64| value.is_finite() && *value > 0.0)
+        .ok_or_else(|| {
+            format!("{text:?} is not a positive duration (examples: 10, 1.5s, 250ms)")
+        })?;
+    Duration::try_from_secs_f64(value * scale).map_err(|_| format!("{text:?} is too long"))
+}
+
+/// A request header, `Name: value`.
+pub fn parse_header(text: &str) -> Result<(HeaderName, HeaderValue), String> {
+    let (name, value) = text
+        .split_once(':')
+        .ok_or_else(|| format!("{text:?} is not a header (expected \"Name: value\")"))?;
+    let name = HeaderName::try_from(name.trim())
+        .map_err(|_| format!("{:?} is not a valid header name", name.trim()))?;
+    let value = HeaderValue::try_from(value.trim())
+        .map_err(|_| format!("the value of header {name} is not valid"))?;
+    Ok((name, value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert!(parse_url("ws://127.0.0.1:9001/chat").is_ok());
+        assert!(parse_url("WSS://example.com").is_ok());
+        assert!(
+            parse_url("http://example.com")
+                .unwrap_err()
+                .contains("unknown scheme")
+        );
+        assert!(parse_url("example.com").is_err());
+        assert!(
+            parse_url("ws://exa mple")
+                .unwrap_err()
+                .contains("malformed")
+        );
+        assert!(parse_url("ws:///path").is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("125"), Ok(125));
+        assert_eq!(parse_size("64KiB"), Ok(64 << 10));
+        assert_eq!(parse_size("16MiB"), Ok(16 << 20));
+        assert_eq!(parse_size("10kB"), Ok(10_000));
+        assert!(parse_size("").is_err());
+        assert!(parse_size("12 parsecs").is_err());
+        assert!(parse_size("99999999999999999999").is_err());
+        assert!(parse_size("-1").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("0").is_err());
+        assert!(parse_duration("-3").is_err());
+        assert!(parse_duration("NaN").is_err());
+        assert!(parse_duration("1e300").is_err());
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn headers() {
+        let (name, value) = parse_header("Authorization: Bearer x").unwrap();
+        assert_eq!(name, "authorization");
+        assert_eq!(value, "Bearer x");
+        assert!(parse_header("no colon").is_err());
+        assert!(parse_header("bad name: x").is_err());
+    }
+}

@@ -1,0 +1,479 @@
+//! `sockeye serve`: a ready WebSocket server, with HTTP on the same port.
+//!
+//! Each connection's request head is read first: a WebSocket upgrade
+//! (RFC 6455 section 4.2) becomes an echo or broadcast connection, any
+//! other request is answered by [`crate::http`] (the built-in page or a
+//! static file) and the connection closed. Ctrl-C (or SIGTERM) stops
+//! accepting, closes every WebSocket with 1001 (going away), waits a
+//! bounded time for the closing handshakes, and exits 0.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Request, StatusCode};
+use rustls::ServerConfig;
+use sockeye::proto::handshake::{self, HandshakeError, RequestParser};
+use sockeye::proto::{Config, Connection};
+use sockeye::{CloseCode, DeflateConfig, Role, ServerBuilder, ServerStream, WebSocket};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+use tracing::{debug, info, warn};
+
+use crate::failure::Failure;
+use crate::http::Site;
+use crate::options::{parse_duration, parse_size};
+use crate::room::Room;
+use crate::signals::Interrupts;
+
+/// How long a client may take for TLS and its request head.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long shutting down waits for clients to answer Close 1001.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(3);
+
+/// Options of `sockeye serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// The address to listen on (port 0 picks a free port).
+    #[arg(short, long, value_name = "ADDR", default_value = "127.0.0.1:9001")]
+    listen: String,
+    /// Echoes every message back to its sender (the default mode).
+    #[arg(long, conflicts_with = "broadcast")]
+    echo: bool,
+    /// A chat room: every message goes to all the other clients.
+    #[arg(long)]
+    broadcast: bool,
+    /// Also serves the files under PATH over HTTP on the same port
+    /// (default: only the built-in demo page at /).
+    #[arg(long, value_name = "PATH")]
+    dir: Option<PathBuf>,
+    /// Serves wss:// and https:// with this certificate chain (PEM).
+    #[arg(long, value_name = "FILE", requires = "key")]
+    cert: Option<PathBuf>,
+    /// The private key of --cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    key: Option<PathBuf>,
+    /// The largest message accepted from a client (larger: close 1009).
+    #[arg(long, value_name = "BYTES", default_value = "16MiB", value_parser = parse_size)]
+    max_message_size: usize,
+    /// The most connections served at once; more are answered with 503.
+    #[arg(long, value_name = "N", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: u32,
+    /// A subprotocol this server speaks (repeat for several, most
+    /// preferred first).
+    #[arg(short = 'p', long = "subprotocol", value_name = "NAME")]
+    subprotocols: Vec<String>,
+    /// Accepts browsers from this origin, scheme://host[:port]
+    /// (repeatable). Default: the server's own origin only; clients that
+    /// send no Origin are always accepted.
+    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    allow_origins: Vec<String>,
+    /// Accepts browsers from any origin.
+    #[arg(long, conflicts_with = "allow_origins")]
+    allow_any_origin: bool,
+    /// Declines permessage-deflate (RFC 7692): messages go uncompressed
+    /// even to clients that offer it. Default: accepted when offered.
+    #[arg(long)]
+    no_compression: bool,
+    /// Pings each client this often; one that does not answer is dropped.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    ping_interval: Option<Duration>,
+    /// Broadcast: messages queued for one client before it counts as too
+    /// slow and is closed with 1008.
+    #[arg(long, value_name = "N", default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    queue: u32,
+    /// Worker threads (default: one per CPU).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    threads: Option<u32>,
+}
+
+/// What the server does with WebSocket connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Every message goes back to its sender.
+    Echo,
+    /// Every message goes to all other clients.
+    Broadcast,
+}
+
+impl Mode {
+    /// The mode's name, as shown to people.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Echo => "echo",
+            Mode::Broadcast => "broadcast",
+        }
+    }
+}
+
+/// What every connection task shares.
+struct Shared {
+    server: ServerBuilder,
+    /// The permessage-deflate policy the builder negotiates with; the
+    /// engine of each connection needs it too.
+    deflate: DeflateConfig,
+    tls: Option<Arc<ServerConfig>>,
+    site: Site,
+    mode: Mode,
+    room: Room,
+    shutdown: watch::Receiver<bool>,
+}
+
+/// Runs `sockeye serve`.
+pub fn main(args: ServeArgs) -> Result<(), Failure> {
+    let threads = args
+        .threads
+        .map(|threads| threads as usize)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    crate::run_async(threads, run(args))
+}
+
+async fn run(args: ServeArgs) -> Result<(), Failure> {
+    let mode = if args.broadcast {
+        Mode::Broadcast
+    } else {
+        Mode::Echo
+    };
+    let tls = match (&args.cert, &args.key) {
+        (Some(cert), Some(key)) => Some(crate::tls::server_config(cert, key)?),
+        _ => None,
+    };
+    let site = Site::new(args.dir.as_deref(), mode)?;
+    let address = resolve(&args.listen).await?;
+    let listener = TcpListener::bind(address).await.map_err(|error| {
+        Failure::unreachable(format!("cannot listen on {}: {error}", args.listen))
+    })?;
+    let local = listener
+        .local_addr()
+        .map_err(|error| Failure::failed(format!("cannot listen on {}: {error}", args.listen)))?;
+    let mut interrupts = Interrupts::new()?;
+
+    let deflate = DeflateConfig::new().enabled(!args.no_compression);
+    let (stop, shutdown) = watch::channel(false);
+    let shared = Arc::new(Shared {
+        server: server_builder(&args, deflate),
+        deflate,
+        tls,
+        site,
+        mode,
+        room: Room::new(args.queue as usize),
+        shutdown,
+    });
+    let (ws, http) = match shared.tls {
+        Some(_) => ("wss", "https"),
+        None => ("ws", "http"),
+    };
+    status!(
+        "sockeye: listening on {ws}://{local} ({} mode; open {http}://{local}/ in a browser; Ctrl-C to stop)",
+        mode.name()
+    );
+
+    let limit = Arc::new(Semaphore::new(args.max_connections as usize));
+    let mut tasks = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, peer)) => {
+                    let permit = limit.clone().try_acquire_owned().ok();
+                    let shared = shared.clone();
+                    tasks.spawn(async move {
+                        match permit {
+                            Some(_permit) => serve_connection(tcp, peer, &shared).await,
+                            None => refuse_busy(tcp, peer, &shared).await,
+                        }
+                    });
+                }
+                Err(error) => {
+                    // Out of file descriptors, most likely: wait for some
+                    // connections to end rather than spin.
+                    warn!("accept failed: {error}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            () = interrupts.recv() => break,
+        }
+    }
+    drop(listener);
+    let open = tasks.len();
+    status!("sockeye: shutting down, closing {open} connection(s) with 1001");
+    let _ = stop.send(true);
+    let drained = tokio::time::timeout(SHUTDOWN_WAIT + Duration::from_secs(1), async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        warn!("{} connection(s) did not close in time", tasks.len());
+        tasks.abort_all();
+    }
+    status!("sockeye: stopped");
+    Ok(())
+}
+
+/// The listen address: an IP address and port, or a host name and port.
+async fn resolve(listen: &str) -> Result<SocketAddr, Failure> {
+    let bad = |why: String| Failure::usage(format!("invalid listen address {listen:?}: {why}"));
+    if let Ok(address) = listen.parse() {
+        return Ok(address);
+    }
+    if !listen.contains(':') {
+        return Err(bad("expected HOST:PORT, such as 127.0.0.1:9001".into()));
+    }
+    let mut addresses = tokio::net::lookup_host(listen)
+        .await
+        .map_err(|error| bad(error.to_string()))?;
+    addresses
+        .next()
+        .ok_or_else(|| bad("the name has no address".into()))
+}
+
+/// The handshake policy, compression policy and engine config from the
+/// options.
+fn server_builder(args: &ServeArgs, deflate: DeflateConfig) -> ServerBuilder {
+    let mut config = Config::new()
+        .max_message_size(args.max_message_size)
+        .max_frame_size(args.max_message_size)
+        .close_timeout(SHUTDOWN_WAIT);
+    if let Some(interval) = args.ping_interval {
+        config = config.keepalive_interval(Some(interval));
+    }
+    let mut builder = ServerBuilder::new()
+        .deflate(deflate)
+        .config(config)
+        .handshake_timeout(HANDSHAKE_TIMEOUT);
+    if !args.subprotocols.is_empty() {
+        builder = builder.subprotocols(args.subprotocols.iter().cloned());
+    }
+    if args.allow_any_origin {
+        builder = builder.allow_any_origin();
+    } else if !args.allow_origins.is_empty() {
+        builder = builder.allow_origins(args.allow_origins.iter());
+    }
+    builder
+}
+
+/// One TCP connection: TLS if configured, the request head, then a
+/// WebSocket or an HTTP answer.
+async fn serve_connection(tcp: TcpStream, peer: SocketAddr, shared: &Shared) {
+    let _ = tcp.set_nodelay(true);
+    let opened = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
+        let mut stream = open_stream(tcp, shared).await?;
+        let head = read_head(&mut stream).await;
+        Ok::<_, String>((stream, head))
+    })
+    .await;
+    let (mut stream, head) = match opened {
+        Ok(Ok(opened)) => opened,
+        Ok(Err(why)) => return debug!("{peer}: {why}"),
+        Err(_) => return debug!("{peer}: no request within {HANDSHAKE_TIMEOUT:?}"),
+    };
+    let (request, leftover) = match head {
+        Ok(Some(head)) => head,
+        Ok(None) => return debug!("{peer}: closed before sending a request"),
+        Err(error) => {
+            info!("{peer}: bad request: {error}");
+            return refuse(&mut stream, &error).await;
+        }
+    };
+    if !wants_websocket(&request) {
+        let status = crate::http::respond(&mut stream, &request, &shared.site).await;
+        info!(
+            "{peer}: {} {} -> {}",
+            request.method(),
+            request.uri().path(),
+            status.map_or_else(
+                |error| format!("failed: {error}"),
+                |status| status.to_string()
+            )
+        );
+        return;
+    }
+    let accepted = match shared.server.handshake_policy().accept(&request) {
+        Ok(accepted) => accepted,
+        Err(error) => {
+            info!("{peer}: WebSocket handshake refused: {error}");
+            return refuse(&mut stream, &error).await;
+        }
+    };
+    // A broadcast member joins before its client can see the 101.
+    let membership = (shared.mode == Mode::Broadcast).then(|| shared.room.join());
+    let mut response = Vec::with_capacity(256);
+    handshake::write_response(&accepted.response, &mut response);
+    if let Err(error) = write_all(&mut stream, &response).await {
+        return debug!("{peer}: {error}");
+    }
+    // The engine as ServerBuilder would make it: its config, and
+    // permessage-deflate when the handshake agreed on it.
+    let mut engine = Connection::new(Role::Server, shared.server.engine_config().clone());
+    if let Some(params) = accepted.negotiated.deflate {
+        engine.enable_deflate(params, &shared.deflate);
+    }
+    let ws = WebSocket::from_engine(stream, engine, &leftover);
+    info!(
+        "{peer}: WebSocket connected ({} {}{})",
+        shared.mode.name(),
+        request.uri().path(),
+        if ws.connection().deflate_params().is_some() {
+            ", compressed"
+        } else {
+            ""
+        }
+    );
+    let mut shutdown = shared.shutdown.clone();
+    match membership {
+        None => echo(ws, peer, &mut shutdown).await,
+        Some(membership) => shared.room.serve(membership, ws, peer, shutdown).await,
+    }
+}
+
+/// Plain TCP, or TLS when the server has a certificate.
+async fn open_stream(tcp: TcpStream, shared: &Shared) -> Result<ServerStream, String> {
+    match &shared.tls {
+        None => Ok(ServerStream::Plain(tcp)),
+        Some(config) => tokio_rustls_accept(config.clone(), tcp)
+            .await
+            .map(ServerStream::Tls)
+            .map_err(|error| format!("TLS handshake failed: {error}")),
+    }
+}
+
+/// The TLS handshake.
+async fn tokio_rustls_accept(
+    config: Arc<ServerConfig>,
+    tcp: TcpStream,
+) -> std::io::Result<tokio_rustls::server::TlsStream<TcpStream>> {
+    tokio_rustls::TlsAcceptor::from(config).accept(tcp).await
+}
+
+/// Reads a request head with the builder's limits. `None` when the client
+/// closed before sending one. Returns the bytes read past the head.
+async fn read_head<S>(stream: &mut S) -> Result<Option<(Request<()>, Vec<u8>)>, HandshakeError>
+where
+    S: AsyncRead + Unpin,
+{
+    // ServerBuilder's default limits (16 KiB, 64 fields); it does not
+    // expose its own parser.
+    let mut parser = RequestParser::new()
+        .max_head_size(handshake::DEFAULT_MAX_HEAD_SIZE)
+        .max_headers(handshake::DEFAULT_MAX_HEADERS);
+    let mut buffer = [0u8; 4096];
+    loop {
+        let read = match stream.read(&mut buffer).await {
+            Ok(0) | Err(_) => return Ok(None),
+            Ok(read) => read,
+        };
+        if let Some(parsed) = parser.parse(&buffer[..read])? {
+            return Ok(Some((parsed.head, buffer[parsed.consumed..read].to_vec())));
+        }
+    }
+}
+
+/// Whether the request asks for a WebSocket (`Upgrade: websocket`); the
+/// handshake policy then checks the rest, and answers 400 or 426 itself.
+fn wants_websocket(request: &Request<()>) -> bool {
+    request
+        .headers()
+        .get_all(http::header::UPGRADE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|token| token.trim().eq_ignore_ascii_case("websocket"))
+}
+
+/// Answers a refused request with its status and reason, then closes.
+async fn refuse<S>(stream: &mut S, error: &HandshakeError)
+where
+    S: AsyncWrite + Unpin,
+{
+    let response = error.to_response().unwrap_or_else(|| {
+        handshake::rejection(StatusCode::INTERNAL_SERVER_ERROR, "handshake failed")
+    });
+    let mut bytes = Vec::new();
+    handshake::write_response_with_body(&response, &mut bytes);
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let _ = write_all(stream, &bytes).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+}
+
+/// Over the connection limit: reads the request (so the client sees the
+/// answer rather than a reset) and answers 503.
+async fn refuse_busy(tcp: TcpStream, peer: SocketAddr, shared: &Shared) {
+    info!("{peer}: refused, too many connections");
+    let _ = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
+        let Ok(mut stream) = open_stream(tcp, shared).await else {
+            return;
+        };
+        let _ = read_head(&mut stream).await;
+        let mut response =
+            handshake::rejection(StatusCode::SERVICE_UNAVAILABLE, "too many connections");
+        response.headers_mut().insert(
+            http::header::RETRY_AFTER,
+            http::HeaderValue::from_static("1"),
+        );
+        let mut bytes = Vec::new();
+        handshake::write_response_with_body(&response, &mut bytes);
+        let _ = write_all(&mut stream, &bytes).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+}
+
+/// Writes `bytes` and flushes (TLS streams buffer).
+pub async fn write_all<S>(stream: &mut S, bytes: &[u8]) -> std::io::Result<()>
+where
+    S: AsyncWrite + Unpin,
+{
+    stream.write_all(bytes).await?;
+    stream.flush().await
+}
+
+/// Echo mode: every message goes back as it came. `recv` and `send` are
+/// cancel-safe, so the loop can be dropped at any point for the shutdown
+/// close.
+async fn echo(
+    mut ws: WebSocket<ServerStream>,
+    peer: SocketAddr,
+    shutdown: &mut watch::Receiver<bool>,
+) {
+    let ended = tokio::select! {
+        result = echo_loop(&mut ws) => Some(result),
+        _ = shutdown.wait_for(|stop| *stop) => None,
+    };
+    match (ended, ws.closed()) {
+        (None, _) => {
+            going_away(&mut ws).await;
+            debug!("{peer}: closed for shutdown");
+        }
+        (Some(Err(error)), _) => info!("{peer}: connection failed: {error}"),
+        (Some(Ok(())), Some(closed)) => info!("{peer}: closed {}", closed.code()),
+        (Some(Ok(())), None) => info!("{peer}: closed"),
+    }
+}
+
+async fn echo_loop(ws: &mut WebSocket<ServerStream>) -> Result<(), sockeye::Error> {
+    while let Some(message) = ws.recv().await {
+        ws.send(message?).await?;
+    }
+    Ok(())
+}
+
+/// Closes with 1001 for the shutdown, waiting a bounded time for the
+/// client's answer.
+pub async fn going_away<S>(ws: &mut WebSocket<S>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let _ = tokio::time::timeout(
+        SHUTDOWN_WAIT,
+        ws.close(CloseCode::GOING_AWAY, "server shutting down"),
+    )
+    .await;
+}

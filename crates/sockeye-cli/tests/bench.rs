@@ -1,0 +1,216 @@
+//! `sockeye bench` against `sockeye serve` (and against a faulty echo
+//! server run in this process): verified payloads, the JSON and HTML
+//! reports, and errors counted rather than ignored.
+
+mod common;
+
+use std::net::SocketAddr;
+
+use common::{Scratch, pki, run, serve};
+use serde_json::Value;
+use sockeye::{Message, ServerBuilder};
+
+fn json(stdout: &str) -> Value {
+    serde_json::from_str(stdout).unwrap_or_else(|error| panic!("{error}: {stdout}"))
+}
+
+#[test]
+fn bench_counts_verified_echoes_and_writes_reports() {
+    let server = serve(&[]);
+    let dir = Scratch::new("bench-report");
+    let report = dir.path().join("report.html");
+    let finished = run(
+        &[
+            "bench",
+            &server.url,
+            "-c",
+            "3",
+            "-n",
+            "600",
+            "-p",
+            "4",
+            "-s",
+            "100",
+            "--json",
+            "--report",
+            report.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert_eq!(finished.code, 0, "{}", finished.stderr);
+    let results = json(&finished.stdout);
+    assert_eq!(results["messages"], 600);
+    assert_eq!(results["bytes"], 600 * 100);
+    assert_eq!(results["connected"], 3);
+    assert_eq!(results["errors"]["total"], 0, "{results}");
+    assert_eq!(results["settings"]["kind"], "binary");
+    assert_eq!(
+        results["settings"]["compressed_connections"], 3,
+        "deflate by default"
+    );
+    let latency = &results["latency_us"];
+    for field in ["p50", "p90", "p99", "p999", "max"] {
+        assert!(latency[field].as_f64().unwrap() > 0.0, "{field}: {latency}");
+    }
+    assert!(latency["p50"].as_f64() <= latency["max"].as_f64());
+    assert!(results["msgs_per_sec"].as_f64().unwrap() > 0.0);
+    let counted: u64 = results["histogram"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|bucket| bucket["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(counted, 600);
+
+    let html = std::fs::read_to_string(&report).expect("the report was written");
+    assert!(html.starts_with("<!doctype html>"));
+    assert_eq!(html.matches("<svg").count(), 2, "histogram and timeline");
+    assert!(html.contains("<rect"), "histogram bars");
+    assert!(!html.contains("<script"), "no scripts");
+}
+
+#[test]
+fn bench_text_mode_for_a_duration_prints_a_summary() {
+    let server = serve(&[]);
+    let finished = run(
+        &[
+            "bench",
+            &server.url,
+            "--text",
+            "-c",
+            "2",
+            "-p",
+            "2",
+            "-d",
+            "1s",
+            "-s",
+            "1KiB",
+        ],
+        b"",
+    );
+    assert_eq!(finished.code, 0, "{}", finished.stderr);
+    let out = &finished.stdout;
+    assert!(
+        out.contains("2 connection(s), 1.0 KiB text messages, pipeline 2"),
+        "{out}"
+    );
+    assert!(out.contains("msgs/s"), "{out}");
+    assert!(out.contains("p99.9"), "{out}");
+    assert!(out.contains("errors     0"), "{out}");
+    assert!(
+        finished.stderr.is_empty(),
+        "no progress bar off a terminal: {}",
+        finished.stderr
+    );
+}
+
+#[test]
+fn bench_ramps_up_and_works_over_tls() {
+    let dir = Scratch::new("bench-tls");
+    let (ca, cert, key) = pki(&dir);
+    let server = serve(&["--cert", &cert, "--key", &key]);
+    let finished = run(
+        &[
+            "bench",
+            &server.url,
+            "--ca",
+            &ca,
+            "-c",
+            "4",
+            "--ramp-up",
+            "40",
+            "-n",
+            "200",
+            "--json",
+        ],
+        b"",
+    );
+    assert_eq!(finished.code, 0, "{}", finished.stderr);
+    let results = json(&finished.stdout);
+    assert_eq!(results["messages"], 200);
+    assert_eq!(results["connected"], 4);
+    assert_eq!(results["settings"]["ramp_up"], 40.0);
+}
+
+/// An echo server in this process that alters every 10th message.
+fn faulty_echo_server() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                tokio::spawn(async move {
+                    let Ok(mut ws) = ServerBuilder::new().accept_tcp(tcp).await else {
+                        return;
+                    };
+                    let mut count = 0u64;
+                    while let Some(Ok(message)) = ws.recv().await {
+                        count += 1;
+                        let reply = if count % 10 == 0 {
+                            let mut bytes = message.as_bytes().to_vec();
+                            if let Some(last) = bytes.last_mut() {
+                                *last ^= 1;
+                            }
+                            Message::binary(bytes)
+                        } else {
+                            message
+                        };
+                        if ws.send(reply).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+    });
+    address
+}
+
+#[test]
+fn bench_detects_altered_echoes() {
+    let address = faulty_echo_server();
+    let url = format!("ws://{address}/");
+    let finished = run(&["bench", &url, "-c", "1", "-n", "100", "--json"], b"");
+    assert_eq!(finished.code, 1, "{}", finished.stderr);
+    let results = json(&finished.stdout);
+    assert_eq!(results["messages"], 100);
+    // The 10th, 20th, ... echo is altered.
+    assert_eq!(results["errors"]["mismatched"], 10, "{results}");
+    assert_eq!(results["errors"]["total"], 10);
+    assert!(finished.stderr.contains("error"), "{}", finished.stderr);
+}
+
+#[test]
+fn bench_counts_connections_the_server_drops() {
+    // The server's message limit is below the bench's message size: each
+    // connection is closed with 1009 at its first message.
+    let server = serve(&["--max-message-size", "100"]);
+    let finished = run(
+        &[
+            "bench",
+            &server.url,
+            "-c",
+            "2",
+            "-n",
+            "10",
+            "-s",
+            "200",
+            "--json",
+        ],
+        b"",
+    );
+    assert_eq!(finished.code, 1, "{}", finished.stderr);
+    let results = json(&finished.stdout);
+    assert_eq!(results["errors"]["connection"], 2, "{results}");
+    let first = results["errors"]["first"].as_str().unwrap();
+    assert!(first.contains("1009"), "{first}");
+}

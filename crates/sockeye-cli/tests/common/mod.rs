@@ -1,0 +1,373 @@
+//! Helpers for the end-to-end tests: run the real `sockeye` binary, read
+//! its output line by line with time limits, and always end and reap the
+//! processes a test started (by their own handle, on every path, panics
+//! included).
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_sockeye");
+
+/// The longest any single wait in these tests lasts.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// Proxy variables that would send test traffic elsewhere.
+const PROXY_VARIABLES: [&str; 12] = [
+    "http_proxy",
+    "HTTP_PROXY",
+    "https_proxy",
+    "HTTPS_PROXY",
+    "ws_proxy",
+    "WS_PROXY",
+    "wss_proxy",
+    "WSS_PROXY",
+    "all_proxy",
+    "ALL_PROXY",
+    "no_proxy",
+    "NO_PROXY",
+];
+
+/// `sockeye ARGS` with a clean environment for the test.
+pub fn command(args: &[&str]) -> Command {
+    let mut command = Command::new(BIN);
+    command.args(args);
+    for variable in PROXY_VARIABLES {
+        command.env_remove(variable);
+    }
+    command.env_remove("RUST_LOG");
+    command
+}
+
+/// A running `sockeye`, killed and reaped when dropped.
+pub struct Proc {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: Receiver<Vec<u8>>,
+    stderr: Receiver<String>,
+    /// Every stderr line so far, for failure messages.
+    stderr_seen: Arc<Mutex<Vec<String>>>,
+    status: Option<ExitStatus>,
+}
+
+impl Proc {
+    /// Starts `sockeye ARGS` with stdin, stdout and stderr piped.
+    pub fn spawn(args: &[&str]) -> Proc {
+        let mut child = command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the sockeye binary starts");
+        let stdin = child.stdin.take();
+        let (out_lines, stdout) = channel();
+        let mut out = BufReader::new(child.stdout.take().expect("piped stdout"));
+        std::thread::spawn(move || {
+            loop {
+                let mut line = Vec::new();
+                match out.read_until(b'\n', &mut line) {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {
+                        if line.last() == Some(&b'\n') {
+                            line.pop();
+                        }
+                        if out_lines.send(line).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        let (err_lines, stderr) = channel();
+        let stderr_seen = Arc::new(Mutex::new(Vec::new()));
+        let seen = stderr_seen.clone();
+        let err = BufReader::new(child.stderr.take().expect("piped stderr"));
+        std::thread::spawn(move || {
+            for line in err.lines() {
+                let Ok(line) = line else { return };
+                seen.lock().unwrap().push(line.clone());
+                if err_lines.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Proc {
+            child,
+            stdin,
+            stdout,
+            stderr,
+            stderr_seen,
+            status: None,
+        }
+    }
+
+    /// The process id (to send it a signal).
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The next stdout line, as text.
+    pub fn line(&self) -> String {
+        String::from_utf8_lossy(&self.bytes_line()).into_owned()
+    }
+
+    /// The next stdout line, as bytes.
+    pub fn bytes_line(&self) -> Vec<u8> {
+        match self.stdout.recv_timeout(WAIT) {
+            Ok(line) => line,
+            Err(error) => panic!(
+                "no stdout line within {WAIT:?} ({error}); stderr: {:?}",
+                self.stderr_lines()
+            ),
+        }
+    }
+
+    /// Whether a stdout line arrives within `wait`.
+    pub fn line_within(&self, wait: Duration) -> Option<String> {
+        self.stdout
+            .recv_timeout(wait)
+            .ok()
+            .map(|line| String::from_utf8_lossy(&line).into_owned())
+    }
+
+    /// Waits for a stderr line containing `needle`; returns it.
+    pub fn wait_stderr(&self, needle: &str) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => panic!(
+                    "no stderr line with {needle:?} within {WAIT:?}; stderr: {:?}",
+                    self.stderr_lines()
+                ),
+            }
+        }
+    }
+
+    /// Every stderr line so far.
+    pub fn stderr_lines(&self) -> Vec<String> {
+        self.stderr_seen.lock().unwrap().clone()
+    }
+
+    /// Writes a line to stdin.
+    pub fn send(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin is open");
+        stdin.write_all(line.as_bytes()).unwrap();
+        stdin.write_all(b"\n").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// Writes raw bytes to stdin, if the process still reads it (one
+    /// that failed at once has closed it).
+    pub fn send_bytes(&mut self, bytes: &[u8]) {
+        if let Some(stdin) = self.stdin.as_mut() {
+            let _ = stdin.write_all(bytes);
+            let _ = stdin.flush();
+        }
+    }
+
+    /// Closes stdin (end of input).
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// Sends SIGINT (what Ctrl-C sends) to this process only.
+    pub fn interrupt(&self) {
+        let status = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit; panics after [`WAIT`].
+    pub fn wait(&mut self) -> ExitStatus {
+        if let Some(status) = self.status {
+            return status;
+        }
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                self.status = Some(status);
+                // Let the reader threads take the last lines.
+                std::thread::sleep(Duration::from_millis(50));
+                return status;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "sockeye did not exit within {WAIT:?}; stderr: {:?}",
+                    self.stderr_lines()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Waits for the exit and returns its code.
+    pub fn exit_code(&mut self) -> i32 {
+        self.wait().code().expect("exited, not killed by a signal")
+    }
+
+    /// The rest of stdout after the process exited.
+    pub fn remaining_stdout(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        while let Ok(line) = self.stdout.recv_timeout(Duration::from_millis(200)) {
+            lines.push(String::from_utf8_lossy(&line).into_owned());
+        }
+        lines
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if self.status.is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// What a finished one-shot command printed.
+pub struct Finished {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `sockeye ARGS` with `input` on stdin to the end.
+pub fn run(args: &[&str], input: &[u8]) -> Finished {
+    let mut proc = Proc::spawn(args);
+    proc.send_bytes(input);
+    proc.close_stdin();
+    let code = proc.exit_code();
+    let stdout = proc.remaining_stdout().join("\n");
+    Finished {
+        code,
+        stdout,
+        stderr: proc.stderr_lines().join("\n"),
+    }
+}
+
+/// A `sockeye serve` on a free loopback port.
+pub struct Server {
+    pub proc: Proc,
+    /// `ws://127.0.0.1:PORT` (or `wss://`).
+    pub url: String,
+    /// `127.0.0.1:PORT`.
+    pub address: String,
+}
+
+/// Starts `sockeye serve --listen 127.0.0.1:0 ARGS` and waits until it
+/// listens.
+pub fn serve(args: &[&str]) -> Server {
+    let mut all = vec!["serve", "--listen", "127.0.0.1:0", "--threads", "1"];
+    all.extend_from_slice(args);
+    let proc = Proc::spawn(&all);
+    let line = proc.wait_stderr("listening on ");
+    let url = line
+        .split("listening on ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("a URL after 'listening on'")
+        .to_owned();
+    let address = url
+        .split("://")
+        .nth(1)
+        .expect("scheme://address")
+        .to_owned();
+    Server { proc, url, address }
+}
+
+/// Starts `sockeye connect URL ARGS` and waits for its "connected to"
+/// status line (so not with -q).
+pub fn connect(url: &str, args: &[&str]) -> Proc {
+    let mut all = vec!["connect", url];
+    all.extend_from_slice(args);
+    let proc = Proc::spawn(&all);
+    proc.wait_stderr("connected to");
+    proc
+}
+
+/// One raw HTTP/1.1 request; returns the whole response (the server
+/// closes after it).
+pub fn http(address: &str, request: &str) -> (String, Vec<u8>) {
+    let mut stream = TcpStream::connect(address).expect("the server accepts");
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).expect("a response");
+    let split = response
+        .windows(4)
+        .position(|window| window == b"\r\n\r\n")
+        .expect("a complete head");
+    let head = String::from_utf8(response[..split].to_vec()).expect("an ASCII head");
+    (head, response[split + 4..].to_vec())
+}
+
+/// `GET path` over a fresh connection.
+pub fn get(address: &str, path: &str) -> (String, Vec<u8>) {
+    http(
+        address,
+        &format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"),
+    )
+}
+
+/// A scratch directory, removed when dropped.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(name: &str) -> Scratch {
+        let path = std::env::temp_dir().join(format!("sockeye-cli-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        Scratch(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// Writes a file (creating its directories) and returns its path as a
+    /// string.
+    pub fn write(&self, name: &str, contents: &[u8]) -> String {
+        let path = self.0.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, contents).unwrap();
+        path.to_str().unwrap().to_owned()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A test PKI in PEM files: `ca.pem`, and `cert.pem` + `key.pem` for
+/// localhost and 127.0.0.1, signed by the CA.
+pub fn pki(dir: &Scratch) -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "sockeye CLI test CA");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let params =
+        CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = params.signed_by(&key, &ca).unwrap();
+    (
+        dir.write("ca.pem", ca.pem().as_bytes()),
+        dir.write("cert.pem", cert.pem().as_bytes()),
+        dir.write("key.pem", key.serialize_pem().as_bytes()),
+    )
+}
