@@ -739,7 +739,11 @@ impl Connection {
             Message::Binary(data) => (OpCode::Binary, data),
         };
         let (rsv, payload) = match self.deflate.as_deref_mut() {
-            Some(deflate) if compress && payload.len() >= deflate.threshold => {
+            Some(deflate)
+                if compress
+                    && payload.len() >= deflate.threshold
+                    && deflate.compressor.can_compress() =>
+            {
                 match deflate.compressor.compress(&payload) {
                     // Without context takeover, nothing depends on this
                     // message having been compressed: send whichever is

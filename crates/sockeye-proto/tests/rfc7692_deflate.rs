@@ -373,3 +373,42 @@ fn prepared_messages_share_their_frames_where_parameters_allow() {
     assert_eq!(wires[3], wires[4]);
     assert_eq!(decode_all(&wires[3])[0].payload, text.as_bytes());
 }
+
+#[test]
+fn an_agreed_8_bit_window_is_honoured_by_sending_plain() {
+    // The client offers a bare client_max_window_bits and asks the server
+    // for 8 bits: both sides agree, and each sends plain what it cannot
+    // compress within 8 bits (zlib's floor is 9).
+    let params = negotiate(
+        DeflateConfig::new().server_max_window_bits(Some(8)),
+        DeflateConfig::new().client_max_window_bits(Some(8)),
+    );
+    assert_eq!(
+        (params.server_max_window_bits, params.client_max_window_bits),
+        (8, 8)
+    );
+    let (mut client, mut server) = pair(params);
+    let text = "abcabcabc ".repeat(100);
+    server.send_text(text.clone()).unwrap();
+    let (frames, events) = transfer(&mut server, &mut client);
+    assert_eq!(frames[0].rsv, 0);
+    assert_eq!(messages(&events), vec![Message::text(text.clone())]);
+    client.send_text(text.clone()).unwrap();
+    let (frames, events) = transfer(&mut client, &mut server);
+    assert_eq!(frames[0].rsv, 0);
+    assert_eq!(messages(&events), vec![Message::text(text.clone())]);
+    // Prepared messages too.
+    server
+        .send_prepared(&sockeye_proto::PreparedMessage::new(Message::text(
+            text.clone(),
+        )))
+        .unwrap();
+    let (frames, _) = transfer(&mut server, &mut client);
+    assert_eq!(frames[0].rsv, 0);
+    // Compressed input under an 8-bit window still inflates.
+    let wire = frame(true, RSV1, 1, None, &deflate(b"hello hello"));
+    assert_eq!(
+        messages(&feed(&mut client, &wire)),
+        vec![Message::text("hello hello")]
+    );
+}

@@ -54,13 +54,17 @@ impl Compressor {
         Compressor {
             zlib: None,
             level: Compression::new(level.min(9)),
-            // zlib cannot compress raw DEFLATE with 8 bits (see the module
-            // documentation); negotiation never agrees to it, and this
-            // keeps a hand-made DeflateParams from panicking flate2.
-            window_bits: direction.window_bits.max(MIN_COMPRESS_WINDOW_BITS),
+            window_bits: direction.window_bits,
             context_takeover: direction.context_takeover,
             scratch: BytesMut::new(),
         }
+    }
+
+    /// Whether this compressor can compress at all: zlib cannot honour an
+    /// 8-bit window (see the module documentation), so with one agreed the
+    /// messages of this direction go uncompressed.
+    pub(crate) fn can_compress(&self) -> bool {
+        self.window_bits >= MIN_COMPRESS_WINDOW_BITS
     }
 
     /// Whether the window is kept from one message to the next.
@@ -81,6 +85,9 @@ impl Compressor {
     /// Compresses one whole message; the result has the sync-flush tail
     /// removed, ready to be a frame payload with RSV1 set.
     pub(crate) fn compress(&mut self, payload: &[u8]) -> Result<Bytes, CompressFailed> {
+        if !self.can_compress() {
+            return Err(CompressFailed);
+        }
         let (level, bits) = (self.level, self.window_bits);
         let zlib = self
             .zlib
@@ -336,7 +343,7 @@ mod tests {
     #[test]
     fn roundtrips_every_window_with_and_without_takeover() {
         let json = br#"{"symbol":"ACME","price":101.25,"size":300,"side":"buy"}"#;
-        for bits in 8..=15 {
+        for bits in 9..=15 {
             for takeover in [true, false] {
                 let sizes = roundtrip(bits, takeover, &[json, json, b"", b"x", json]);
                 if takeover {
@@ -349,6 +356,21 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn an_8_bit_window_is_not_compressed_with() {
+        let mut compressor = Compressor::new(direction(8, true), 6);
+        assert!(!compressor.can_compress());
+        assert!(compressor.compress(b"anything at all").is_err());
+        // Receiving with 8 bits agreed works: zlib inflates with 9.
+        let mut decompressor = Decompressor::new(direction(8, true));
+        let mut out = BytesMut::new();
+        decompressor
+            .inflate(&[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00], &mut out, 100)
+            .unwrap();
+        decompressor.finish(&mut out, 100).unwrap();
+        assert_eq!(&out[..], b"Hello");
     }
 
     #[test]

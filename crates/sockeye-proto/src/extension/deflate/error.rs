@@ -49,13 +49,6 @@ pub enum DeflateError {
         /// The value the server answered.
         answered: u8,
     },
-    /// The peer asks this end to compress with an 8-bit window, which
-    /// sockeye's compressor (zlib) cannot do: zlib raises raw-deflate
-    /// window bits 8 to 9, which would break the agreed limit.
-    UnsupportedWindowBits {
-        /// The parameter.
-        param: &'static str,
-    },
 }
 
 impl fmt::Display for DeflateError {
@@ -94,10 +87,6 @@ impl fmt::Display for DeflateError {
             } => write!(
                 f,
                 "the response has {param}={answered}, above the offered {offered}"
-            ),
-            DeflateError::UnsupportedWindowBits { param } => write!(
-                f,
-                "{param}=8 cannot be honoured: zlib compresses with at least 9 window bits"
             ),
         }
     }

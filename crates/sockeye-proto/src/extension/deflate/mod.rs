@@ -30,19 +30,14 @@
 //!
 //! RFC 7692 allows window bits from 8 to 15, but zlib cannot compress raw
 //! DEFLATE with an 8-bit window: it silently uses 9, whose back-references
-//! a peer holding a 256-byte window may not resolve. sockeye therefore
-//! never agrees to *compress* with 8 bits:
-//! - a server declines an offer with `server_max_window_bits=8` (it could
-//!   only answer 8) and moves on to the next offer;
-//! - a window size of 8 configured for the side that compresses is raised
-//!   to 9 when offered or answered (a server asks `client_max_window_bits`
-//!   of at least 9, a client offers at least 9, a server announces at
-//!   least 9 for itself);
-//! - a client fails on a response with `client_max_window_bits=8`.
-//!
-//! Receiving with 8 bits is fine (a larger window decodes anything a
-//! smaller one encoded), so a client may still offer
-//! `server_max_window_bits=8`, though zlib-based servers will decline it.
+//! a peer holding a 256-byte window may not resolve. sockeye still agrees
+//! to 8 bits wherever a peer asks (Autobahn's cases 13.3 and 13.5 do, and
+//! some peers answer `client_max_window_bits=8`), and honours it by
+//! sending the messages of that direction uncompressed: RSV1 is chosen per
+//! message, so a plain message is always valid. Receiving with 8 bits is
+//! unaffected (a larger window decodes anything a smaller one encoded).
+//! [`MIN_COMPRESS_WINDOW_BITS`] is the smallest window sockeye compresses
+//! with.
 
 pub(crate) mod codec;
 mod error;
@@ -78,8 +73,9 @@ pub const DEFAULT_THRESHOLD: usize = 32;
 /// The default [`DeflateConfig::level`].
 pub const DEFAULT_LEVEL: u32 = 1;
 
-/// The smallest window sockeye compresses with (zlib's raw-deflate floor;
-/// see the [module documentation](self)).
+/// The smallest window sockeye compresses with (zlib's raw-deflate floor):
+/// with 8 bits agreed, messages go uncompressed (see the
+/// [module documentation](self)).
 pub const MIN_COMPRESS_WINDOW_BITS: u8 = 9;
 
 /// The user's permessage-deflate policy, on a client or a server.
@@ -173,7 +169,8 @@ impl DeflateConfig {
 
     /// Limits the server's compression window to `2^bits` bytes. A client
     /// offers `server_max_window_bits=bits`; a server answers at most
-    /// `bits` (and at least 9). `None` means no limit (15). Default:
+    /// `bits`. With 8, the server sends its messages uncompressed (see the
+    /// [module documentation](self)). `None` means no limit (15). Default:
     /// `None`.
     ///
     /// # Panics
@@ -186,11 +183,11 @@ impl DeflateConfig {
     }
 
     /// Limits the client's compression window to `2^bits` bytes. A client
-    /// offers `client_max_window_bits=bits` (at least 9) and, with `None`,
-    /// a bare `client_max_window_bits` (it supports the parameter); a
-    /// server asks `client_max_window_bits=bits` (at least 9, at most what
-    /// the client offered) when the client supports the parameter. `None`
-    /// means no limit (15). Default: `None`.
+    /// offers `client_max_window_bits=bits` and, with `None`, a bare
+    /// `client_max_window_bits` (it supports the parameter); a server asks
+    /// `client_max_window_bits=bits` (at most what the client offered) when
+    /// the client supports the parameter. With 8, the client sends its
+    /// messages uncompressed. `None` means no limit (15). Default: `None`.
     ///
     /// # Panics
     ///
@@ -239,8 +236,8 @@ fn check_window_bits(bits: Option<u8>) {
 /// What a permessage-deflate negotiation agreed on, the same on both ends.
 ///
 /// Window sizes are maxima: a compressor may use a smaller window, and a
-/// decompressor may use a larger one (a zlib-based decompressor should
-/// use at least 9, see [`MIN_COMPRESS_WINDOW_BITS`]).
+/// decompressor may use a larger one (sockeye's inflates with at least 9
+/// bits, zlib's floor).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct DeflateParams {

@@ -5,8 +5,7 @@ use crate::handshake::{ExtensionNegotiator, ExtensionOffer};
 
 use super::{
     CLIENT_MAX_WINDOW_BITS, DeflateConfig, DeflateError, DeflateOffer, DeflateParams,
-    MAX_WINDOW_BITS, MIN_COMPRESS_WINDOW_BITS, PERMESSAGE_DEFLATE, SERVER_MAX_WINDOW_BITS,
-    SERVER_NO_CONTEXT_TAKEOVER,
+    MAX_WINDOW_BITS, PERMESSAGE_DEFLATE, SERVER_MAX_WINDOW_BITS, SERVER_NO_CONTEXT_TAKEOVER,
 };
 
 /// A server's permessage-deflate policy, as an [`ExtensionNegotiator`].
@@ -21,12 +20,11 @@ use super::{
 ///   or to confirm the client's own `client_no_context_takeover`;
 /// - has `server_max_window_bits` when the client set a limit (answered
 ///   with the smaller of that limit and the configured one) or the
-///   configuration sets one below 15; an offer with
-///   `server_max_window_bits=8` is declined (see the
-///   [module documentation](super) on zlib);
+///   configuration sets one below 15 (8 is answered too, and then honoured
+///   by sending uncompressed: see the [module documentation](super));
 /// - has `client_max_window_bits` only when the client offered it: the
-///   smaller of the client's value and the configured one (raised to 9),
-///   or the client's value alone, or nothing when neither sets a value.
+///   smaller of the client's value and the configured one, or the
+///   client's value alone, or nothing when neither sets a value.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct DeflateNegotiator {
     config: DeflateConfig,
@@ -55,23 +53,13 @@ impl DeflateNegotiator {
         let offer = DeflateOffer::parse_offer(offer)?;
         let config = &self.config;
 
-        let wanted = config
-            .server_max_window_bits
-            .unwrap_or(MAX_WINDOW_BITS)
-            .max(MIN_COMPRESS_WINDOW_BITS);
+        let wanted = config.server_max_window_bits.unwrap_or(MAX_WINDOW_BITS);
         let server_max_window_bits = match offer.server_max_window_bits {
-            Some(limit) if limit < MIN_COMPRESS_WINDOW_BITS => {
-                return Err(DeflateError::UnsupportedWindowBits {
-                    param: SERVER_MAX_WINDOW_BITS,
-                });
-            }
             Some(limit) => Some(wanted.min(limit)),
             None => (wanted < MAX_WINDOW_BITS).then_some(wanted),
         };
 
-        let asked = config
-            .client_max_window_bits
-            .map(|bits| bits.max(MIN_COMPRESS_WINDOW_BITS));
+        let asked = config.client_max_window_bits;
         let client_max_window_bits = match (offer.client_max_window_bits, asked) {
             (None, _) | (Some(None), None) => None,
             (Some(None), Some(asked)) => Some(Some(asked)),
@@ -119,10 +107,7 @@ impl DeflateConfig {
             server_no_context_takeover: self.server_no_context_takeover,
             client_no_context_takeover: self.client_no_context_takeover,
             server_max_window_bits: self.server_max_window_bits,
-            client_max_window_bits: Some(
-                self.client_max_window_bits
-                    .map(|bits| bits.max(MIN_COMPRESS_WINDOW_BITS)),
-            ),
+            client_max_window_bits: Some(self.client_max_window_bits),
         }
     }
 
@@ -204,11 +189,6 @@ impl DeflateOffer {
                         param: CLIENT_MAX_WINDOW_BITS,
                         offered,
                         answered,
-                    });
-                }
-                _ if answered < MIN_COMPRESS_WINDOW_BITS => {
-                    return Err(DeflateError::UnsupportedWindowBits {
-                        param: CLIENT_MAX_WINDOW_BITS,
                     });
                 }
                 _ => {}

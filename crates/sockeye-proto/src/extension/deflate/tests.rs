@@ -200,7 +200,7 @@ fn client_offers() {
         .as_deref(),
         Some(
             "permessage-deflate; server_no_context_takeover; client_no_context_takeover; \
-             server_max_window_bits=8; client_max_window_bits=9"
+             server_max_window_bits=8; client_max_window_bits=8"
         )
     );
 }
@@ -281,7 +281,7 @@ fn server_max_window_bits_answers() {
         (
             config.server_max_window_bits(Some(8)),
             "permessage-deflate",
-            Some("server_max_window_bits=9"),
+            Some("server_max_window_bits=8"),
         ),
         (
             config.server_max_window_bits(Some(15)),
@@ -299,14 +299,23 @@ fn server_max_window_bits_answers() {
 }
 
 #[test]
-fn server_declines_server_max_window_bits_8() {
+fn server_accepts_server_max_window_bits_8() {
+    // It answers 8 and honours it by sending uncompressed.
     let offer = ext("permessage-deflate; server_max_window_bits=8");
+    let (answer, params) = server(DeflateConfig::new()).accept(&offer).unwrap();
     assert_eq!(
-        server(DeflateConfig::new()).accept(&offer),
-        Err(DeflateError::UnsupportedWindowBits {
-            param: SERVER_MAX_WINDOW_BITS
-        })
+        answer.to_string(),
+        "permessage-deflate; server_max_window_bits=8"
     );
+    assert_eq!(params.server_max_window_bits, 8);
+}
+
+#[test]
+fn client_accepts_client_max_window_bits_8() {
+    let params = DeflateConfig::new()
+        .accept_response(&ext("permessage-deflate; client_max_window_bits=8"))
+        .unwrap();
+    assert_eq!(params.client_max_window_bits, 8);
 }
 
 #[test]
@@ -340,7 +349,7 @@ fn server_client_max_window_bits_answers() {
         (
             config.client_max_window_bits(Some(8)),
             "permessage-deflate; client_max_window_bits",
-            Some("9"),
+            Some("8"),
         ),
     ];
     for (config, offer, expected) in cases {
@@ -355,7 +364,7 @@ fn server_client_max_window_bits_answers() {
 #[test]
 fn server_falls_back_to_the_next_acceptable_offer() {
     let offers = "x-foo, permessage-deflate; mystery, permessage-deflate; server_max_window_bits=08, \
-                  permessage-deflate; server_max_window_bits=8, \
+                  permessage-deflate; server_max_window_bits=16, \
                   permessage-deflate; server_no_context_takeover=yes, \
                   permessage-deflate; server_max_window_bits=10; client_max_window_bits, \
                   permessage-deflate";
@@ -476,13 +485,6 @@ fn client_refuses_invalid_answers() {
             },
         ),
         (
-            config,
-            "permessage-deflate; client_max_window_bits=8",
-            DeflateError::UnsupportedWindowBits {
-                param: CLIENT_MAX_WINDOW_BITS,
-            },
-        ),
-        (
             config.enabled(false),
             "permessage-deflate",
             DeflateError::Disabled,
@@ -541,8 +543,8 @@ fn round_trips_agree_on_both_ends() {
                     let client_params = client.accept_response(&response).unwrap();
                     assert_eq!(client_params, server_params, "{response}");
                     assert_eq!(DeflateParams::from_response(&response), Ok(server_params));
-                    assert!(server_params.server_max_window_bits >= MIN_COMPRESS_WINDOW_BITS);
-                    assert!(server_params.client_max_window_bits >= MIN_COMPRESS_WINDOW_BITS);
+                    assert!(server_params.server_max_window_bits >= MIN_WINDOW_BITS);
+                    assert!(server_params.client_max_window_bits >= MIN_WINDOW_BITS);
                     assert_eq!(server_params.server_no_context_takeover, server_nct);
                     assert_eq!(server_params.client_no_context_takeover, client_nct);
                 }
