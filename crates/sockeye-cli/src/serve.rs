@@ -57,8 +57,9 @@ pub struct ServeArgs {
     /// The private key of --cert (PEM).
     #[arg(long, value_name = "FILE", requires = "cert")]
     key: Option<PathBuf>,
-    /// The largest message accepted from a client (larger: close 1009).
-    #[arg(long, value_name = "BYTES", default_value = "16MiB", value_parser = parse_size)]
+    /// The largest message accepted from a client (larger: close 1009);
+    /// also the largest frame.
+    #[arg(long, value_name = "BYTES", default_value = "64MiB", value_parser = parse_size)]
     max_message_size: usize,
     /// The most connections served at once; more are answered with 503.
     #[arg(long, value_name = "N", default_value_t = 10_000,

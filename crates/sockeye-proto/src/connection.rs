@@ -141,6 +141,8 @@ struct PartialMessage {
     overhead: usize,
     /// The message has RSV1 set (permessage-deflate).
     compressed: bool,
+    /// Payload bytes of its frames so far, as they came on the wire.
+    wire_len: usize,
 }
 
 impl PartialMessage {
@@ -465,7 +467,16 @@ impl Connection {
             }
             return Ok((header.payload_len as usize, false, false));
         }
-        let max_frame = self.config.get_max_frame_size();
+        // A compressed frame is inflated as it arrives, never buffered
+        // whole, and what it inflates to is held to the message limit; its
+        // wire size gets headroom for DEFLATE's expansion of data that
+        // does not compress (a 16 MiB random message is a little larger
+        // compressed), so a limit means the same with or without
+        // compression.
+        let compressed = rsv1
+            || (header.opcode == OpCode::Continuation
+                && self.message.as_ref().is_some_and(|m| m.compressed));
+        let max_frame = with_headroom(self.config.get_max_frame_size(), compressed);
         let len = usize::try_from(header.payload_len)
             .ok()
             .filter(|len| *len <= max_frame)
@@ -479,19 +490,22 @@ impl Connection {
             (OpCode::Continuation, None) => Err(ProtocolError::UnexpectedContinuation),
             (OpCode::Continuation, Some(message)) => {
                 // A compressed fragment's inflated size is checked while
-                // inflating.
+                // inflating; its wire size counts against the message limit
+                // (with headroom) too, so that DEFLATE blocks that inflate
+                // to nothing cannot go on forever.
                 let payload = if message.compressed { 0 } else { len };
                 let cost = message
                     .cost()
                     .saturating_add(self.config.get_fragment_overhead())
                     .saturating_add(payload);
-                if cost > max_message {
+                let wire = message.wire_len.saturating_add(len);
+                if cost > max_message || wire > with_headroom(max_message, message.compressed) {
                     return Err(too_large);
                 }
                 Ok((len, message.text, message.compressed))
             }
             (_, Some(_)) => Err(ProtocolError::ExpectedContinuation),
-            (_, None) if len > max_message && !rsv1 => Err(too_large),
+            (_, None) if len > with_headroom(max_message, rsv1) => Err(too_large),
             (opcode, None) => Ok((len, opcode == OpCode::Text, rsv1)),
         }
     }
@@ -514,6 +528,7 @@ impl Connection {
                     payload,
                     overhead: 0,
                     compressed: false,
+                    wire_len: len,
                 });
                 Ok(Step::Continue)
             }
@@ -523,6 +538,7 @@ impl Connection {
                 };
                 message.payload.extend_from_slice(&self.input[..len]);
                 message.overhead += self.config.get_fragment_overhead();
+                message.wire_len += len;
                 self.input.advance(len);
                 if !header.fin {
                     return Ok(Step::Continue);
@@ -579,6 +595,7 @@ impl Connection {
             payload,
             overhead: 0,
             compressed: true,
+            wire_len: 0,
         });
     }
 
@@ -605,6 +622,7 @@ impl Connection {
                 .inflate(fresh, &mut message.payload, limit);
             self.input.advance(available);
             frame.processed += available;
+            message.wire_len += available;
             inflated.map_err(|error| inflate_error(error, max_message))?;
         }
         let done = frame.processed == frame.len;
@@ -1029,6 +1047,17 @@ impl Connection {
             self.outgoing
                 .push_frame(self.role, OpCode::Ping, true, 0, &payload);
         }
+    }
+}
+
+/// A wire-size limit, with room for DEFLATE's worst-case expansion (about
+/// 0.03% for stored blocks; zlib's Huffman blocks on random data add a
+/// little more) when the payload is compressed.
+fn with_headroom(limit: usize, compressed: bool) -> usize {
+    if compressed {
+        limit.saturating_add(limit / 64).saturating_add(1024)
+    } else {
+        limit
     }
 }
 

@@ -412,3 +412,36 @@ fn an_agreed_8_bit_window_is_honoured_by_sending_plain() {
         vec![Message::text("hello hello")]
     );
 }
+
+#[test]
+fn limits_mean_the_same_with_compression() {
+    // A message at the frame limit that does not compress is a little
+    // larger compressed: it is still accepted.
+    let params = negotiate(DeflateConfig::new(), DeflateConfig::new());
+    let limit = 64 * 1024;
+    let config = Config::default()
+        .max_frame_size(limit)
+        .max_message_size(limit);
+    let noise: Vec<u8> = (0..limit as u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect();
+    let compressed = deflate(&noise);
+    assert!(compressed.len() > limit, "{}", compressed.len());
+    let mut server = Connection::new(Role::Server, config.clone());
+    server.enable_deflate(params, &DeflateConfig::new());
+    let events = feed(&mut server, &frame(true, RSV1, 2, Some(KEY), &compressed));
+    assert_eq!(messages(&events), vec![Message::binary(noise)]);
+    // Blocks that inflate to nothing still count on the wire: a message of
+    // empty stored blocks cannot go on forever.
+    let mut server = Connection::new(Role::Server, config);
+    server.enable_deflate(params, &DeflateConfig::new());
+    let empty_blocks: Vec<u8> = [0x00, 0x00, 0x00, 0xff, 0xff].repeat(4000);
+    let mut wire = frame(false, RSV1, 2, Some(KEY), &empty_blocks);
+    let mut closed = None;
+    for _ in 0..10 {
+        wire.extend(frame(false, 0, 0, Some(KEY), &empty_blocks));
+        let events = feed(&mut server, &std::mem::take(&mut wire));
+        closed = closed.or(closed_code(&events));
+    }
+    assert_eq!(closed, Some(CloseCode::MESSAGE_TOO_BIG));
+}
