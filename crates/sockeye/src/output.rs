@@ -21,6 +21,13 @@ pub(crate) struct Output {
 impl Output {
     /// Takes everything the engine has queued.
     pub(crate) fn refill(&mut self, conn: &mut Connection) {
+        // Take more only once what was taken is written: output the socket
+        // cannot take stays in the engine, where its limits see it (a peer
+        // that pings without reading stalls on `max_queued_control_bytes`
+        // instead of growing this queue).
+        if !self.chunks.is_empty() {
+            return;
+        }
         while let Some(chunk) = conn.poll_transmit() {
             self.len += chunk.len();
             self.chunks.push_back(chunk);

@@ -1,6 +1,8 @@
 //! Shared by the integration tests: a test PKI made with rcgen.
 #![allow(dead_code)]
 
+pub mod hostile;
+
 use std::sync::Arc;
 
 use rcgen::{
