@@ -27,6 +27,7 @@ pub mod case;
 pub mod cases;
 mod check;
 pub mod cli;
+pub mod deflate;
 mod pace;
 pub mod parse;
 pub mod report;
