@@ -54,9 +54,14 @@ pub struct WebSocket<S> {
     /// The write side was shut down; what the peer still sends is being
     /// drained before the end is returned (see `poll_linger`).
     shut_down: bool,
+    /// How long draining may still take (see `poll_linger`).
+    linger: Option<Pin<Box<Sleep>>>,
     /// The connection's place under its server's connection limit.
     pub(crate) permit: Option<ConnectionPermit>,
 }
+
+/// How long a failed connection drains the peer's input at most.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(200);
 
 impl<S> WebSocket<S>
 where
@@ -83,6 +88,7 @@ where
             finished: false,
             give_up: false,
             shut_down: false,
+            linger: None,
             permit: None,
         }
     }
@@ -349,6 +355,14 @@ where
             .as_ref()
             .is_some_and(|closed| matches!(closed.error, Some(sockeye_proto::Error::Protocol(_))));
         if !failed {
+            return Poll::Ready(());
+        }
+        // Our FIN is out: a peer that reads closes its side at once. Give
+        // it a moment, not the whole close timeout.
+        let linger = self
+            .linger
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(LINGER)));
+        if linger.as_mut().poll(cx).is_ready() {
             return Poll::Ready(());
         }
         let mut scratch = [0u8; 4096];
