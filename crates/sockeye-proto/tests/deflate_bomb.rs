@@ -6,6 +6,8 @@
 //! before each bomb through `/proc/self/clear_refs`; the tests in this
 //! file run one at a time so they do not see each other's peaks.
 
+mod common;
+
 use std::io::Write;
 use std::sync::Mutex;
 
@@ -42,22 +44,15 @@ fn make_bomb() -> Vec<u8> {
     out
 }
 
+/// A masked client frame, built by the shared test helper.
 fn masked_frame(fin: bool, rsv1: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
-    let mut out = vec![(u8::from(fin) << 7) | (u8::from(rsv1) << 6) | opcode];
-    match payload.len() {
-        len @ 0..=125 => out.push(0x80 | len as u8),
-        len @ 126..=65535 => {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(len as u16).to_be_bytes());
-        }
-        len => {
-            out.push(0x80 | 127);
-            out.extend_from_slice(&(len as u64).to_be_bytes());
-        }
-    }
-    out.extend_from_slice(&KEY);
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ KEY[i % 4]));
-    out
+    common::frame(
+        fin,
+        if rsv1 { 0b100 } else { 0 },
+        opcode,
+        Some(KEY),
+        payload,
+    )
 }
 
 fn server() -> Connection {
