@@ -422,8 +422,15 @@ fn limits_mean_the_same_with_compression() {
     let config = Config::default()
         .max_frame_size(limit)
         .max_message_size(limit);
-    let noise: Vec<u8> = (0..limit as u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+    // xorshift64: no repeats for DEFLATE to find.
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let noise: Vec<u8> = (0..limit)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 32) as u8
+        })
         .collect();
     let compressed = deflate(&noise);
     assert!(compressed.len() > limit, "{}", compressed.len());
