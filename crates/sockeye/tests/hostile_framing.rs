@@ -281,14 +281,56 @@ async fn close_payloads_are_checked() {
 /// reads again, every Ping is answered and the connection closes cleanly.
 #[tokio::test]
 async fn a_ping_flood_without_reading_stalls_the_attacker() {
-    const BUFFER: u32 = 64 * 1024;
-    let mut server = TestServer::start_with_buffers(ServerBuilder::new(), Some(BUFFER)).await;
+    let mut server = TestServer::start_with_buffers(ServerBuilder::new(), Some(FLOOD_BUFFER)).await;
+    ping_flood(server.addr).await;
+    match server.outcome().await {
+        Outcome::Ended(closed) => assert!(closed.is_clean(), "{closed:?}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The same flood against the blocking front-end: its thread blocks
+/// writing Pongs and so stops reading, which stalls the attacker the same
+/// way.
+#[tokio::test]
+async fn a_ping_flood_stalls_the_attacker_of_a_blocking_server_too() {
     let socket = TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(BUFFER).unwrap();
-    socket.set_send_buffer_size(BUFFER).unwrap();
-    let mut tcp = socket.connect(server.addr).await.unwrap();
+    socket.set_recv_buffer_size(FLOOD_BUFFER).unwrap();
+    socket.set_send_buffer_size(FLOOD_BUFFER).unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(16).unwrap().into_std().unwrap();
+    listener.set_nonblocking(false).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (tcp, _) = listener.accept().unwrap();
+        let mut ws = sockeye::blocking::accept(tcp).unwrap();
+        while let Some(message) = ws.recv() {
+            ws.send(message.unwrap()).unwrap();
+        }
+        ws.closed().cloned()
+    });
+    ping_flood(addr).await;
+    let closed = within(HANG_GUARD, "the blocking server's end", async {
+        tokio::task::spawn_blocking(move || server.join().unwrap())
+            .await
+            .unwrap()
+    })
+    .await;
+    assert!(closed.as_ref().is_some_and(|c| c.is_clean()), "{closed:?}");
+}
+
+/// Kernel send and receive buffer asked for on both ends of a flood.
+const FLOOD_BUFFER: u32 = 64 * 1024;
+
+/// Floods the server at `addr` with Pings without reading until its writes
+/// stall, checks how much it took, then reads every Pong and closes.
+async fn ping_flood(addr: std::net::SocketAddr) {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(FLOOD_BUFFER).unwrap();
+    socket.set_send_buffer_size(FLOOD_BUFFER).unwrap();
+    let mut tcp = socket.connect(addr).await.unwrap();
     tcp.set_nodelay(true).unwrap();
-    tcp.write_all(&valid_request(server.addr)).await.unwrap();
+    tcp.write_all(&valid_request(addr)).await.unwrap();
     let answer = within(HANG_GUARD, "a 101", read_response_head(&mut tcp))
         .await
         .unwrap();
@@ -369,10 +411,6 @@ async fn a_ping_flood_without_reading_stalls_the_attacker() {
         eof,
         "the server did not close TCP after the closing handshake"
     );
-    match server.outcome().await {
-        Outcome::Ended(closed) => assert!(closed.is_clean(), "{closed:?}"),
-        other => panic!("{other:?}"),
-    }
 }
 
 /// Whether the server ends the stream within the prompt delay.
