@@ -186,7 +186,9 @@ async fn run(args: ServeArgs) -> Result<(), Failure> {
                     tasks.spawn(async move {
                         match permit {
                             Some(_permit) => serve_connection(tcp, peer, &shared).await,
-                            None => refuse_busy(tcp, peer, &shared).await,
+                            // Boxed: its state would otherwise size every
+                            // connection's task.
+                            None => Box::pin(refuse_busy(tcp, peer, &shared)).await,
                         }
                     });
                 }
@@ -262,6 +264,31 @@ fn server_builder(args: &ServeArgs, deflate: DeflateConfig) -> ServerBuilder {
 /// One TCP connection: TLS if configured, the request head, then a
 /// WebSocket or an HTTP answer.
 async fn serve_connection(tcp: TcpStream, peer: SocketAddr, shared: &Shared) {
+    // A task's future is as large as its largest state for as long as the
+    // connection lasts: the handshake's state (request, response, buffers)
+    // gets its own allocation, freed once it is done, and the WebSocket is
+    // boxed so the futures that own it are not each as large as it is.
+    // Idle connections then cost about 2 KiB (see bench/NOTES.md).
+    let Some((ws, membership)) = Box::pin(open_websocket(tcp, peer, shared)).await else {
+        return;
+    };
+    let mut shutdown = shared.shutdown.clone();
+    match membership {
+        None => echo(ws, peer, &mut shutdown).await,
+        Some(membership) => shared.room.serve(membership, *ws, peer, shutdown).await,
+    }
+}
+
+/// Reads the request and answers it: HTTP for files and the page, a
+/// refusal, or a 101 and the WebSocket (with its broadcast membership).
+async fn open_websocket(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    shared: &Shared,
+) -> Option<(
+    Box<WebSocket<ServerStream>>,
+    Option<crate::room::Membership>,
+)> {
     let _ = tcp.set_nodelay(true);
     let opened = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
         let mut stream = open_stream(tcp, shared).await?;
@@ -271,15 +298,25 @@ async fn serve_connection(tcp: TcpStream, peer: SocketAddr, shared: &Shared) {
     .await;
     let (mut stream, head) = match opened {
         Ok(Ok(opened)) => opened,
-        Ok(Err(why)) => return debug!("{peer}: {why}"),
-        Err(_) => return debug!("{peer}: no request within {HANDSHAKE_TIMEOUT:?}"),
+        Ok(Err(why)) => {
+            debug!("{peer}: {why}");
+            return None;
+        }
+        Err(_) => {
+            debug!("{peer}: no request within {HANDSHAKE_TIMEOUT:?}");
+            return None;
+        }
     };
     let (request, leftover) = match head {
         Ok(Some(head)) => head,
-        Ok(None) => return debug!("{peer}: closed before sending a request"),
+        Ok(None) => {
+            debug!("{peer}: closed before sending a request");
+            return None;
+        }
         Err(error) => {
             info!("{peer}: bad request: {error}");
-            return refuse(&mut stream, &error).await;
+            refuse(&mut stream, &error).await;
+            return None;
         }
     };
     if !wants_websocket(&request) {
@@ -293,13 +330,14 @@ async fn serve_connection(tcp: TcpStream, peer: SocketAddr, shared: &Shared) {
                 |status| status.to_string()
             )
         );
-        return;
+        return None;
     }
     let accepted = match shared.server.handshake_policy().accept(&request) {
         Ok(accepted) => accepted,
         Err(error) => {
             info!("{peer}: WebSocket handshake refused: {error}");
-            return refuse(&mut stream, &error).await;
+            refuse(&mut stream, &error).await;
+            return None;
         }
     };
     // A broadcast member joins before its client can see the 101.
@@ -307,7 +345,8 @@ async fn serve_connection(tcp: TcpStream, peer: SocketAddr, shared: &Shared) {
     let mut response = Vec::with_capacity(256);
     handshake::write_response(&accepted.response, &mut response);
     if let Err(error) = write_all(&mut stream, &response).await {
-        return debug!("{peer}: {error}");
+        debug!("{peer}: {error}");
+        return None;
     }
     // The engine as ServerBuilder would make it: its config, and
     // permessage-deflate when the handshake agreed on it.
@@ -315,7 +354,7 @@ async fn serve_connection(tcp: TcpStream, peer: SocketAddr, shared: &Shared) {
     if let Some(params) = accepted.negotiated.deflate {
         engine.enable_deflate(params, &shared.deflate);
     }
-    let ws = WebSocket::from_engine(stream, engine, &leftover);
+    let ws = Box::new(WebSocket::from_engine(stream, engine, &leftover));
     info!(
         "{peer}: WebSocket connected ({} {}{})",
         shared.mode.name(),
@@ -326,11 +365,7 @@ async fn serve_connection(tcp: TcpStream, peer: SocketAddr, shared: &Shared) {
             ""
         }
     );
-    let mut shutdown = shared.shutdown.clone();
-    match membership {
-        None => echo(ws, peer, &mut shutdown).await,
-        Some(membership) => shared.room.serve(membership, ws, peer, shutdown).await,
-    }
+    Some((ws, membership))
 }
 
 /// Plain TCP, or TLS when the server has a certificate.
@@ -339,7 +374,7 @@ async fn open_stream(tcp: TcpStream, shared: &Shared) -> Result<ServerStream, St
         None => Ok(ServerStream::Plain(tcp)),
         Some(config) => tokio_rustls_accept(config.clone(), tcp)
             .await
-            .map(ServerStream::Tls)
+            .map(|tls| ServerStream::Tls(Box::new(tls)))
             .map_err(|error| format!("TLS handshake failed: {error}")),
     }
 }
@@ -363,7 +398,7 @@ where
     let mut parser = RequestParser::new()
         .max_head_size(handshake::DEFAULT_MAX_HEAD_SIZE)
         .max_headers(handshake::DEFAULT_MAX_HEADERS);
-    let mut buffer = [0u8; 4096];
+    let mut buffer = vec![0u8; 4096];
     loop {
         let read = match stream.read(&mut buffer).await {
             Ok(0) | Err(_) => return Ok(None),
@@ -440,7 +475,7 @@ where
 /// cancel-safe, so the loop can be dropped at any point for the shutdown
 /// close.
 async fn echo(
-    mut ws: WebSocket<ServerStream>,
+    mut ws: Box<WebSocket<ServerStream>>,
     peer: SocketAddr,
     shutdown: &mut watch::Receiver<bool>,
 ) {

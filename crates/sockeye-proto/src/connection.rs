@@ -364,6 +364,11 @@ impl Connection {
             self.timers.input_arrived();
         }
         let event = self.next_event_inner();
+        if event.is_none() && self.input.is_empty() && self.input.capacity() > 0 {
+            // Everything received was parsed: an idle connection holds no
+            // input buffer (delivered payloads keep their part of it).
+            self.input = BytesMut::new();
+        }
         self.input_len_seen = self.input.len();
         event
     }

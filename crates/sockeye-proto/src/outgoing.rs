@@ -25,6 +25,19 @@ use crate::role::Role;
 /// cheaper than one more iovec and keeps small messages corked together.
 const INLINE_PAYLOAD_MAX: usize = 4096;
 
+/// An output buffer is allocated with room for at least this much, so that
+/// the replies corked together do not grow it step by step.
+const BUFFER_CHUNK: usize = 4096;
+
+/// Makes room for `additional` bytes in `buffer`. An idle connection's
+/// buffers have no capacity (see [`Outgoing::poll_transmit`]); the first
+/// frame allocates a whole chunk.
+fn reserve(buffer: &mut BytesMut, additional: usize) {
+    if buffer.capacity() == 0 {
+        *buffer = BytesMut::with_capacity(additional.max(BUFFER_CHUNK));
+    }
+}
+
 /// One piece of queued output.
 #[derive(Debug)]
 struct Chunk {
@@ -77,6 +90,8 @@ impl Outgoing {
         } else {
             &mut self.tail
         };
+        let inline = mask.is_some() || priority || payload.len() <= INLINE_PAYLOAD_MAX;
+        reserve(buffer, head_len + if inline { payload.len() } else { 0 });
         buffer.extend_from_slice(&head[..head_len]);
         match mask {
             Some(key) => {
@@ -106,6 +121,7 @@ impl Outgoing {
     pub(crate) fn push_encoded(&mut self, frame: &Bytes) {
         self.queued += frame.len();
         if frame.len() <= INLINE_PAYLOAD_MAX {
+            reserve(&mut self.tail, frame.len());
             self.tail.extend_from_slice(frame);
             return;
         }
@@ -132,6 +148,12 @@ impl Outgoing {
         } else if !self.tail.is_empty() {
             self.tail.split().freeze()
         } else {
+            // Everything was taken: give the spare capacity back, so an
+            // idle connection holds no output buffer (it is shared with the
+            // chunks being written, and freed with them).
+            self.tail = BytesMut::new();
+            self.control = BytesMut::new();
+            self.chunks = VecDeque::new();
             return None;
         };
         self.queued -= bytes.len();
@@ -180,6 +202,38 @@ mod tests {
         assert_eq!(chunks.len(), 1);
         assert_eq!(chunks[0].len(), 40);
         assert_eq!(out.len(), 0);
+    }
+
+    #[test]
+    fn drained_queues_hold_no_memory() {
+        let mut out = Outgoing::default();
+        let payload = Bytes::from(vec![7u8; 100_000]);
+        out.push_frame(Role::Server, OpCode::Binary, true, 0, &payload);
+        out.push_frame(Role::Server, OpCode::Pong, true, 0, &Bytes::new());
+        out.push_frame(
+            Role::Server,
+            OpCode::Text,
+            true,
+            0,
+            &Bytes::from_static(b"hi"),
+        );
+        // One chunk for corked frames (less the large frame's header).
+        assert!(out.tail.capacity() >= BUFFER_CHUNK - 16);
+        let chunks = drain(&mut out);
+        assert_eq!(chunks.len(), 4);
+        assert_eq!(out.tail.capacity(), 0);
+        assert_eq!(out.control.capacity(), 0);
+        assert_eq!(out.chunks.capacity(), 0);
+        // And the next frame finds a whole chunk again.
+        out.push_frame(
+            Role::Client,
+            OpCode::Text,
+            true,
+            0,
+            &Bytes::from_static(b"hi"),
+        );
+        assert!(out.tail.capacity() >= BUFFER_CHUNK);
+        assert_eq!(drain(&mut out).concat().len(), 2 + 4 + 2);
     }
 
     #[test]

@@ -27,6 +27,20 @@ fn single_frame_text_and_binary() {
 }
 
 #[test]
+fn an_idle_connection_holds_no_input_buffer() {
+    let mut server = server();
+    // A front-end reads into spare room in the engine's buffer...
+    let buffer = server.receive_buffer();
+    buffer.reserve(64 * 1024);
+    buffer.extend_from_slice(&client_frame(true, 2, &[7; 3000]));
+    let events: Vec<Event> = std::iter::from_fn(|| server.next_event()).collect();
+    assert_eq!(events, vec![Event::Message(Message::binary(vec![7; 3000]))]);
+    // ...which is given back once everything in it was parsed (the
+    // message keeps its own bytes).
+    assert_eq!(server.receive_buffer().capacity(), 0);
+}
+
+#[test]
 fn every_length_encoding_is_accepted() {
     for len in [0, 1, 125, 126, 127, 128, 65535, 65536, 100_000] {
         let payload = vec![b'x'; len];

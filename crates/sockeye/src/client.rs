@@ -370,7 +370,7 @@ impl ClientBuilder {
             .connect(name, tcp)
             .await
             .map_err(Error::Tls)?;
-        Ok(ClientStream::Tls(tls))
+        Ok(ClientStream::Tls(Box::new(tls)))
     }
 }
 

@@ -10,7 +10,8 @@ use crate::error::Error;
 
 /// Bytes read per system call while the head arrives. Small: a
 /// handshake is a few hundred bytes, and what is read past the head is
-/// handed to the connection.
+/// handed to the connection. On the heap, not in the future: a task's
+/// future is as large as its largest state for the whole connection.
 const HEAD_READ: usize = 4096;
 
 /// Reads until `parse` returns a complete head. Returns the head and the
@@ -22,7 +23,7 @@ pub(crate) async fn read_head<S, T>(
 where
     S: AsyncRead + Unpin,
 {
-    let mut buffer = [0u8; HEAD_READ];
+    let mut buffer = vec![0u8; HEAD_READ];
     loop {
         let read = stream.read(&mut buffer).await?;
         if read == 0 {
@@ -56,7 +57,7 @@ where
     S: AsyncRead + Unpin,
 {
     let wanted = content_length.unwrap_or(limit).min(limit);
-    let mut buffer = [0u8; HEAD_READ];
+    let mut buffer = vec![0u8; HEAD_READ];
     while body.len() < wanted {
         match stream.read(&mut buffer).await {
             Ok(0) | Err(_) => break,

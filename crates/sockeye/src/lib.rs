@@ -31,6 +31,7 @@ mod error;
 mod handshake_io;
 mod output;
 pub mod proxy;
+mod scratch;
 mod server;
 pub mod tls;
 pub mod tokio;

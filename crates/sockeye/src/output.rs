@@ -32,6 +32,10 @@ impl Output {
             self.len += chunk.len();
             self.chunks.push_back(chunk);
         }
+        if self.chunks.is_empty() && self.chunks.capacity() > 0 {
+            // Nothing to write: an idle connection keeps no queue.
+            self.chunks = VecDeque::new();
+        }
     }
 
     pub(crate) fn is_empty(&self) -> bool {

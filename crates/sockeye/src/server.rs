@@ -279,7 +279,7 @@ impl ServerBuilder {
                     .await
                     .map_err(|_| Error::OpenTimeout)?
                     .map_err(Error::Tls)?;
-                ServerStream::Tls(tls)
+                ServerStream::Tls(Box::new(tls))
             }
         };
         self.accept_until(stream, deadline).await.map(|(ws, _)| ws)

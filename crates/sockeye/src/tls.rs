@@ -68,13 +68,15 @@ pub fn client_config_with_roots(roots: rustls::RootCertStore) -> ClientConfig {
 
 /// What [`connect`](crate::connect) connects over: plain TCP for `ws://`,
 /// TLS for `wss://`.
+///
+/// The TLS state is boxed: it is several KiB, and plain connections should
+/// not carry its size.
 #[derive(Debug)]
-#[allow(clippy::large_enum_variant)]
 pub enum ClientStream {
     /// `ws://`: plain TCP.
     Plain(TcpStream),
     /// `wss://`: TLS over TCP.
-    Tls(TlsStream<TcpStream>),
+    Tls(Box<TlsStream<TcpStream>>),
 }
 
 impl ClientStream {
@@ -90,13 +92,15 @@ impl ClientStream {
 /// What [`ServerBuilder::accept_tcp`](crate::ServerBuilder::accept_tcp)
 /// serves over: plain TCP, or TLS when the builder has a rustls
 /// `ServerConfig`.
+///
+/// The TLS state is boxed: it is several KiB, and every connection's task
+/// would otherwise carry its size, plain ones too.
 #[derive(Debug)]
-#[allow(clippy::large_enum_variant)]
 pub enum ServerStream {
     /// Plain TCP.
     Plain(TcpStream),
     /// TLS over TCP.
-    Tls(ServerTlsStream<TcpStream>),
+    Tls(Box<ServerTlsStream<TcpStream>>),
 }
 
 impl ServerStream {

@@ -66,9 +66,6 @@ mod handshake;
 
 pub use handshake::{ClientStream, accept, accept_with, connect, connect_with};
 
-/// How much is read per system call.
-const READ_CHUNK: usize = 16 * 1024;
-
 /// A byte stream the blocking front-end can run on.
 pub trait Transport: Read + Write {
     /// Bounds how long the next read may block (`None`: forever). Without
@@ -217,10 +214,18 @@ impl<S: Transport> WebSocket<S> {
             // Only a Pong backlog stops reading; writing clears it.
             return self.write_out();
         }
-        let mut chunk = [0u8; READ_CHUNK];
-        match self.stream.read(&mut chunk) {
+        let stream = &mut self.stream;
+        let conn = &mut self.conn;
+        let read = crate::scratch::with(|chunk| {
+            let read = stream.read(chunk);
+            if let Ok(n) = read {
+                conn.receive_data(&chunk[..n]);
+            }
+            read
+        });
+        match read {
             Ok(0) => self.conn.receive_eof(),
-            Ok(n) => self.conn.receive_data(&chunk[..n]),
+            Ok(_) => {}
             Err(error)
                 if matches!(
                     error.kind(),

@@ -20,8 +20,9 @@ use crate::error::Error;
 use crate::output::{MAX_IOVECS, Output};
 use crate::server::ConnectionPermit;
 
-/// How much spare room the read buffer gets before each read.
-const READ_RESERVE: usize = 16 * 1024;
+/// How much spare room the read buffer gets before a read in the middle
+/// of a frame.
+const READ_RESERVE: usize = 64 * 1024;
 
 /// A WebSocket connection over a tokio stream, after its opening handshake.
 ///
@@ -317,11 +318,7 @@ where
                 // Waiting for the socket to take our writes, or a timer.
                 return Poll::Pending;
             }
-            let buffer = self.conn.receive_buffer();
-            if buffer.capacity() - buffer.len() < READ_RESERVE / 2 {
-                buffer.reserve(READ_RESERVE);
-            }
-            match tokio_util::io::poll_read_buf(Pin::new(&mut self.stream), cx, buffer) {
+            match self.poll_read(cx) {
                 Poll::Ready(Ok(0)) => self.conn.receive_eof(),
                 Poll::Ready(Ok(_)) => {}
                 Poll::Ready(Err(error)) => {
@@ -333,6 +330,29 @@ where
                 Poll::Pending => return Poll::Pending,
             }
         }
+    }
+
+    /// Reads once into the engine. Between messages the engine holds no
+    /// input buffer, so an idle connection costs no buffer memory: the read
+    /// goes to the thread's scratch buffer and only what arrived is copied
+    /// in. In the middle of a frame the read goes straight into the
+    /// engine's buffer, so a large payload is not copied twice.
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        let buffer = self.conn.receive_buffer();
+        if !buffer.is_empty() {
+            if buffer.capacity() - buffer.len() < READ_RESERVE / 2 {
+                buffer.reserve(READ_RESERVE);
+            }
+            return tokio_util::io::poll_read_buf(Pin::new(&mut self.stream), cx, buffer);
+        }
+        let stream = Pin::new(&mut self.stream);
+        let conn = &mut self.conn;
+        crate::scratch::with(|scratch| {
+            let mut read = tokio::io::ReadBuf::new(scratch);
+            ready!(stream.poll_read(cx, &mut read))?;
+            conn.receive_data(read.filled());
+            Poll::Ready(Ok(read.filled().len()))
+        })
     }
 
     /// The transport failed: the connection is over.
