@@ -9,9 +9,12 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
+use futures_sink::Sink;
 use http::{Request, StatusCode};
 use rustls::ServerConfig;
 use sockeye::proto::handshake::{self, HandshakeError, RequestParser};
@@ -267,15 +270,18 @@ async fn serve_connection(tcp: TcpStream, peer: SocketAddr, shared: &Shared) {
     // A task's future is as large as its largest state for as long as the
     // connection lasts: the handshake's state (request, response, buffers)
     // gets its own allocation, freed once it is done, and the WebSocket is
-    // boxed so the futures that own it are not each as large as it is.
-    // Idle connections then cost about 2 KiB (see bench/NOTES.md).
+    // boxed so the futures that own it are not each as large as it is, and
+    // so is the broadcast mode's state. Idle connections cost about 2.5 KiB
+    // (see bench/NOTES.md).
     let Some((ws, membership)) = Box::pin(open_websocket(tcp, peer, shared)).await else {
         return;
     };
     let mut shutdown = shared.shutdown.clone();
     match membership {
         None => echo(ws, peer, &mut shutdown).await,
-        Some(membership) => shared.room.serve(membership, *ws, peer, shutdown).await,
+        Some(membership) => {
+            Box::pin(shared.room.serve(membership, *ws, peer, shutdown)).await;
+        }
     }
 }
 
@@ -494,11 +500,22 @@ async fn echo(
     }
 }
 
+/// Echoes until the connection ends. Written with the poll functions
+/// rather than `recv().await` and `send().await`: the same behaviour (the
+/// replies to a burst leave in one write, made before the task waits for
+/// input; `poll_ready` bounds what is queued), in a future of a few bytes
+/// instead of a few hundred, which every connection's task carries.
 async fn echo_loop(ws: &mut WebSocket<ServerStream>) -> Result<(), sockeye::Error> {
-    while let Some(message) = ws.recv().await {
-        ws.send(message?).await?;
-    }
-    Ok(())
+    std::future::poll_fn(|cx| {
+        loop {
+            std::task::ready!(Pin::new(&mut *ws).poll_ready(cx))?;
+            match std::task::ready!(ws.poll_recv(cx)) {
+                Some(message) => Pin::new(&mut *ws).start_send(message?)?,
+                None => return Poll::Ready(Ok(())),
+            }
+        }
+    })
+    .await
 }
 
 /// Closes with 1001 for the shutdown, waiting a bounded time for the
