@@ -310,6 +310,20 @@ impl Connection {
         &mut self.input
     }
 
+    /// How many more bytes the frame being received needs before it is
+    /// complete, once its header has been parsed (0 otherwise, and for
+    /// compressed frames, which are inflated as they arrive). A front-end
+    /// that reads into [`Connection::receive_buffer`] can reserve this much
+    /// at once, so that a large payload is read into one allocation instead
+    /// of a buffer that grows (and is copied) as it arrives. The amount is
+    /// bounded by [`Config::max_frame_size`].
+    pub fn frame_bytes_missing(&self) -> usize {
+        match &self.frame {
+            Some(frame) if !frame.compressed => frame.missing(self.input.len()),
+            _ => 0,
+        }
+    }
+
     /// Tells the engine the transport will deliver no more bytes. If the
     /// closing handshake was not complete, the connection ends abnormally
     /// (1006) once the bytes before the end have been parsed.

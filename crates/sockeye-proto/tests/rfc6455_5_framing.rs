@@ -41,6 +41,20 @@ fn an_idle_connection_holds_no_input_buffer() {
 }
 
 #[test]
+fn the_engine_tells_how_much_of_a_frame_is_missing() {
+    let mut server = server();
+    assert_eq!(server.frame_bytes_missing(), 0);
+    let input = client_frame(true, 2, &[1; 100_000]);
+    // The header (2 + 8 + 4 bytes) and 1,000 payload bytes.
+    assert!(feed(&mut server, &input[..14 + 1000]).is_empty());
+    assert_eq!(server.frame_bytes_missing(), 99_000);
+    assert!(feed(&mut server, &input[14 + 1000..input.len() - 1]).is_empty());
+    assert_eq!(server.frame_bytes_missing(), 1);
+    assert_eq!(feed(&mut server, &input[input.len() - 1..]).len(), 1);
+    assert_eq!(server.frame_bytes_missing(), 0);
+}
+
+#[test]
 fn every_length_encoding_is_accepted() {
     for len in [0, 1, 125, 126, 127, 128, 65535, 65536, 100_000] {
         let payload = vec![b'x'; len];

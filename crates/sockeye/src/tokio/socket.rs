@@ -338,10 +338,13 @@ where
     /// in. In the middle of a frame the read goes straight into the
     /// engine's buffer, so a large payload is not copied twice.
     fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        // A large frame's payload gets its whole room at once: one
+        // allocation, not a buffer copied each time it grows.
+        let missing = self.conn.frame_bytes_missing();
         let buffer = self.conn.receive_buffer();
         if !buffer.is_empty() {
             if buffer.capacity() - buffer.len() < READ_RESERVE / 2 {
-                buffer.reserve(READ_RESERVE);
+                buffer.reserve(READ_RESERVE.max(missing));
             }
             return tokio_util::io::poll_read_buf(Pin::new(&mut self.stream), cx, buffer);
         }
