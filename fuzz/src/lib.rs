@@ -18,6 +18,8 @@
 //! protocol violation, and the messages the script sent must arrive intact
 //! and in order.
 
+#![forbid(unsafe_code)]
+
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 

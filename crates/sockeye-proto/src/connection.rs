@@ -169,6 +169,17 @@ struct Deflate {
 /// between messages.
 const MAX_SPARE_INFLATE_CAPACITY: usize = 64 * 1024;
 
+/// How a connection is ending. Boxed in [`Connection`]: most of a
+/// connection's life has none of it, and idle connections should be small.
+#[derive(Debug, Default)]
+struct Ending {
+    /// The Close frame we sent: `None` before, `Some(None)` for an empty one.
+    close_sent: Option<Option<CloseFrame>>,
+    close_received: Option<Option<CloseFrame>>,
+    error: Option<Error>,
+    initiated_by: Option<Initiator>,
+}
+
 /// What one step of parsing produced.
 enum Step {
     Event(Event),
@@ -200,11 +211,8 @@ pub struct Connection {
     /// The input buffer's length when `next_event` last returned.
     input_len_seen: usize,
     outgoing: Outgoing,
-    /// The Close frame we sent: `None` before, `Some(None)` for an empty one.
-    close_sent: Option<Option<CloseFrame>>,
-    close_received: Option<Option<CloseFrame>>,
-    error: Option<Error>,
-    initiated_by: Option<Initiator>,
+    /// How the connection is ending, from the first Close or failure on.
+    ending: Option<Box<Ending>>,
     /// Whether [`Event::Closed`] was handed out.
     closed_reported: bool,
     /// The engine wants the transport shut down once output is written.
@@ -230,10 +238,7 @@ impl Connection {
             eof: false,
             input_len_seen: 0,
             outgoing: Outgoing::default(),
-            close_sent: None,
-            close_received: None,
-            error: None,
-            initiated_by: None,
+            ending: None,
             closed_reported: false,
             close_transport: false,
             timers: Timers::default(),
@@ -694,9 +699,9 @@ impl Connection {
                 .as_ref()
                 .map(|frame| CloseFrame::new(frame.code, Utf8Bytes::default()));
             self.queue_close(reply);
-            self.initiated_by = Some(Initiator::Remote);
+            self.ending().initiated_by = Some(Initiator::Remote);
         }
-        self.close_received = Some(frame);
+        self.ending().close_received = Some(frame);
         self.enter_closed();
         // Section 7.1.1: the server closes TCP first; the client waits for
         // it (bounded by the close timer).
@@ -720,8 +725,8 @@ impl Connection {
 
     /// Ends the connection abnormally.
     fn end(&mut self, error: Error, initiated_by: Initiator) {
-        self.error = Some(error);
-        self.initiated_by.get_or_insert(initiated_by);
+        self.ending().error = Some(error);
+        self.ending().initiated_by.get_or_insert(initiated_by);
         self.enter_closed();
         self.close_transport = true;
     }
@@ -740,12 +745,18 @@ impl Connection {
             return None;
         }
         self.closed_reported = true;
+        let ending = self.ending.take().map(|ending| *ending).unwrap_or_default();
         Some(Event::Closed(Closed {
-            initiated_by: self.initiated_by.unwrap_or(Initiator::Remote),
-            sent: self.close_sent.clone().flatten(),
-            received: self.close_received.clone().flatten(),
-            error: self.error.clone(),
+            initiated_by: ending.initiated_by.unwrap_or(Initiator::Remote),
+            sent: ending.close_sent.flatten(),
+            received: ending.close_received.flatten(),
+            error: ending.error,
         }))
+    }
+
+    /// The ending's record, started on first use.
+    fn ending(&mut self) -> &mut Ending {
+        self.ending.get_or_insert_with(Box::default)
     }
 
     // ----- sending -----------------------------------------------------
@@ -917,7 +928,7 @@ impl Connection {
             return Err(Error::InvalidInput("close reason over 123 bytes"));
         }
         self.queue_close(Some(CloseFrame::new(code, reason)));
-        self.initiated_by = Some(Initiator::Local);
+        self.ending().initiated_by = Some(Initiator::Local);
         self.state = State::Closing;
         Ok(())
     }
@@ -938,7 +949,7 @@ impl Connection {
         // Close. Nothing is queued after the Close.
         self.outgoing
             .push_frame(self.role, OpCode::Close, true, 0, &payload.freeze());
-        self.close_sent = Some(frame);
+        self.ending().close_sent = Some(frame);
     }
 
     // ----- output ------------------------------------------------------
@@ -1044,9 +1055,9 @@ impl Connection {
                 CloseCode::GOING_AWAY,
                 Utf8Bytes::from_static("idle timeout"),
             )));
-            self.initiated_by = Some(Initiator::Local);
+            self.ending().initiated_by = Some(Initiator::Local);
             self.state = State::Closing;
-            self.error = Some(Error::Timeout(Timeout::Idle));
+            self.ending().error = Some(Error::Timeout(Timeout::Idle));
             return;
         }
         if self.timers.pong_overdue(now) {

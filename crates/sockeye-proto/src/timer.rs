@@ -15,8 +15,6 @@ pub(crate) struct Timers {
     idle_deadline: Option<Instant>,
     /// Input arrived since the idle deadline was last set.
     activity: bool,
-    /// The payload of the outstanding keepalive Ping.
-    ping_payload: Bytes,
     pings_sent: u64,
 }
 
@@ -99,16 +97,16 @@ impl Timers {
             return None;
         }
         self.pings_sent += 1;
-        self.ping_payload = Bytes::copy_from_slice(&self.pings_sent.to_be_bytes());
         self.pong_deadline = Some(now + timeout);
         self.next_ping = Some(now + interval);
-        Some(self.ping_payload.clone())
+        Some(Bytes::copy_from_slice(&self.pings_sent.to_be_bytes()))
     }
 
     /// A Pong arrived: it answers the keepalive Ping if it echoes its
     /// payload (RFC 6455 section 5.5.3).
     pub(crate) fn pong_received(&mut self, payload: &[u8]) {
-        if self.pong_deadline.is_some() && payload == &self.ping_payload[..] {
+        // The outstanding Ping's payload is its number.
+        if self.pong_deadline.is_some() && payload == self.pings_sent.to_be_bytes() {
             self.pong_deadline = None;
         }
     }

@@ -46,7 +46,8 @@ pub struct WebSocket<S> {
     timer: Option<Pin<Box<Sleep>>>,
     /// The engine reported the end; it is being finished (flushed, shut
     /// down) before it is returned.
-    closed: Option<Closed>,
+    /// (Boxed: idle connections should be small.)
+    closed: Option<Box<Closed>>,
     /// The end was returned: the stream is exhausted.
     finished: bool,
     /// The close timer expired while finishing: shut down without waiting
@@ -106,7 +107,7 @@ where
 
     /// How the connection ended, once it has.
     pub fn closed(&self) -> Option<&Closed> {
-        self.closed.as_ref()
+        self.closed.as_deref()
     }
 
     /// Receives the next data message.
@@ -224,7 +225,9 @@ where
                 Some(Ok(Event::Closed(closed))) => return Ok(closed),
                 Some(Ok(_)) => {}
                 Some(Err(error)) => return Err(error),
-                None => return self.closed.clone().ok_or(Error::AlreadyClosed),
+                None => {
+                    return self.closed.as_deref().cloned().ok_or(Error::AlreadyClosed);
+                }
             }
         }
     }
@@ -253,7 +256,7 @@ where
             if self.closed.is_none() {
                 match self.conn.next_event() {
                     Some(Event::Closed(closed)) => {
-                        self.closed = Some(closed);
+                        self.closed = Some(Box::new(closed));
                         continue;
                     }
                     Some(event) => {
@@ -294,7 +297,10 @@ where
                     }
                     self.finished = true;
                     return Poll::Ready(
-                        self.closed.clone().map(|closed| Ok(Event::Closed(closed))),
+                        self.closed
+                            .as_deref()
+                            .cloned()
+                            .map(|closed| Ok(Event::Closed(closed))),
                     );
                 }
                 if self.poll_timer(cx) {
@@ -364,8 +370,6 @@ where
         Poll::Ready(Some(Err(Error::Io(error))))
     }
 
-    /// Arms the tokio timer at the engine's next deadline; returns true if
-    /// a deadline passed and the engine handled it.
     /// After failing the connection on a violation (the peer is alive and
     /// may still be sending), reads and drops what the peer still
     /// sends until it closes its side (bounded by the close timer): closing
@@ -400,6 +404,8 @@ where
         }
     }
 
+    /// Arms the tokio timer at the engine's next deadline; returns true if
+    /// a deadline passed and the engine handled it.
     fn poll_timer(&mut self, cx: &mut Context<'_>) -> bool {
         // Tokio's clock, so paused time in tests drives the engine too.
         let now = tokio::time::Instant::now().into_std();
