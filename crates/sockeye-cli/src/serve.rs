@@ -22,7 +22,7 @@ use sockeye::proto::{Config, Connection};
 use sockeye::{CloseCode, DeflateConfig, Role, ServerBuilder, ServerStream, WebSocket};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
@@ -183,18 +183,14 @@ async fn run(args: ServeArgs) -> Result<(), Failure> {
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((tcp, peer)) => {
-                    let permit = limit.clone().try_acquire_owned().ok();
-                    let shared = shared.clone();
-                    tasks.spawn(async move {
-                        match permit {
-                            Some(_permit) => serve_connection(tcp, peer, &shared).await,
-                            // Boxed: its state would otherwise size every
-                            // connection's task.
-                            None => Box::pin(refuse_busy(tcp, peer, &shared)).await,
-                        }
-                    });
-                }
+                Ok((tcp, peer)) => match limit.clone().try_acquire_owned() {
+                    Ok(permit) => {
+                        tasks.spawn(serve_connection(tcp, peer, shared.clone(), permit));
+                    }
+                    Err(_) => {
+                        tasks.spawn(refuse_busy(tcp, peer, shared.clone()));
+                    }
+                },
                 Err(error) => {
                     // Out of file descriptors, most likely: wait for some
                     // connections to end rather than spin.
@@ -266,14 +262,20 @@ fn server_builder(args: &ServeArgs, deflate: DeflateConfig) -> ServerBuilder {
 
 /// One TCP connection: TLS if configured, the request head, then a
 /// WebSocket or an HTTP answer.
-async fn serve_connection(tcp: TcpStream, peer: SocketAddr, shared: &Shared) {
+/// Serves one connection, holding its place under the connection limit.
+async fn serve_connection(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    _permit: OwnedSemaphorePermit,
+) {
     // A task's future is as large as its largest state for as long as the
     // connection lasts: the handshake's state (request, response, buffers)
     // gets its own allocation, freed once it is done, and the WebSocket is
     // boxed so the futures that own it are not each as large as it is, and
     // so is the broadcast mode's state. Idle connections cost about 2.5 KiB
     // (see bench/NOTES.md).
-    let Some((ws, membership)) = Box::pin(open_websocket(tcp, peer, shared)).await else {
+    let Some((ws, membership)) = Box::pin(open_websocket(tcp, peer, &shared)).await else {
         return;
     };
     let mut shutdown = shared.shutdown.clone();
@@ -447,10 +449,10 @@ where
 
 /// Over the connection limit: reads the request (so the client sees the
 /// answer rather than a reset) and answers 503.
-async fn refuse_busy(tcp: TcpStream, peer: SocketAddr, shared: &Shared) {
+async fn refuse_busy(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     info!("{peer}: refused, too many connections");
     let _ = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
-        let Ok(mut stream) = open_stream(tcp, shared).await else {
+        let Ok(mut stream) = open_stream(tcp, &shared).await else {
             return;
         };
         let _ = read_head(&mut stream).await;
