@@ -13,13 +13,31 @@
 //! pile up, and it allocates no buffer per message (payloads are cut from
 //! one reused `BytesMut`). Counters are published once per wake-up, the
 //! histogram is filled in batches.
+//!
+//! Other modes, for the benchmark harness (`bench/`):
+//! - `--raw-echo` ([`raw`]): the server is a plain TCP echo server. No
+//!   handshake; each message goes out as a masked client frame and must
+//!   come back byte for byte, so a TCP echo server moves the same bytes
+//!   as a WebSocket one (the floor on cost).
+//! - `--idle` ([`idle`]): opens the connections, holds them without a
+//!   message for `--duration`, closes them; for memory per connection.
+//! - `--fanout` ([`fanout`]): the server is a broadcast room; one
+//!   publisher sends, every other connection receives and verifies.
+//! - `--warmup`: the figures of a measured window, which starts after the
+//!   warm-up and ends with `--duration`; its edges are announced on
+//!   stderr (`sockeye: window start`, `sockeye: window end`) so that a
+//!   harness can sample the server's CPU time at the same moments.
 
+pub mod fanout;
+pub mod idle;
 pub mod lane;
-mod payload;
+pub mod payload;
+pub mod raw;
 
 use std::io::IsTerminal;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -27,13 +45,16 @@ use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use sockeye::proto::Config;
 use sockeye::{ClientBuilder, DeflateConfig};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use crate::failure::{Failure, exit_code};
 use crate::options::{parse_duration, parse_size, parse_url};
-use crate::report::{Report, Sample};
+use crate::report::{Report, Sample, Window};
 use crate::signals::Interrupts;
 use lane::{Lane, LaneEnd};
+use payload::PayloadKind;
 
 /// How often progress is shown and throughput sampled.
 const SAMPLE_INTERVAL: Duration = Duration::from_millis(250);
@@ -100,6 +121,77 @@ pub struct BenchArgs {
     #[arg(long, value_name = "N", default_value_t = 1,
           value_parser = clap::value_parser!(u32).range(1..=1024))]
     threads: u32,
+    /// What the payloads look like: `plain` (sequence number and letters,
+    /// compresses extremely well) or `json` (JSON-like market data whose
+    /// numbers vary, compresses a few times).
+    #[arg(long, value_name = "KIND", value_enum, default_value_t = PayloadKind::Plain)]
+    payload: PayloadKind,
+    /// The server is a raw TCP echo server, not a WebSocket one: no
+    /// handshake; each message goes out as a masked client frame and must
+    /// come back byte for byte (the floor on the cost of moving the same
+    /// bytes).
+    #[arg(long, conflicts_with_all = ["ca", "fanout"])]
+    raw_echo: bool,
+    /// Opens the connections and holds them without sending anything for
+    /// --duration (counted once all are open), then closes them. Prints
+    /// `sockeye: N idle connection(s) open` on stderr when all are open.
+    #[arg(long, conflicts_with_all = ["messages", "warmup", "fanout", "ca"])]
+    idle: bool,
+    /// The server is a broadcast room (`sockeye serve --broadcast`): one
+    /// more connection publishes, the --connections others receive and
+    /// verify every message; --pipeline is how far the publisher may run
+    /// ahead of the slowest receiver. Reports messages delivered.
+    #[arg(long)]
+    fanout: bool,
+    /// With --idle or --raw-echo: spreads the connections over the source
+    /// addresses 127.0.0.1 to 127.0.0.N (each has its own ephemeral
+    /// ports), for a loopback server.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=254))]
+    local_addresses: Option<u8>,
+    /// Measures a window that starts this long after the start (or once
+    /// every connection is open, if later; with --fanout, after they are
+    /// open) and ends with --duration: reported as `window`, announced on
+    /// stderr as `sockeye: window start` and `sockeye: window end`.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration,
+          conflicts_with = "messages")]
+    warmup: Option<Duration>,
+}
+
+/// What the run does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// WebSocket echoes.
+    Echo,
+    /// Frames echoed verbatim by a TCP echo server.
+    RawEcho,
+    /// Connections held open without traffic.
+    Idle,
+    /// One publisher, many receivers, through a broadcast server.
+    Fanout,
+}
+
+impl Mode {
+    /// The mode's name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Echo => "echo",
+            Mode::RawEcho => "raw-echo",
+            Mode::Idle => "idle",
+            Mode::Fanout => "fanout",
+        }
+    }
+
+    fn of(args: &BenchArgs) -> Mode {
+        if args.fanout {
+            Mode::Fanout
+        } else if args.idle {
+            Mode::Idle
+        } else if args.raw_echo {
+            Mode::RawEcho
+        } else {
+            Mode::Echo
+        }
+    }
 }
 
 fn parse_rate(text: &str) -> Result<f64, String> {
@@ -119,6 +211,16 @@ pub fn main(args: BenchArgs) -> Result<(), Failure> {
 pub struct Shared {
     /// Set when sending must stop (duration over, Ctrl-C, stall).
     pub stop: AtomicBool,
+    /// Told (all waiters) when `stop` is set.
+    pub stopped: Notify,
+    /// Connections opened.
+    pub opened: AtomicU32,
+    /// Connections that could not be opened.
+    pub open_failed: AtomicU32,
+    /// Told each time a connection attempt ends.
+    pub opening: Notify,
+    /// The fan-out board, in `--fanout` mode.
+    pub fanout: Option<fanout::Board>,
     /// Messages still to send in `--messages` mode.
     pub budget: Option<AtomicI64>,
     /// Echoes received and verified (or not).
@@ -132,6 +234,27 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// Records the end of a connection attempt.
+    pub fn opened_one(&self, opened: bool) {
+        if opened {
+            self.opened.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.open_failed.fetch_add(1, Ordering::Relaxed);
+        }
+        self.opening.notify_one();
+    }
+
+    /// Connection attempts that ended, either way.
+    fn attempts(&self) -> u32 {
+        self.opened.load(Ordering::Relaxed) + self.open_failed.load(Ordering::Relaxed)
+    }
+
+    /// Stops sending and wakes every lane that waits for it.
+    fn stop_now(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.stopped.notify_waiters();
+    }
+
     /// Takes one message from the budget; false when sending must stop.
     pub fn may_send(&self) -> bool {
         if self.stop.load(Ordering::Relaxed) {
@@ -154,6 +277,39 @@ pub struct Plan {
     pub text: bool,
     /// Messages in flight per connection.
     pub pipeline: usize,
+    /// What payloads look like.
+    pub payload: PayloadKind,
+    /// The server's address, for the modes that open TCP themselves
+    /// (raw echo, idle).
+    pub address: SocketAddr,
+    /// Source addresses to spread connections over (127.0.0.1..=N).
+    pub local_addresses: Option<u8>,
+    /// Raw TCP (no WebSocket handshake).
+    pub raw: bool,
+    /// Bounds the idle connections being opened at once.
+    pub opening: tokio::sync::Semaphore,
+}
+
+impl Plan {
+    /// A TCP connection to the server for connection `id`, from its source
+    /// address when they are spread, without Nagle's delay.
+    pub async fn open_tcp(&self, id: u32) -> std::io::Result<TcpStream> {
+        let socket = match self.address {
+            SocketAddr::V4(_) => TcpSocket::new_v4()?,
+            SocketAddr::V6(_) => TcpSocket::new_v6()?,
+        };
+        if let Some(count) = self.local_addresses.filter(|count| *count > 1) {
+            let host = 1 + (id % u32::from(count)) as u8;
+            socket.bind(SocketAddr::new(Ipv4Addr::new(127, 0, 0, host).into(), 0))?;
+        }
+        let tcp = tokio::time::timeout(Duration::from_secs(10), socket.connect(self.address))
+            .await
+            .map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")
+            })??;
+        tcp.set_nodelay(true)?;
+        Ok(tcp)
+    }
 }
 
 /// How to open a connection.
@@ -165,6 +321,21 @@ pub struct ClientSettings {
 }
 
 impl ClientSettings {
+    /// The server's URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The permessage-deflate policy.
+    pub fn deflate(&self) -> DeflateConfig {
+        self.deflate
+    }
+
+    /// The engine configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
     /// A builder for one connection.
     pub fn builder(&self) -> ClientBuilder {
         let mut builder = ClientBuilder::new(&self.url)
@@ -180,6 +351,8 @@ impl ClientSettings {
 }
 
 async fn run(args: BenchArgs) -> Result<(), Failure> {
+    let mode = Mode::of(&args);
+    let address = check_mode(&args, mode).await?;
     let tls = args
         .ca
         .as_deref()
@@ -200,11 +373,21 @@ async fn run(args: BenchArgs) -> Result<(), Failure> {
         size: args.size,
         text: args.text,
         pipeline: args.pipeline as usize,
+        payload: args.payload,
+        address,
+        local_addresses: args.local_addresses,
+        raw: args.raw_echo,
+        opening: tokio::sync::Semaphore::new(idle::OPENING_AT_ONCE),
     });
     let histogram = Histogram::new_with_bounds(1, 100_000_000_000, 3)
         .map_err(|error| Failure::failed(format!("histogram: {error}")))?;
     let shared = Arc::new(Shared {
         stop: AtomicBool::new(false),
+        stopped: Notify::new(),
+        opened: AtomicU32::new(0),
+        open_failed: AtomicU32::new(0),
+        opening: Notify::new(),
+        fanout: (mode == Mode::Fanout).then(|| fanout::Board::new(args.pipeline as usize)),
         budget: args
             .messages
             .map(|messages| AtomicI64::new(messages.min(i64::MAX as u64) as i64)),
@@ -214,11 +397,11 @@ async fn run(args: BenchArgs) -> Result<(), Failure> {
         histogram: Mutex::new(histogram),
     });
     let mut interrupts = Interrupts::new()?;
-    let deadline = match args.messages {
+    let duration = match args.messages {
         Some(_) => None,
         None => Some(args.duration.unwrap_or(DEFAULT_DURATION)),
     };
-    let progress = progress_bar(&args, deadline);
+    let progress = progress_bar(&args, duration);
 
     let start = Instant::now();
     let mut lanes = JoinSet::new();
@@ -227,11 +410,25 @@ async fn run(args: BenchArgs) -> Result<(), Failure> {
             .ramp_up
             .map(|rate| Duration::from_secs_f64(f64::from(id) / rate))
             .unwrap_or_default();
-        let lane = Lane::new(id, plan.clone(), shared.clone());
-        lanes.spawn(lane.run(delay));
+        let (plan, shared) = (plan.clone(), shared.clone());
+        match mode {
+            Mode::Echo => lanes.spawn(Lane::new(id, plan, shared).run(delay)),
+            Mode::RawEcho => lanes.spawn(raw::RawLane::new(id, plan, shared).run(delay)),
+            Mode::Idle => lanes.spawn(idle::run(id, plan, shared, delay)),
+            // Receivers are 1..=N, the publisher 0.
+            Mode::Fanout => lanes.spawn(fanout::receive(id + 1, plan, shared, delay)),
+        };
     }
+    // With --fanout, the publisher is one more connection, opened last.
+    let to_open = args.connections + u32::from(mode == Mode::Fanout);
+    // Idle and fan-out runs count their time from when every connection is
+    // open; the others from the start.
+    let from_ready = matches!(mode, Mode::Idle | Mode::Fanout);
+    let mut ready_at: Option<Instant> = None;
+    let mut publisher_spawned = false;
+    let mut window = WindowMarks::default();
 
-    let mut ends = Vec::with_capacity(args.connections as usize);
+    let mut ends = Vec::with_capacity(to_open as usize);
     let mut timeline = Vec::new();
     let mut ticker = tokio::time::interval(SAMPLE_INTERVAL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -240,9 +437,53 @@ async fn run(args: BenchArgs) -> Result<(), Failure> {
     let mut stopped_at: Option<Instant> = None;
     let mut interrupted = false;
     while !lanes.is_empty() {
+        let base = if from_ready { ready_at } else { Some(start) };
+        let deadline = base.zip(duration).map(|(base, duration)| base + duration);
+        let window_start = match (args.warmup, base, ready_at) {
+            (Some(warmup), Some(base), Some(ready)) if window.start.is_none() => {
+                Some((base + warmup).max(ready))
+            }
+            _ => None,
+        };
+        let next_timer = [window_start, deadline.filter(|_| stopped_at.is_none())]
+            .into_iter()
+            .flatten()
+            .min();
         tokio::select! {
             Some(joined) = lanes.join_next() => {
                 ends.push(joined.unwrap_or_else(|_| LaneEnd::aborted()));
+            }
+            () = shared.opening.notified(), if ready_at.is_none() => {
+                let attempts = shared.attempts();
+                if mode == Mode::Fanout && !publisher_spawned && attempts == args.connections {
+                    publisher_spawned = true;
+                    lanes.spawn(fanout::publish(0, plan.clone(), shared.clone()));
+                } else if attempts == to_open {
+                    let now = Instant::now();
+                    ready_at = Some(now);
+                    last_progress = now;
+                    if mode == Mode::Idle {
+                        let failed = shared.open_failed.load(Ordering::Relaxed);
+                        let opened = shared.opened.load(Ordering::Relaxed);
+                        progress.suspend(|| match failed {
+                            0 => status!("sockeye: {opened} idle connection(s) open"),
+                            _ => status!("sockeye: {opened} idle connection(s) open, {failed} failed"),
+                        });
+                    }
+                }
+            }
+            () = sleep_until_option(next_timer) => {
+                let now = Instant::now();
+                if window_start.is_some_and(|at| at <= now) {
+                    window.start = Some(shared.snapshot(now));
+                    shared.reset_histogram();
+                    progress.suspend(|| status!("sockeye: window start"));
+                }
+                if deadline.is_some_and(|at| at <= now) && stopped_at.is_none() {
+                    shared.stop_now();
+                    stopped_at = Some(now);
+                    window.close(&shared, now, &progress);
+                }
             }
             _ = ticker.tick() => {
                 let now = Instant::now();
@@ -259,24 +500,23 @@ async fn run(args: BenchArgs) -> Result<(), Failure> {
                     last_progress = now;
                 }
                 last = (now, received, bytes);
-                match (deadline, args.messages) {
-                    (Some(deadline), _) => progress.set_position(
-                        now.duration_since(start).min(deadline).as_millis() as u64,
+                match (duration, args.messages) {
+                    (Some(duration), _) => progress.set_position(
+                        now.duration_since(start).min(duration).as_millis() as u64,
                     ),
                     (None, Some(_)) => progress.set_position(received),
                     _ => {}
                 }
                 progress.set_message(format!("{rate:.0} msgs/s, {} open", lanes.len()));
-                let over = deadline.is_some_and(|deadline| now.duration_since(start) >= deadline);
-                let stalled = now.duration_since(last_progress) >= STALL_LIMIT;
-                if (over || stalled) && stopped_at.is_none() {
-                    if stalled {
-                        progress.suspend(|| status!(
-                            "sockeye: no echo for {}s, stopping", STALL_LIMIT.as_secs()
-                        ));
-                    }
-                    shared.stop.store(true, Ordering::Relaxed);
+                let stalled = mode != Mode::Idle
+                    && now.duration_since(last_progress) >= STALL_LIMIT;
+                if stalled && stopped_at.is_none() {
+                    progress.suspend(|| status!(
+                        "sockeye: no echo for {}s, stopping", STALL_LIMIT.as_secs()
+                    ));
+                    shared.stop_now();
                     stopped_at = Some(now);
+                    window.close(&shared, now, &progress);
                 }
                 if stopped_at.is_some_and(|at| now.duration_since(at) >= DRAIN_WAIT * 2) {
                     // Lanes that neither drained nor closed in time.
@@ -289,21 +529,155 @@ async fn run(args: BenchArgs) -> Result<(), Failure> {
                 }
                 interrupted = true;
                 progress.suspend(|| status!("sockeye: interrupted, finishing (Ctrl-C again to quit at once)"));
-                shared.stop.store(true, Ordering::Relaxed);
-                stopped_at.get_or_insert_with(Instant::now);
+                shared.stop_now();
+                let now = Instant::now();
+                stopped_at.get_or_insert(now);
+                window.close(&shared, now, &progress);
             }
         }
     }
     progress.finish_and_clear();
-    finish(&args, &shared, ends, timeline)
+    finish(&args, mode, &shared, ends, timeline, window.report())
+}
+
+/// Checks the options that depend on each other; the server's address
+/// for the modes that open TCP themselves.
+async fn check_mode(args: &BenchArgs, mode: Mode) -> Result<SocketAddr, Failure> {
+    let uri: http::Uri = args
+        .url
+        .parse()
+        .map_err(|_| Failure::usage(format!("malformed URL {:?}", args.url)))?;
+    let secure = uri
+        .scheme_str()
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("wss"));
+    let host = uri
+        .host()
+        .unwrap_or_default()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
+    let opens_tcp = matches!(mode, Mode::RawEcho | Mode::Idle);
+    if opens_tcp && secure {
+        return Err(Failure::usage(format!(
+            "--{} needs a ws:// URL (no TLS)",
+            mode.name()
+        )));
+    }
+    if mode == Mode::Fanout && args.size == 0 {
+        return Err(Failure::usage(
+            "--fanout needs --size of at least 1 (an empty message ends the run)",
+        ));
+    }
+    if args.local_addresses.is_some() && !opens_tcp {
+        return Err(Failure::usage(
+            "--local-addresses works with --idle and --raw-echo only",
+        ));
+    }
+    let address = match tokio::net::lookup_host((host.as_str(), port)).await {
+        Ok(mut addresses) => addresses.next(),
+        Err(_) if !opens_tcp => None,
+        Err(error) => {
+            return Err(Failure::unreachable(format!(
+                "cannot resolve {host}: {error}"
+            )));
+        }
+    };
+    let address = match address {
+        Some(address) => address,
+        None if !opens_tcp => SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
+        None => return Err(Failure::unreachable(format!("{host} has no address"))),
+    };
+    let spread = args.local_addresses.is_some_and(|count| count > 1);
+    if spread && !(address.is_ipv4() && address.ip().is_loopback()) {
+        return Err(Failure::usage(
+            "--local-addresses needs an IPv4 loopback server (127.x.x.x)",
+        ));
+    }
+    Ok(address)
+}
+
+/// Sleeps until `at`, or forever.
+async fn sleep_until_option(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The counters at one moment.
+#[derive(Debug, Clone, Copy)]
+struct Snapshot {
+    at: Instant,
+    received: u64,
+    bytes: u64,
+}
+
+impl Shared {
+    fn snapshot(&self, at: Instant) -> Snapshot {
+        Snapshot {
+            at,
+            received: self.received.load(Ordering::Relaxed),
+            bytes: self.bytes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Forgets the round trips so far (the warm-up's).
+    fn reset_histogram(&self) {
+        self.histogram
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .reset();
+    }
+}
+
+/// The edges of the measured window, once reached.
+#[derive(Debug, Default)]
+struct WindowMarks {
+    start: Option<Snapshot>,
+    end: Option<Snapshot>,
+}
+
+impl WindowMarks {
+    /// Ends the window (once) if it started.
+    fn close(&mut self, shared: &Shared, now: Instant, progress: &ProgressBar) {
+        if self.start.is_some() && self.end.is_none() {
+            self.end = Some(shared.snapshot(now));
+            progress.suspend(|| status!("sockeye: window end"));
+        }
+    }
+
+    /// The window's figures, if it was measured.
+    fn report(&self) -> Option<Window> {
+        let (start, end) = (self.start?, self.end?);
+        let seconds = end.at.saturating_duration_since(start.at).as_secs_f64();
+        let messages = end.received - start.received;
+        let bytes = end.bytes - start.bytes;
+        let per_second = |count: u64| {
+            if seconds > 0.0 {
+                count as f64 / seconds
+            } else {
+                0.0
+            }
+        };
+        Some(Window {
+            seconds,
+            messages,
+            bytes,
+            msgs_per_sec: per_second(messages),
+            mb_per_sec: per_second(bytes) / 1e6,
+        })
+    }
 }
 
 /// Builds, prints and writes the report; the exit status.
 fn finish(
     args: &BenchArgs,
+    mode: Mode,
     shared: &Shared,
     ends: Vec<LaneEnd>,
     timeline: Vec<Sample>,
+    window: Option<Window>,
 ) -> Result<(), Failure> {
     let connected = ends.iter().filter(|end| end.connected).count();
     if connected == 0 {
@@ -317,7 +691,14 @@ fn finish(
         .histogram
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let report = Report::new(args_summary(args), &ends, shared, &histogram, timeline);
+    let mut report = Report::new(
+        args_summary(args, mode),
+        &ends,
+        shared,
+        &histogram,
+        timeline,
+    );
+    report.window = window;
     if args.json {
         crate::print_stdout(&format!("{}\n", report.to_json()))?;
     } else {
@@ -341,8 +722,9 @@ fn finish(
 }
 
 /// The run's settings, as the report shows them.
-fn args_summary(args: &BenchArgs) -> crate::report::Settings {
+fn args_summary(args: &BenchArgs, mode: Mode) -> crate::report::Settings {
     crate::report::Settings {
+        mode: mode.name(),
         url: args.url.clone(),
         connections: args.connections,
         size: args.size,
@@ -376,4 +758,26 @@ fn progress_bar(args: &BenchArgs, deadline: Option<Duration>) -> ProgressBar {
         bar.set_style(style);
     }
     bar
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// Counters for a lane under test.
+    pub fn shared() -> Shared {
+        Shared {
+            stop: AtomicBool::new(false),
+            stopped: Notify::new(),
+            opened: AtomicU32::new(0),
+            open_failed: AtomicU32::new(0),
+            opening: Notify::new(),
+            fanout: None,
+            budget: None,
+            received: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            mismatches: AtomicU64::new(0),
+            histogram: Mutex::new(Histogram::new_with_bounds(1, 100_000_000_000, 3).unwrap()),
+        }
+    }
 }

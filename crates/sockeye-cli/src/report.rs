@@ -14,6 +14,8 @@ use crate::bench::lane::LaneEnd;
 /// How the run was set up.
 #[derive(Debug, Clone, Serialize)]
 pub struct Settings {
+    /// `echo`, `raw-echo`, `idle` or `fanout`.
+    pub mode: &'static str,
     /// The server.
     pub url: String,
     /// Connections asked for.
@@ -55,6 +57,21 @@ pub struct Sample {
     /// Echoes per second.
     pub msgs_per_sec: f64,
     /// Echoed payload megabytes (10^6) per second.
+    pub mb_per_sec: f64,
+}
+
+/// The measured window of a run with a warm-up (`--warmup`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Window {
+    /// From the window's start to its end.
+    pub seconds: f64,
+    /// Echoes (or deliveries) received in the window.
+    pub messages: u64,
+    /// Their payload bytes.
+    pub bytes: u64,
+    /// Messages per second over the window.
+    pub msgs_per_sec: f64,
+    /// Payload megabytes (10^6) per second over the window.
     pub mb_per_sec: f64,
 }
 
@@ -120,7 +137,9 @@ pub struct Report {
     pub msgs_per_sec: f64,
     /// Echoed payload megabytes (10^6) per second, one direction.
     pub mb_per_sec: f64,
-    /// Round trips.
+    /// The measured window, with `--warmup`.
+    pub window: Option<Window>,
+    /// Round trips (with `--warmup`, those of the window).
     pub latency_us: Latency,
     /// The errors.
     pub errors: Errors,
@@ -202,6 +221,7 @@ impl Report {
             elapsed_s,
             msgs_per_sec: per_second(messages as f64),
             mb_per_sec: per_second(bytes as f64) / 1e6,
+            window: None,
             latency_us,
             errors: Errors {
                 total: connect + connection + mismatched + lost,
@@ -229,8 +249,12 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "{}: {} connection(s), {} {} messages, pipeline {}, {}",
+            "{}{}: {} connection(s), {} {} messages, pipeline {}, {}",
             s.url,
+            match s.mode {
+                "echo" => String::new(),
+                mode => format!(" ({mode})"),
+            },
             s.connections,
             human_bytes(s.size as f64),
             s.kind,
@@ -242,6 +266,13 @@ impl Report {
             "messages   {} in {:.2} s: {:.0} msgs/s, {:.2} MB/s",
             self.messages, self.elapsed_s, self.msgs_per_sec, self.mb_per_sec
         );
+        if let Some(w) = &self.window {
+            let _ = writeln!(
+                out,
+                "window     {} in {:.2} s: {:.0} msgs/s, {:.2} MB/s",
+                w.messages, w.seconds, w.msgs_per_sec, w.mb_per_sec
+            );
+        }
         let _ = writeln!(
             out,
             "latency    p50 {}  p90 {}  p99 {}  p99.9 {}  max {}",

@@ -214,3 +214,233 @@ fn bench_counts_connections_the_server_drops() {
     let first = results["errors"]["first"].as_str().unwrap();
     assert!(first.contains("1009"), "{first}");
 }
+
+/// A TCP echo server in this process (no WebSocket) that, when `alter`
+/// is set, flips one byte of every 1000th chunk it echoes.
+fn tcp_echo_server(alter: bool) -> SocketAddr {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for tcp in listener.incoming() {
+            let Ok(mut tcp) = tcp else { return };
+            std::thread::spawn(move || {
+                let mut buffer = vec![0u8; 64 * 1024];
+                let mut chunks = 0u64;
+                loop {
+                    let read = match tcp.read(&mut buffer) {
+                        Ok(0) | Err(_) => return,
+                        Ok(read) => read,
+                    };
+                    chunks += 1;
+                    if alter && chunks % 1000 == 0 {
+                        buffer[read - 1] ^= 1;
+                    }
+                    if tcp.write_all(&buffer[..read]).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    address
+}
+
+#[test]
+fn bench_raw_echo_moves_masked_frames_through_a_tcp_echo_server() {
+    let address = tcp_echo_server(false);
+    let url = format!("ws://{address}/");
+    for size in ["20", "1000", "70000"] {
+        let finished = run(
+            &[
+                "bench",
+                &url,
+                "--raw-echo",
+                "-c",
+                "2",
+                "-p",
+                "4",
+                "-s",
+                size,
+                "-n",
+                "400",
+                "--json",
+            ],
+            b"",
+        );
+        assert_eq!(finished.code, 0, "{}", finished.stderr);
+        let results = json(&finished.stdout);
+        assert_eq!(results["messages"], 400, "{results}");
+        assert_eq!(results["settings"]["mode"], "raw-echo");
+        assert_eq!(results["errors"]["total"], 0, "{results}");
+    }
+}
+
+#[test]
+fn bench_raw_echo_detects_altered_bytes() {
+    let address = tcp_echo_server(true);
+    let url = format!("ws://{address}/");
+    let finished = run(
+        &[
+            "bench",
+            &url,
+            "--raw-echo",
+            "-c",
+            "1",
+            "-s",
+            "10",
+            "-n",
+            "5000",
+            "--json",
+        ],
+        b"",
+    );
+    assert_eq!(finished.code, 1, "{}", finished.stderr);
+    let results = json(&finished.stdout);
+    assert_eq!(results["errors"]["mismatched"], 1, "{results}");
+}
+
+#[test]
+fn bench_warmup_reports_a_window_and_announces_it() {
+    let server = serve(&["--no-compression"]);
+    let finished = run(
+        &[
+            "bench",
+            &server.url,
+            "-c",
+            "2",
+            "-d",
+            "1s",
+            "--warmup",
+            "300ms",
+            "--text",
+            "--payload",
+            "json",
+            "-s",
+            "512",
+            "--json",
+        ],
+        b"",
+    );
+    assert_eq!(finished.code, 0, "{}", finished.stderr);
+    let results = json(&finished.stdout);
+    let window = &results["window"];
+    let seconds = window["seconds"].as_f64().unwrap();
+    assert!((0.5..0.9).contains(&seconds), "{window}");
+    assert!(window["messages"].as_u64().unwrap() > 0);
+    assert!(window["messages"].as_u64() < results["messages"].as_u64());
+    let start = finished
+        .stderr
+        .find("sockeye: window start")
+        .expect("announced");
+    let end = finished
+        .stderr
+        .find("sockeye: window end")
+        .expect("announced");
+    assert!(start < end, "{}", finished.stderr);
+}
+
+#[test]
+fn bench_idle_holds_connections_from_spread_source_addresses() {
+    let server = serve(&["--no-compression"]);
+    let finished = run(
+        &[
+            "bench",
+            &server.url,
+            "--idle",
+            "-c",
+            "40",
+            "-d",
+            "300ms",
+            "--local-addresses",
+            "3",
+            "--json",
+        ],
+        b"",
+    );
+    assert_eq!(finished.code, 0, "{}", finished.stderr);
+    assert!(
+        finished
+            .stderr
+            .contains("sockeye: 40 idle connection(s) open"),
+        "{}",
+        finished.stderr
+    );
+    let results = json(&finished.stdout);
+    assert_eq!(results["connected"], 40);
+    assert_eq!(results["messages"], 0);
+    assert_eq!(results["errors"]["total"], 0, "{results}");
+    // Raw TCP idle connections need no WebSocket server.
+    let address = tcp_echo_server(false);
+    let url = format!("ws://{address}/");
+    let finished = run(
+        &[
+            "bench",
+            &url,
+            "--idle",
+            "--raw-echo",
+            "-c",
+            "10",
+            "-d",
+            "200ms",
+        ],
+        b"",
+    );
+    assert_eq!(finished.code, 0, "{}", finished.stderr);
+}
+
+#[test]
+fn bench_fanout_counts_deliveries_to_every_receiver() {
+    for compression in [false, true] {
+        let server = match compression {
+            false => serve(&["--broadcast", "--no-compression"]),
+            true => serve(&["--broadcast"]),
+        };
+        let mut args = vec![
+            "bench",
+            &server.url,
+            "--fanout",
+            "-c",
+            "5",
+            "-p",
+            "4",
+            "-n",
+            "200",
+            "-s",
+            "256",
+            "--text",
+            "--payload",
+            "json",
+            "--json",
+        ];
+        if !compression {
+            args.push("--no-compression");
+        }
+        let finished = run(&args, b"");
+        assert_eq!(finished.code, 0, "{}", finished.stderr);
+        let results = json(&finished.stdout);
+        assert_eq!(results["connected"], 6, "five receivers and the publisher");
+        assert_eq!(results["messages"], 5 * 200, "{results}");
+        assert_eq!(results["errors"]["total"], 0, "{results}");
+        let compressed = if compression { 6 } else { 0 };
+        assert_eq!(results["settings"]["compressed_connections"], compressed);
+    }
+}
+
+#[test]
+fn bench_modes_refuse_what_they_cannot_do() {
+    let finished = run(
+        &["bench", "ws://127.0.0.1:9/", "--local-addresses", "2"],
+        b"",
+    );
+    assert_eq!(finished.code, 2, "{}", finished.stderr);
+    assert!(
+        finished.stderr.contains("--local-addresses"),
+        "{}",
+        finished.stderr
+    );
+    let finished = run(&["bench", "wss://127.0.0.1:9/", "--raw-echo"], b"");
+    assert_eq!(finished.code, 2, "{}", finished.stderr);
+    let finished = run(&["bench", "ws://127.0.0.1:9/", "--idle", "-n", "5"], b"");
+    assert_eq!(finished.code, 2, "{}", finished.stderr);
+}

@@ -78,7 +78,7 @@ impl Lane {
         let pipeline = plan.pipeline;
         Lane {
             id,
-            payloads: Payloads::new(id, plan.size, pipeline),
+            payloads: Payloads::with_kind(plan.payload, id, plan.size, pipeline),
             plan,
             shared,
             next_send: 0,
@@ -102,9 +102,11 @@ impl Lane {
             Err(error) => {
                 tracing::debug!("connection {}: {error}", self.id);
                 self.end.connect_error = Some(error);
+                self.shared.opened_one(false);
                 return self.end;
             }
         };
+        self.shared.opened_one(true);
         self.end.connected = true;
         self.end.compressed = ws.connection().deflate_params().is_some();
         let outcome = poll_fn(|cx| self.poll_drive(&mut ws, cx)).await;
@@ -259,6 +261,72 @@ impl Lane {
         }
         let mut histogram = self
             .shared
+            .histogram
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for sample in self.samples.drain(..) {
+            histogram.saturating_record(sample.max(1));
+        }
+    }
+}
+
+/// Counts and round trips of one connection, published to the shared
+/// counters in batches (for the lanes of the other modes).
+#[derive(Debug)]
+pub struct Tally {
+    samples: Vec<u64>,
+    /// Received, bytes, mismatches not yet published.
+    unpublished: (u64, u64, u64),
+}
+
+impl Default for Tally {
+    fn default() -> Tally {
+        Tally {
+            samples: Vec::with_capacity(SAMPLE_BATCH),
+            unpublished: (0, 0, 0),
+        }
+    }
+}
+
+impl Tally {
+    /// One message received: its payload size and round trip.
+    pub fn received(&mut self, shared: &Shared, bytes: usize, round_trip: Duration) {
+        self.unpublished.0 += 1;
+        self.unpublished.1 += bytes as u64;
+        self.samples.push(round_trip.as_nanos() as u64);
+        if self.samples.len() == SAMPLE_BATCH {
+            self.flush_samples(shared);
+        }
+    }
+
+    /// One message that differed from what was expected.
+    pub fn mismatch(&mut self) {
+        self.unpublished.2 += 1;
+    }
+
+    /// Adds the local counts to the shared ones.
+    pub fn publish(&mut self, shared: &Shared) {
+        let (received, bytes, mismatches) = std::mem::take(&mut self.unpublished);
+        if received > 0 {
+            shared.received.fetch_add(received, Ordering::Relaxed);
+            shared.bytes.fetch_add(bytes, Ordering::Relaxed);
+        }
+        if mismatches > 0 {
+            shared.mismatches.fetch_add(mismatches, Ordering::Relaxed);
+        }
+    }
+
+    /// Publishes everything: the counts and the round trips.
+    pub fn flush(&mut self, shared: &Shared) {
+        self.publish(shared);
+        self.flush_samples(shared);
+    }
+
+    fn flush_samples(&mut self, shared: &Shared) {
+        if self.samples.is_empty() {
+            return;
+        }
+        let mut histogram = shared
             .histogram
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());

@@ -1,10 +1,14 @@
 //! Bench payloads: exact to verify, cheap to make.
 //!
-//! A payload of `size` bytes starts with the message's sequence number in
-//! lowercase hexadecimal (its low `min(size, 16)` digits) and goes on
-//! with letters that depend on the connection, so an echo that comes back
-//! on the wrong connection, out of order, truncated or altered is caught.
-//! Every byte is ASCII: the same payload serves text and binary messages.
+//! A plain payload of `size` bytes starts with the message's sequence
+//! number in lowercase hexadecimal (its low `min(size, 16)` digits) and
+//! goes on with letters that depend on the connection, so an echo that
+//! comes back on the wrong connection, out of order, truncated or altered
+//! is caught. A JSON payload (`--payload json`) is JSON-like market data
+//! whose numbers are drawn from the connection and the sequence number:
+//! keys and symbols repeat, numbers vary, so it compresses about as real
+//! traffic does (a few times, not a hundred). Every byte is ASCII: the
+//! same payload serves text and binary messages.
 
 use bytes::{Bytes, BytesMut};
 
@@ -13,21 +17,66 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 /// The most digits of the sequence number a payload holds.
 const MAX_DIGITS: usize = 16;
 
+/// What payloads look like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum PayloadKind {
+    /// The sequence number, then letters: compresses extremely well.
+    #[default]
+    Plain,
+    /// JSON-like market data updates: compresses a few times.
+    Json,
+}
+
+/// The start of a JSON payload, before the sequence digits.
+const JSON_HEAD: &[u8] = b"{\"seq\":\"";
+/// Between the sequence digits and the first update.
+const JSON_LIST: &[u8] = b"\",\"updates\":[";
+/// The end of a JSON payload.
+const JSON_TAIL: &[u8] = b"]}";
+/// The longest update record (see [`push_update`]).
+const MAX_UPDATE: usize = 96;
+const SYMBOLS: [&str; 16] = [
+    "AAPL", "MSFT", "GOOG", "AMZN", "NVDA", "META", "TSLA", "NFLX", "INTC", "ORCL", "CSCO", "ADBE",
+    "QCOM", "AMD", "IBM", "SAP",
+];
+const VENUES: [&str; 4] = ["XNAS", "XNYS", "BATS", "ARCX"];
+
 /// Makes and checks one connection's payloads.
 #[derive(Debug)]
 pub struct Payloads {
-    /// The whole payload with zero digits: the filler is copied from here.
+    kind: PayloadKind,
+    connection: u32,
+    /// The whole plain payload with zero digits: the filler is copied
+    /// from here.
     template: Vec<u8>,
     digits: usize,
     /// Outgoing payloads are split off this buffer, which reclaims its
     /// memory once they are dropped: no allocation per message.
     buffer: BytesMut,
+    /// Where an expected JSON payload is made to be compared.
+    scratch: BytesMut,
 }
 
 impl Payloads {
-    /// Payloads of `size` bytes for connection `connection`, with room for
-    /// `in_flight` of them before the buffer has to be reclaimed.
+    /// Plain payloads of `size` bytes for connection `connection`, with
+    /// room for `in_flight` of them before the buffer has to be reclaimed.
+    #[cfg(test)]
     pub fn new(connection: u32, size: usize, in_flight: usize) -> Payloads {
+        Payloads::with_kind(PayloadKind::Plain, connection, size, in_flight)
+    }
+
+    /// Payloads of `kind`. JSON payloads shorter than their frame (about
+    /// 40 bytes) are plain.
+    pub fn with_kind(
+        kind: PayloadKind,
+        connection: u32,
+        size: usize,
+        in_flight: usize,
+    ) -> Payloads {
+        let kind = match kind {
+            PayloadKind::Json if size < json_overhead() => PayloadKind::Plain,
+            kind => kind,
+        };
         let digits = size.min(MAX_DIGITS);
         let mut template = vec![b'0'; size];
         for (index, byte) in template.iter_mut().enumerate().skip(digits) {
@@ -35,29 +84,63 @@ impl Payloads {
         }
         let capacity = size.saturating_mul(in_flight.saturating_mul(2).max(8));
         Payloads {
+            kind,
+            connection,
             template,
             digits,
             buffer: BytesMut::with_capacity(capacity.min(64 << 20)),
+            scratch: BytesMut::new(),
         }
+    }
+
+    /// The payload size.
+    pub fn size(&self) -> usize {
+        self.template.len()
     }
 
     /// The payload of message `sequence`.
     pub fn make(&mut self, sequence: u64) -> Bytes {
-        self.buffer.reserve(self.template.len());
-        self.buffer.extend_from_slice(&self.template);
-        write_sequence(&mut self.buffer[..self.digits], sequence);
-        self.buffer.split().freeze()
+        let mut buffer = std::mem::take(&mut self.buffer);
+        self.append(sequence, &mut buffer);
+        let payload = buffer.split().freeze();
+        self.buffer = buffer;
+        payload
+    }
+
+    /// Appends the payload of message `sequence` to `out`.
+    pub fn append(&self, sequence: u64, out: &mut BytesMut) {
+        out.reserve(self.template.len());
+        match self.kind {
+            PayloadKind::Plain => {
+                let start = out.len();
+                out.extend_from_slice(&self.template);
+                write_sequence(&mut out[start..start + self.digits], sequence);
+            }
+            PayloadKind::Json => write_json(out, self.connection, sequence, self.template.len()),
+        }
     }
 
     /// Whether `payload` is exactly the payload of message `sequence`.
-    pub fn check(&self, sequence: u64, payload: &[u8]) -> bool {
+    pub fn check(&mut self, sequence: u64, payload: &[u8]) -> bool {
         if payload.len() != self.template.len() {
             return false;
         }
-        let mut expected = [0u8; MAX_DIGITS];
-        write_sequence(&mut expected[..self.digits], sequence);
-        payload[..self.digits] == expected[..self.digits]
-            && payload[self.digits..] == self.template[self.digits..]
+        match self.kind {
+            PayloadKind::Plain => {
+                let mut expected = [0u8; MAX_DIGITS];
+                write_sequence(&mut expected[..self.digits], sequence);
+                payload[..self.digits] == expected[..self.digits]
+                    && payload[self.digits..] == self.template[self.digits..]
+            }
+            PayloadKind::Json => {
+                let mut scratch = std::mem::take(&mut self.scratch);
+                scratch.clear();
+                write_json(&mut scratch, self.connection, sequence, self.template.len());
+                let same = scratch[..] == *payload;
+                self.scratch = scratch;
+                same
+            }
+        }
     }
 }
 
@@ -67,6 +150,89 @@ fn write_sequence(out: &mut [u8], mut sequence: u64) {
         *byte = HEX[(sequence & 0xf) as usize];
         sequence >>= 4;
     }
+}
+
+/// The bytes of a JSON payload that are not updates.
+fn json_overhead() -> usize {
+    JSON_HEAD.len() + MAX_DIGITS + JSON_LIST.len() + JSON_TAIL.len()
+}
+
+/// Appends exactly `size` bytes of JSON (`size` >= [`json_overhead`]):
+/// `{"seq":"<16 hex digits>","updates":[{...},{...}   ]}`, padded with
+/// spaces before the closing bracket.
+fn write_json(out: &mut BytesMut, connection: u32, sequence: u64, size: usize) {
+    let start = out.len();
+    let end = start + size;
+    out.extend_from_slice(JSON_HEAD);
+    let digits = out.len();
+    out.extend_from_slice(&[0; MAX_DIGITS]);
+    write_sequence(&mut out[digits..digits + MAX_DIGITS], sequence);
+    out.extend_from_slice(JSON_LIST);
+    let mut random =
+        (u64::from(connection) << 40 ^ sequence.wrapping_mul(0x9e37_79b9_7f4a_7c15)) | 1;
+    let mut first = true;
+    while out.len() + MAX_UPDATE + 1 + JSON_TAIL.len() <= end {
+        if !first {
+            out.extend_from_slice(b",");
+        }
+        first = false;
+        push_update(out, &mut random);
+    }
+    out.resize(end - JSON_TAIL.len(), b' ');
+    out.extend_from_slice(JSON_TAIL);
+}
+
+/// One update record, at most [`MAX_UPDATE`] bytes:
+/// `{"sym":"AAPL","bid":187.23,"ask":187.25,"size":300,"venue":"XNAS"}`.
+fn push_update(out: &mut BytesMut, random: &mut u64) {
+    let r = xorshift(random);
+    let symbol = SYMBOLS[(r & 15) as usize];
+    let venue = VENUES[((r >> 4) & 3) as usize];
+    let bid = 10_000 + (r >> 8) % 90_000;
+    let ask = bid + 1 + (r >> 28) % 20;
+    let size = 100 * (1 + (r >> 40) % 50);
+    out.extend_from_slice(b"{\"sym\":\"");
+    out.extend_from_slice(symbol.as_bytes());
+    out.extend_from_slice(b"\",\"bid\":");
+    push_price(out, bid);
+    out.extend_from_slice(b",\"ask\":");
+    push_price(out, ask);
+    out.extend_from_slice(b",\"size\":");
+    push_number(out, size);
+    out.extend_from_slice(b",\"venue\":\"");
+    out.extend_from_slice(venue.as_bytes());
+    out.extend_from_slice(b"\"}");
+}
+
+fn xorshift(state: &mut u64) -> u64 {
+    let mut x = *state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    *state = x;
+    x
+}
+
+/// `cents` as `123.45`.
+fn push_price(out: &mut BytesMut, cents: u64) {
+    push_number(out, cents / 100);
+    let rest = cents % 100;
+    out.extend_from_slice(&[b'.', b'0' + (rest / 10) as u8, b'0' + (rest % 10) as u8]);
+}
+
+/// A decimal number.
+fn push_number(out: &mut BytesMut, mut number: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (number % 10) as u8;
+        number /= 10;
+        if number == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 #[cfg(test)]
@@ -82,7 +248,7 @@ mod tests {
         assert!(first.is_ascii());
         assert!(payloads.check(0x1234, &first));
         assert!(!payloads.check(0x1235, &first), "another sequence number");
-        let other = Payloads::new(4, 40, 4);
+        let mut other = Payloads::new(4, 40, 4);
         assert!(!other.check(0x1234, &first), "another connection");
         assert!(!payloads.check(0x1234, &first[..39]), "truncated");
         let mut altered = first.to_vec();
@@ -118,5 +284,50 @@ mod tests {
         let start = address as usize;
         let offset = (again.as_ptr() as usize).wrapping_sub(start);
         assert!(offset < 100 * 8, "allocated anew: offset {offset}");
+    }
+
+    #[test]
+    fn json_payloads_are_exact_json_and_vary() {
+        let mut payloads = Payloads::with_kind(PayloadKind::Json, 7, 1024, 8);
+        let first = payloads.make(1);
+        let second = payloads.make(2);
+        assert_eq!(first.len(), 1024);
+        assert_eq!(second.len(), 1024);
+        assert!(first.is_ascii());
+        assert_ne!(first[40..], second[40..], "numbers vary by message");
+        let text = std::str::from_utf8(&first).unwrap();
+        assert!(
+            text.starts_with("{\"seq\":\"0000000000000001\",\"updates\":[{\"sym\":\""),
+            "{text}"
+        );
+        assert!(text.ends_with("]}"), "{text}");
+        let value: serde_json::Value = serde_json::from_str(text).expect("valid JSON");
+        assert!(value["updates"].as_array().unwrap().len() > 10);
+        assert!(payloads.check(1, &first));
+        assert!(payloads.check(2, &second));
+        assert!(!payloads.check(2, &first));
+        let mut other = Payloads::with_kind(PayloadKind::Json, 8, 1024, 8);
+        assert!(!other.check(1, &first), "another connection");
+        let mut altered = first.to_vec();
+        altered[500] ^= 1;
+        assert!(!payloads.check(1, &altered));
+        // Too small for JSON: plain.
+        let mut tiny = Payloads::with_kind(PayloadKind::Json, 0, 20, 1);
+        let payload = tiny.make(3);
+        assert_eq!(&payload[..16], b"0000000000000003");
+        for size in 40..200 {
+            let mut sized = Payloads::with_kind(PayloadKind::Json, 1, size, 1);
+            assert_eq!(sized.make(9).len(), size);
+        }
+    }
+
+    #[test]
+    fn append_builds_in_place() {
+        let payloads = Payloads::new(2, 30, 1);
+        let mut out = BytesMut::from(&b"head"[..]);
+        payloads.append(5, &mut out);
+        assert_eq!(out.len(), 34);
+        assert_eq!(&out[..4], b"head");
+        assert_eq!(&out[4..20], b"0000000000000005");
     }
 }

@@ -1,0 +1,38 @@
+//! `sockeye-bench-peer --peer NAME [--listen ADDR] [--deflate]`: one of the
+//! benchmark's echo servers built on another implementation (or the raw
+//! TCP floor), on a single-threaded tokio runtime. Prints
+//! `listening on ADDR` on stdout once it accepts connections.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+use clap::Parser;
+use sockeye_bench::peers::Peer;
+
+/// An echo server for the benchmark.
+#[derive(Debug, Parser)]
+#[command(name = "sockeye-bench-peer")]
+struct Args {
+    /// The implementation: raw, tokio-tungstenite, fastwebsockets, yawc.
+    #[arg(long, value_parser = parse_peer)]
+    peer: Peer,
+    /// The address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: String,
+    /// Accepts permessage-deflate (only peers that support it).
+    #[arg(long)]
+    deflate: bool,
+}
+
+fn parse_peer(name: &str) -> Result<Peer, String> {
+    Peer::from_name(name).ok_or_else(|| {
+        format!("unknown peer {name:?} (raw, tokio-tungstenite, fastwebsockets, yawc)")
+    })
+}
+
+fn main() {
+    let args = Args::parse();
+    if let Err(error) = sockeye_bench::peers::run(args.peer, &args.listen, args.deflate) {
+        eprintln!("sockeye-bench-peer: {error}");
+        std::process::exit(1);
+    }
+}

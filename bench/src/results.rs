@@ -1,0 +1,533 @@
+//! The results of a harness run: medians over the rounds, ratios within
+//! the run, and the markdown page `bench/results/DATE.md`.
+
+use std::fmt::Write;
+
+use crate::plan::{Focus, Scenario, Server, Target, Timing, Variant};
+use crate::runner::Measurement;
+
+/// One server's rounds in one scenario.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// The server.
+    pub variant: Variant,
+    /// Its name in the table.
+    pub name: String,
+    /// Each round's measurement or why it failed.
+    pub rounds: Vec<Result<Measurement, String>>,
+}
+
+impl Row {
+    /// The median of `figure` over the rounds that succeeded.
+    pub fn median(&self, figure: impl Fn(&Measurement) -> f64) -> Option<f64> {
+        let values: Vec<f64> = self.rounds.iter().flatten().map(figure).collect();
+        median(values)
+    }
+
+    /// The first failure, if a round failed.
+    pub fn error(&self) -> Option<&str> {
+        self.rounds
+            .iter()
+            .find_map(|round| round.as_ref().err().map(String::as_str))
+    }
+
+    /// Whether every round succeeded.
+    pub fn ok(&self) -> bool {
+        !self.rounds.is_empty() && self.error().is_none()
+    }
+}
+
+/// The median of `values` (the mean of the middle two for an even count).
+pub fn median(mut values: Vec<f64>) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    let middle = values.len() / 2;
+    Some(if values.len() % 2 == 1 {
+        values[middle]
+    } else {
+        (values[middle - 1] + values[middle]) / 2.0
+    })
+}
+
+/// One scenario's rows.
+#[derive(Debug, Clone)]
+pub struct ScenarioResult {
+    /// The scenario.
+    pub scenario: Scenario,
+    /// One row per server, in table order.
+    pub rows: Vec<Row>,
+}
+
+impl ScenarioResult {
+    /// The figure a scenario is judged on, lower is better: CPU µs per
+    /// message, p99 latency, or KiB per idle connection.
+    pub fn primary(&self, row: &Row) -> Option<f64> {
+        match self.scenario.focus {
+            Focus::Latency => row.median(|m| m.p99_us),
+            Focus::Memory => row.median(|m| m.kib_per_connection),
+            _ => row.median(|m| m.cpu_us_per_msg),
+        }
+    }
+
+    /// The unit of [`ScenarioResult::primary`].
+    pub fn primary_unit(&self) -> &'static str {
+        match self.scenario.focus {
+            Focus::Latency => "µs p99",
+            Focus::Memory => "KiB/conn",
+            Focus::Fanout => "CPU µs/delivery",
+            _ => "CPU µs/msg",
+        }
+    }
+
+    fn row(&self, server: Server) -> Option<&Row> {
+        self.rows.iter().find(|row| row.variant.server == server)
+    }
+
+    /// Raw TCP's primary figure.
+    pub fn raw(&self) -> Option<f64> {
+        self.row(Server::Raw).and_then(|row| self.primary(row))
+    }
+
+    /// sockeye's primary figure.
+    pub fn sockeye(&self) -> Option<f64> {
+        self.row(Server::Sockeye).and_then(|row| self.primary(row))
+    }
+
+    /// The best other WebSocket implementation: its name and figure.
+    pub fn best_peer(&self) -> Option<(&str, f64)> {
+        self.rows
+            .iter()
+            .filter(|row| row.variant.server.is_peer())
+            .filter_map(|row| Some((row.name.as_str(), self.primary(row)?)))
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+    }
+
+    /// sockeye against its target: the ratio shown and whether it holds.
+    pub fn target(&self) -> Option<(String, bool)> {
+        let sockeye = self.sockeye()?;
+        Some(match self.scenario.target {
+            Target::CpuVsRaw(limit) | Target::P99VsRaw(limit) => {
+                let ratio = sockeye / self.raw()?;
+                (
+                    format!("{ratio:.2}x raw TCP (target <= {limit}x)"),
+                    ratio <= limit,
+                )
+            }
+            Target::KibPerConnection(limit) => (
+                format!("{sockeye:.1} KiB (target <= {limit} KiB)"),
+                sockeye <= limit,
+            ),
+            Target::BeatBestPeer(factor) => {
+                let (_, best) = self.best_peer()?;
+                let ratio = best / sockeye;
+                (
+                    format!("{ratio:.2}x the best peer's efficiency (target >= {factor}x)"),
+                    ratio >= factor,
+                )
+            }
+            Target::Report => return None,
+        })
+    }
+}
+
+/// About the run, for the page's head.
+#[derive(Debug, Clone)]
+pub struct RunInfo {
+    /// `YYYY-MM-DD`.
+    pub date: String,
+    /// CPU, cores, kernel, load.
+    pub machine: String,
+    /// Implementations and their versions.
+    pub versions: Vec<(String, String)>,
+    /// The durations.
+    pub timing: Timing,
+    /// Whether processes were pinned to cores.
+    pub pinned: bool,
+    /// How long the run took.
+    pub seconds: f64,
+    /// A smoke run (figures meaningless).
+    pub smoke: bool,
+    /// The chart's file name, beside the page.
+    pub chart: Option<String>,
+}
+
+/// The markdown page.
+pub fn markdown(info: &RunInfo, results: &[ScenarioResult]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "# Benchmarks, {}\n", info.date);
+    if info.smoke {
+        out.push_str(
+            "**Smoke run**: tiny durations and connection counts, one round. \
+             It checks that every server echoes correctly; its figures mean nothing.\n\n",
+        );
+    }
+    let _ = writeln!(
+        out,
+        "Machine: {}. Each server ran alone on core 0 ({}), `sockeye bench --threads 1` on \
+         core 1; every scenario ran every server in turn, {} round(s), median shown; \
+         warm-up {:.1} s, measured window {:.1} s. CPU time is the server's `utime + stime` \
+         (all threads, `/proc/PID/stat`) over the measured window, divided by the messages \
+         echoed in it; \"busy\" is that CPU time as a share of the window; \"waited\" is the time \
+         its threads were runnable but not running (`/proc/PID/task/*/schedstat`, summed over \
+         threads) as a share of the window. Run took {:.0} s.\n",
+        info.machine,
+        if info.pinned {
+            "taskset"
+        } else {
+            "not pinned: taskset or a second core missing"
+        },
+        info.timing.rounds,
+        info.timing.warmup.as_secs_f64(),
+        info.timing.window.as_secs_f64(),
+        info.seconds,
+    );
+    if !info.versions.is_empty() {
+        let versions: Vec<String> = info
+            .versions
+            .iter()
+            .map(|(name, version)| format!("{name} {version}"))
+            .collect();
+        let _ = writeln!(out, "Versions: {}.\n", versions.join(", "));
+    }
+    summary(&mut out, results);
+    if let Some(chart) = &info.chart {
+        let _ = writeln!(
+            out,
+            "![CPU per message, per server and scenario]({chart})\n"
+        );
+    }
+    for result in results {
+        scenario_section(&mut out, result);
+    }
+    out
+}
+
+/// The one-table overview: sockeye, the best peer and raw TCP per scenario.
+fn summary(out: &mut String, results: &[ScenarioResult]) {
+    out.push_str("## Summary\n\n");
+    out.push_str(
+        "| scenario | measure (lower is better) | raw TCP | sockeye | best peer | sockeye vs raw | \
+         sockeye vs best peer | target |\n|---|---|---|---|---|---|---|---|\n",
+    );
+    for result in results {
+        let raw = result.raw();
+        let sockeye = result.sockeye();
+        let best = result.best_peer();
+        let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) if b > 0.0 => format!("{:.2}x", a / b),
+            _ => "-".to_owned(),
+        };
+        let target = match result.target() {
+            Some((text, true)) => format!("met: {text}"),
+            Some((text, false)) => format!("**missed**: {text}"),
+            None => "reported only".to_owned(),
+        };
+        let _ = writeln!(
+            out,
+            "| ({}) {} | {} | {} | {} | {} | {} | {} | {} |",
+            result.scenario.id,
+            result.scenario.title,
+            result.primary_unit(),
+            figure(raw),
+            figure(sockeye),
+            best.map_or("-".to_owned(), |(name, value)| format!(
+                "{} ({name})",
+                figure(Some(value))
+            )),
+            ratio(sockeye, raw),
+            ratio(sockeye, best.map(|(_, value)| value)),
+            target,
+        );
+    }
+    out.push('\n');
+}
+
+fn scenario_section(out: &mut String, result: &ScenarioResult) {
+    let scenario = &result.scenario;
+    let _ = writeln!(out, "## ({}) {}\n", scenario.id, scenario.title);
+    let raw = result.raw();
+    let best = result.best_peer().map(|(_, value)| value);
+    let versus = |value: Option<f64>, base: Option<f64>| match (value, base) {
+        (Some(value), Some(base)) if base > 0.0 => format!("{:.2}x", value / base),
+        _ => "-".to_owned(),
+    };
+    match scenario.focus {
+        Focus::Throughput | Focus::Bandwidth | Focus::Fanout => {
+            let rate = match scenario.focus {
+                Focus::Bandwidth => "GB/s",
+                Focus::Fanout => "deliveries/s",
+                _ => "msgs/s",
+            };
+            let _ = writeln!(
+                out,
+                "| server | {rate} | {} | vs raw TCP | vs best peer | p50 / p99 µs | server busy | \
+                 server waited | generator busy / waited |\n|---|---|---|---|---|---|---|---|---|",
+                result.primary_unit()
+            );
+            for row in &result.rows {
+                let primary = result.primary(row);
+                let rate = match scenario.focus {
+                    Focus::Bandwidth => row
+                        .median(|m| m.mb_per_sec / 1000.0)
+                        .map_or("-".to_owned(), |value| format!("{value:.2}")),
+                    _ => row
+                        .median(|m| m.msgs_per_sec)
+                        .map_or("-".to_owned(), thousands),
+                };
+                let _ = writeln!(
+                    out,
+                    "| {} | {rate} | {} | {} | {} | {} / {} | {} | {} | {} / {} |",
+                    row_name(row),
+                    figure(primary),
+                    versus(primary, raw),
+                    versus(primary, best),
+                    figure(row.median(|m| m.p50_us)),
+                    figure(row.median(|m| m.p99_us)),
+                    percent(row.median(|m| m.server_busy)),
+                    percent(row.median(|m| m.server_wait)),
+                    percent(row.median(|m| m.generator_busy)),
+                    percent(row.median(|m| m.generator_wait)),
+                );
+            }
+        }
+        Focus::Latency => {
+            out.push_str(
+                "| server | p50 µs | p99 µs | p99 vs raw TCP | msgs/s | CPU µs/msg | CPU vs raw TCP | \
+                 server waited |\n|---|---|---|---|---|---|---|---|\n",
+            );
+            let raw_cpu = result
+                .row(Server::Raw)
+                .and_then(|row| row.median(|m| m.cpu_us_per_msg));
+            for row in &result.rows {
+                let cpu = row.median(|m| m.cpu_us_per_msg);
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                    row_name(row),
+                    figure(row.median(|m| m.p50_us)),
+                    figure(row.median(|m| m.p99_us)),
+                    versus(result.primary(row), raw),
+                    row.median(|m| m.msgs_per_sec)
+                        .map_or("-".to_owned(), thousands),
+                    figure(cpu),
+                    versus(cpu, raw_cpu),
+                    percent(row.median(|m| m.server_wait)),
+                );
+            }
+        }
+        Focus::Memory => {
+            out.push_str(
+                "| server | KiB per idle connection | vs raw TCP | vs best peer | RSS before | \
+                 RSS with the connections |\n|---|---|---|---|---|---|\n",
+            );
+            for row in &result.rows {
+                let primary = result.primary(row);
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {} | {} | {} |",
+                    row_name(row),
+                    figure(primary),
+                    versus(primary, raw),
+                    versus(primary, best),
+                    mib(row.median(|m| m.rss_before_kib as f64)),
+                    mib(row.median(|m| m.rss_after_kib as f64)),
+                );
+            }
+        }
+    }
+    out.push('\n');
+    for row in &result.rows {
+        if let Some(error) = row.error() {
+            let _ = writeln!(out, "- {} failed: {}", row.name, error.replace('|', "/"));
+        }
+    }
+    if let Some(note) = generator_note(result) {
+        let _ = writeln!(out, "- {note}");
+    }
+    if let Some((text, met)) = result.target() {
+        let _ = writeln!(
+            out,
+            "- Target for sockeye: {} ({text}).",
+            if met { "met" } else { "missed" }
+        );
+    }
+    out.push('\n');
+}
+
+/// Whether the load generator kept up: its rate against raw TCP beside
+/// the WebSocket servers' rates.
+fn generator_note(result: &ScenarioResult) -> Option<String> {
+    if matches!(result.scenario.focus, Focus::Memory | Focus::Fanout) {
+        return None;
+    }
+    let raw = result.row(Server::Raw)?;
+    let raw_rate = raw.median(|m| m.msgs_per_sec)?;
+    let rates: Vec<(&str, f64)> = result
+        .rows
+        .iter()
+        .filter(|row| row.variant.server != Server::Raw)
+        .filter_map(|row| Some((row.name.as_str(), row.median(|m| m.msgs_per_sec)?)))
+        .collect();
+    let (name, fastest) = rates.iter().copied().max_by(|a, b| a.1.total_cmp(&b.1))?;
+    let busy = raw.median(|m| m.generator_busy).unwrap_or(0.0);
+    let wait = raw.median(|m| m.generator_wait).unwrap_or(0.0);
+    let ratio = raw_rate / fastest.max(1e-9);
+    let drove = format!(
+        "Load generator: it drove raw TCP at {} msgs/s (on its core {:.0}% of the window, \
+         waiting for it {:.0}%), {ratio:.2}x the fastest WebSocket server ({name}, {} msgs/s)",
+        thousands(raw_rate),
+        busy * 100.0,
+        wait * 100.0,
+        thousands(fastest)
+    );
+    // Servers within 1.5x of raw TCP's rate may have been held back by the
+    // generator (or by the machine's other load) rather than by their own
+    // cost.
+    let close: Vec<&str> = rates
+        .iter()
+        .filter(|(_, rate)| rate * 1.5 > raw_rate)
+        .map(|(name, _)| *name)
+        .collect();
+    // Servers against which the generator's own core was nearly full.
+    let saturated: Vec<String> = result
+        .rows
+        .iter()
+        .filter_map(|row| Some((row, row.median(|m| m.generator_busy)?)))
+        .filter(|(_, busy)| *busy >= 0.85)
+        .map(|(row, busy)| format!("{} ({:.0}%)", row.name, busy * 100.0))
+        .collect();
+    if result.scenario.workload.deflate() {
+        // Raw TCP moves uncompressed bytes: against it the generator does
+        // not compress, so its rate there says nothing about its headroom.
+        return Some(format!(
+            "Load generator: with permessage-deflate it compresses and inflates every message \
+             too, so raw TCP's rate does not show its headroom. {}",
+            if saturated.is_empty() {
+                "Its core was below 85% busy against every server.".to_owned()
+            } else {
+                format!(
+                    "Its core was nearly full against {}: there the rate is the generator's as \
+                     much as the server's; CPU per message is the figure to compare.",
+                    saturated.join(", ")
+                )
+            }
+        ));
+    }
+    Some(if ratio < 1.1 {
+        format!(
+            "{drove}: the rate here is bounded by round trips or by the generator, not by the \
+             servers, so compare CPU per message rather than msgs/s."
+        )
+    } else if close.is_empty() {
+        format!("{drove}, so it did not limit the WebSocket servers.")
+    } else {
+        format!(
+            "{drove}: it did not limit the servers well below that rate; for {} the rate may be \
+             bounded by the generator, CPU per message is the figure to compare.",
+            close.join(", ")
+        )
+    })
+}
+
+fn row_name(row: &Row) -> String {
+    if row.ok() {
+        row.name.clone()
+    } else {
+        format!("{} (failed)", row.name)
+    }
+}
+
+/// Three significant digits, or `-`.
+pub fn figure(value: Option<f64>) -> String {
+    match value {
+        None => "-".to_owned(),
+        Some(value) if value >= 100.0 => format!("{value:.0}"),
+        Some(value) if value >= 10.0 => format!("{value:.1}"),
+        Some(value) if value >= 1.0 => format!("{value:.2}"),
+        Some(value) => format!("{value:.3}"),
+    }
+}
+
+/// `1,234,567`.
+pub fn thousands(value: f64) -> String {
+    let digits = format!("{:.0}", value.max(0.0));
+    let mut out = String::new();
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+fn percent(value: Option<f64>) -> String {
+    value.map_or("-".to_owned(), |value| format!("{:.0}%", value * 100.0))
+}
+
+fn mib(kib: Option<f64>) -> String {
+    kib.map_or("-".to_owned(), |kib| format!("{:.1} MiB", kib / 1024.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::scenarios;
+
+    fn measured(cpu: f64, rate: f64) -> Result<Measurement, String> {
+        Ok(Measurement {
+            cpu_us_per_msg: cpu,
+            msgs_per_sec: rate,
+            messages: 1000,
+            ..Measurement::default()
+        })
+    }
+
+    #[test]
+    fn medians_ratios_and_targets() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(vec![4.0, 1.0]), Some(2.5));
+        assert_eq!(median(Vec::new()), None);
+        let scenario = scenarios(false).remove(0);
+        let workload = scenario.workload.clone();
+        let rows = scenario
+            .variants
+            .iter()
+            .map(|variant| {
+                let cpu = match variant.server {
+                    Server::Raw => 1.0,
+                    Server::Sockeye => 2.0,
+                    Server::Yawc => 4.0,
+                    _ => 6.0,
+                };
+                Row {
+                    variant: *variant,
+                    name: variant.name(&workload),
+                    rounds: vec![measured(cpu, 100_000.0 / cpu), measured(cpu * 1.1, 1.0)],
+                }
+            })
+            .collect();
+        let result = ScenarioResult { scenario, rows };
+        assert_eq!(result.raw(), Some(1.05));
+        assert_eq!(result.best_peer().map(|(name, _)| name), Some("yawc"));
+        let (text, met) = result.target().unwrap();
+        assert!(!met, "2.1x raw misses 1.5x: {text}");
+        let info = RunInfo {
+            date: "2026-11-23".into(),
+            machine: "test".into(),
+            versions: vec![("yawc".into(), "0.5.0".into())],
+            timing: Timing::smoke(),
+            pinned: true,
+            seconds: 1.0,
+            smoke: false,
+            chart: Some("2026-11-23.svg".into()),
+        };
+        let page = markdown(&info, &[result]);
+        assert!(page.contains("| (a) 100 connections, 20 B text, pipeline 8 | CPU µs/msg | 1.05 | 2.10 | 4.20 (yawc) | 2.00x | 0.50x | **missed**"), "{page}");
+        assert!(page.contains("![CPU per message"));
+        assert_eq!(thousands(1_234_567.4), "1,234,567");
+        assert_eq!(thousands(999.0), "999");
+    }
+}

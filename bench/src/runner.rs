@@ -1,0 +1,599 @@
+//! Runs one server with one workload and measures it.
+//!
+//! Each run starts a fresh server process pinned to core 0 (`taskset -c
+//! 0`), waits for it to say where it listens, and runs `sockeye bench
+//! --threads 1` pinned to core 1 against it. The bench announces the
+//! edges of its measured window on stderr; the harness samples the
+//! server's (and the bench's) CPU accounting at each edge, so the CPU
+//! time per message covers exactly the messages the window counted. For
+//! idle connections it reads the server's resident memory before the
+//! bench connects and once every connection is open. Every process the
+//! harness starts is killed by its own handle and reaped, on every path.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::plan::{Server, Timing, Variant, Workload};
+use crate::procfs::{self, CpuDelta, CpuSample};
+
+/// The longest a server may take to start listening.
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Output lines kept from each process, for error messages.
+const KEPT_LINES: usize = 20;
+
+/// Where the programs are and how to start them.
+#[derive(Debug, Clone)]
+pub struct Tools {
+    /// The `sockeye` binary.
+    pub sockeye: PathBuf,
+    /// The `sockeye-bench-peer` binary.
+    pub peer: PathBuf,
+    /// `node` and the echo script, when Node ws is installed.
+    pub node: Option<(PathBuf, PathBuf)>,
+    /// Pin servers to core 0 and the load generator to core 1.
+    pub pin: bool,
+    /// Raise the children's soft open-file limit to this.
+    pub open_files: Option<u64>,
+    /// Clock ticks per second of `/proc/PID/stat`.
+    pub ticks_per_second: u64,
+}
+
+/// What one run measured.
+#[derive(Debug, Clone, Default)]
+pub struct Measurement {
+    /// Messages (or deliveries) per second in the window.
+    pub msgs_per_sec: f64,
+    /// Payload megabytes (10^6) per second in the window.
+    pub mb_per_sec: f64,
+    /// Messages counted in the window.
+    pub messages: u64,
+    /// The server's CPU time per message, in microseconds.
+    pub cpu_us_per_msg: f64,
+    /// The share of the window the server was on its core.
+    pub server_busy: f64,
+    /// The share of the window the server waited for its core.
+    pub server_wait: f64,
+    /// The share of the window the load generator was on its core.
+    pub generator_busy: f64,
+    /// The share of the window the load generator waited for its core.
+    pub generator_wait: f64,
+    /// Round-trip median, in microseconds.
+    pub p50_us: f64,
+    /// Round-trip 99th percentile, in microseconds.
+    pub p99_us: f64,
+    /// Server memory per idle connection, in KiB.
+    pub kib_per_connection: f64,
+    /// Server memory before the idle connections, in KiB.
+    pub rss_before_kib: u64,
+    /// Server memory with every idle connection open, in KiB.
+    pub rss_after_kib: u64,
+    /// Connections on which permessage-deflate was agreed.
+    pub compressed_connections: u64,
+}
+
+/// Runs `variant` under `workload` once.
+pub fn measure(
+    tools: &Tools,
+    variant: Variant,
+    workload: &Workload,
+    timing: &Timing,
+) -> Result<Measurement, String> {
+    let server = start_server(tools, variant, workload)?;
+    let url = format!("ws://127.0.0.1:{}/", server.port);
+    let mut args = vec![
+        "bench".to_owned(),
+        url,
+        "--threads".into(),
+        "1".into(),
+        "--json".into(),
+    ];
+    let raw = variant.server == Server::Raw;
+    if raw {
+        args.push("--raw-echo".into());
+    }
+    match workload {
+        Workload::Echo {
+            connections,
+            size,
+            text,
+            pipeline,
+            json,
+            deflate,
+        } => {
+            push_all(
+                &mut args,
+                &[
+                    "-c",
+                    &connections.to_string(),
+                    "-s",
+                    &size.to_string(),
+                    "-p",
+                    &pipeline.to_string(),
+                ],
+            );
+            if *text {
+                args.push("--text".into());
+            }
+            if *json {
+                push_all(&mut args, &["--payload", "json"]);
+            }
+            if !deflate || raw {
+                args.push("--no-compression".into());
+            }
+            push_window(&mut args, timing);
+        }
+        Workload::Fanout {
+            receivers,
+            size,
+            window,
+        } => {
+            push_all(
+                &mut args,
+                &[
+                    "--fanout",
+                    "-c",
+                    &receivers.to_string(),
+                    "-s",
+                    &size.to_string(),
+                    "-p",
+                    &window.to_string(),
+                    "--text",
+                    "--payload",
+                    "json",
+                ],
+            );
+            if !variant.deflate {
+                args.push("--no-compression".into());
+            }
+            push_window(&mut args, timing);
+        }
+        Workload::Idle { connections } => {
+            push_all(
+                &mut args,
+                &[
+                    "--idle",
+                    "-c",
+                    &connections.to_string(),
+                    "--no-compression",
+                    "-d",
+                    &seconds(timing.hold),
+                    "--local-addresses",
+                    "4",
+                ],
+            );
+        }
+    }
+    let rss_before_kib = match workload {
+        Workload::Idle { .. } => {
+            std::thread::sleep(timing.settle);
+            procfs::rss_kib(server.pid()).map_err(|error| format!("reading memory: {error}"))?
+        }
+        _ => 0,
+    };
+    let limit = timing.warmup + timing.window + timing.hold + Duration::from_secs(60);
+    let bench = run_bench(tools, &args, server.pid(), timing.settle, limit)
+        .map_err(|error| server.with_output(error))?;
+    server.check_alive()?;
+    let report = &bench.report;
+    let connected = report["connected"].as_u64().unwrap_or(0);
+    if connected != u64::from(workload.connections()) {
+        return Err(format!(
+            "{connected} of {} connections opened",
+            workload.connections()
+        ));
+    }
+    let mut measurement = Measurement {
+        compressed_connections: report["settings"]["compressed_connections"]
+            .as_u64()
+            .unwrap_or(0),
+        p50_us: report["latency_us"]["p50"].as_f64().unwrap_or(0.0),
+        p99_us: report["latency_us"]["p99"].as_f64().unwrap_or(0.0),
+        ..Measurement::default()
+    };
+    if let Workload::Idle { connections } = workload {
+        let after = bench
+            .rss_after_kib
+            .ok_or("the bench never said its connections were open")?;
+        measurement.rss_before_kib = rss_before_kib;
+        measurement.rss_after_kib = after;
+        measurement.kib_per_connection =
+            after.saturating_sub(rss_before_kib) as f64 / f64::from(*connections);
+        return Ok(measurement);
+    }
+    if variant.deflate && measurement.compressed_connections != connected {
+        return Err(format!(
+            "permessage-deflate agreed on {} of {connected} connections",
+            measurement.compressed_connections
+        ));
+    }
+    let window = &report["window"];
+    let messages = window["messages"].as_u64().unwrap_or(0);
+    if messages == 0 {
+        return Err("no message was echoed in the measured window".into());
+    }
+    let (Some(start), Some(end)) = (bench.window_start, bench.window_end) else {
+        return Err("the bench did not announce its window".into());
+    };
+    let server_cpu = CpuDelta::between(&start.0, &end.0, tools.ticks_per_second);
+    let generator_cpu = CpuDelta::between(&start.1, &end.1, tools.ticks_per_second);
+    measurement.messages = messages;
+    measurement.msgs_per_sec = window["msgs_per_sec"].as_f64().unwrap_or(0.0);
+    measurement.mb_per_sec = window["mb_per_sec"].as_f64().unwrap_or(0.0);
+    measurement.cpu_us_per_msg = server_cpu.cpu_seconds * 1e6 / messages as f64;
+    measurement.server_busy = server_cpu.busy();
+    measurement.server_wait = server_cpu.waiting();
+    measurement.generator_busy = generator_cpu.busy();
+    measurement.generator_wait = generator_cpu.waiting();
+    Ok(measurement)
+}
+
+fn push_all(args: &mut Vec<String>, more: &[&str]) {
+    args.extend(more.iter().map(|arg| (*arg).to_owned()));
+}
+
+fn push_window(args: &mut Vec<String>, timing: &Timing) {
+    push_all(
+        args,
+        &[
+            "-d",
+            &seconds(timing.warmup + timing.window),
+            "--warmup",
+            &seconds(timing.warmup),
+        ],
+    );
+}
+
+/// `1.5s`.
+fn seconds(duration: Duration) -> String {
+    format!("{}s", duration.as_secs_f64())
+}
+
+/// A command pinned to `core` (when pinning), with the raised open-file
+/// limit (when needed).
+fn pinned(tools: &Tools, core: u32, program: &std::path::Path, args: &[String]) -> Command {
+    let mut words: Vec<String> = Vec::new();
+    if tools.pin {
+        push_all(&mut words, &["taskset", "-c", &core.to_string()]);
+    }
+    words.push(program.display().to_string());
+    words.extend(args.iter().cloned());
+    let mut command = match tools.open_files {
+        Some(limit) => {
+            let mut command = Command::new("sh");
+            command
+                .arg("-c")
+                .arg("ulimit -Sn \"$0\" && exec \"$@\"")
+                .arg(limit.to_string())
+                .args(&words);
+            command
+        }
+        None => {
+            let mut command = Command::new(&words[0]);
+            command.args(&words[1..]);
+            command
+        }
+    };
+    for variable in [
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+    ] {
+        command.env_remove(variable);
+    }
+    command.env_remove("RUST_LOG");
+    command
+}
+
+/// A running process: killed and reaped when dropped.
+struct Process {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Process {
+    /// Starts `command`; its output lines, each tagged `true` when it
+    /// came from stderr.
+    fn spawn(mut command: Command) -> Result<(Process, Receiver<(bool, String)>), String> {
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|error| format!("cannot start {command:?}: {error}"))?;
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let (sender, receiver) = channel();
+        let streams = [
+            (
+                false,
+                child
+                    .stdout
+                    .take()
+                    .map(|out| Box::new(out) as Box<dyn Read + Send>),
+            ),
+            (
+                true,
+                child
+                    .stderr
+                    .take()
+                    .map(|err| Box::new(err) as Box<dyn Read + Send>),
+            ),
+        ];
+        for (is_stderr, stream) in streams {
+            let Some(stream) = stream else { continue };
+            let (sender, lines) = (sender.clone(), lines.clone());
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines() {
+                    let Ok(line) = line else { return };
+                    if is_stderr {
+                        keep(&lines, &line);
+                    }
+                    // The receiver may be gone: the lines are still drained.
+                    let _ = sender.send((is_stderr, line));
+                }
+            });
+        }
+        Ok((Process { child, lines }, receiver))
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn output(&self) -> String {
+        let lines = self
+            .lines
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        lines.join("\n")
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn keep(lines: &Mutex<Vec<String>>, line: &str) {
+    let mut lines = lines
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if lines.len() == KEPT_LINES {
+        lines.remove(0);
+    }
+    lines.push(line.to_owned());
+}
+
+/// A server that listens.
+struct RunningServer {
+    process: Process,
+    port: u16,
+}
+
+impl RunningServer {
+    fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
+    /// `error`, with the server's last output lines.
+    fn with_output(&self, error: String) -> String {
+        let output = self.process.output();
+        if output.is_empty() {
+            error
+        } else {
+            format!("{error}; server said: {}", output.replace('\n', " | "))
+        }
+    }
+
+    fn check_alive(&self) -> Result<(), String> {
+        match std::fs::metadata(format!("/proc/{}", self.pid())) {
+            Ok(_) => Ok(()),
+            Err(_) => Err(self.with_output("the server died".into())),
+        }
+    }
+}
+
+/// The program and arguments that start `variant`.
+fn server_command(
+    tools: &Tools,
+    variant: Variant,
+    workload: &Workload,
+) -> Result<(PathBuf, Vec<String>), String> {
+    let listen = "127.0.0.1:0".to_owned();
+    let peer = |name: &str| {
+        let mut args = vec![
+            "--peer".to_owned(),
+            name.to_owned(),
+            "--listen".into(),
+            listen.clone(),
+        ];
+        if variant.deflate {
+            args.push("--deflate".into());
+        }
+        (tools.peer.clone(), args)
+    };
+    Ok(match variant.server {
+        Server::Raw => peer("raw"),
+        Server::Tungstenite => peer("tokio-tungstenite"),
+        Server::Fastwebsockets => peer("fastwebsockets"),
+        Server::Yawc => peer("yawc"),
+        Server::Sockeye => {
+            let mode = match workload {
+                Workload::Fanout { .. } => "--broadcast",
+                _ => "--echo",
+            };
+            let mut args = vec![
+                "serve".to_owned(),
+                "--listen".into(),
+                listen,
+                mode.into(),
+                "--threads".into(),
+                "1".into(),
+                "--max-connections".into(),
+                "100000".into(),
+            ];
+            if !variant.deflate {
+                args.push("--no-compression".into());
+            }
+            (tools.sockeye.clone(), args)
+        }
+        Server::Node => {
+            let (node, script) = tools
+                .node
+                .clone()
+                .ok_or("Node ws is not installed (bench/run installs it with npm)")?;
+            let mut args = vec![script.display().to_string(), "--listen".into(), listen];
+            if variant.deflate {
+                args.push("--deflate".into());
+            }
+            (node, args)
+        }
+    })
+}
+
+/// Starts the server and waits until it says where it listens.
+fn start_server(
+    tools: &Tools,
+    variant: Variant,
+    workload: &Workload,
+) -> Result<RunningServer, String> {
+    let (program, args) = server_command(tools, variant, workload)?;
+    let (process, lines) = Process::spawn(pinned(tools, 0, &program, &args))?;
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok((_, line)) => {
+                if let Some(port) = listening_port(&line) {
+                    return Ok(RunningServer { process, port });
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                return Err(format!(
+                    "the server did not listen within {}s: {}",
+                    START_TIMEOUT.as_secs(),
+                    process.output()
+                ));
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(format!("the server exited: {}", process.output()));
+            }
+        }
+    }
+}
+
+/// The port in a line such as `listening on 127.0.0.1:4321` or
+/// `sockeye: listening on ws://127.0.0.1:4321 (echo mode ...)`.
+pub fn listening_port(line: &str) -> Option<u16> {
+    let rest = &line[line.find("listening on")?..];
+    let at = rest.find("127.0.0.1:")? + "127.0.0.1:".len();
+    let digits: String = rest[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+/// What the bench reported and what was sampled at its announcements.
+struct BenchRun {
+    report: Value,
+    /// Server and bench CPU at the window's start and end.
+    window_start: Option<(CpuSample, CpuSample)>,
+    window_end: Option<(CpuSample, CpuSample)>,
+    /// Server memory once every idle connection was open.
+    rss_after_kib: Option<u64>,
+}
+
+/// Runs `sockeye ARGS` pinned to core 1, sampling the server at the
+/// announced moments; its JSON report.
+fn run_bench(
+    tools: &Tools,
+    args: &[String],
+    server_pid: u32,
+    settle: Duration,
+    limit: Duration,
+) -> Result<BenchRun, String> {
+    let (mut process, lines) = Process::spawn(pinned(tools, 1, &tools.sockeye, args))?;
+    let bench_pid = process.pid();
+    let mut run = BenchRun {
+        report: Value::Null,
+        window_start: None,
+        window_end: None,
+        rss_after_kib: None,
+    };
+    let deadline = Instant::now() + limit;
+    let sample = || -> Option<(CpuSample, CpuSample)> {
+        Some((procfs::cpu(server_pid).ok()?, procfs::cpu(bench_pid).ok()?))
+    };
+    let mut stdout = String::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok((false, line)) => {
+                stdout.push_str(&line);
+                stdout.push('\n');
+            }
+            Ok((true, line)) if line == "sockeye: window start" => run.window_start = sample(),
+            Ok((true, line)) if line == "sockeye: window end" => run.window_end = sample(),
+            Ok((true, line)) if line.contains("idle connection(s) open") => {
+                std::thread::sleep(settle);
+                run.rss_after_kib = procfs::rss_kib(server_pid).ok();
+            }
+            Ok((true, _)) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Timeout) => {
+                return Err(format!(
+                    "the bench did not finish within {}s: {}",
+                    limit.as_secs(),
+                    process.output()
+                ));
+            }
+        }
+    }
+    let status = process
+        .child
+        .wait()
+        .map_err(|error| format!("waiting for the bench: {error}"))?;
+    run.report = serde_json::from_str(&stdout).unwrap_or(Value::Null);
+    let errors = run.report["errors"]["total"].as_u64();
+    if !status.success() || errors != Some(0) {
+        let first = run.report["errors"]["first"].as_str().unwrap_or("");
+        return Err(format!(
+            "the bench failed ({status}, {} error(s)){}: {}",
+            errors.map_or("?".to_owned(), |errors| errors.to_string()),
+            if first.is_empty() {
+                String::new()
+            } else {
+                format!(", first: {first}")
+            },
+            process.output().replace('\n', " | ")
+        ));
+    }
+    Ok(run)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_from_listening_lines() {
+        assert_eq!(listening_port("listening on 127.0.0.1:4321"), Some(4321));
+        assert_eq!(
+            listening_port("sockeye: listening on ws://127.0.0.1:9001 (echo mode; open ...)"),
+            Some(9001)
+        );
+        assert_eq!(listening_port("something else 127.0.0.1:80"), None);
+    }
+}
