@@ -23,7 +23,7 @@ use sockeye::{CloseCode, DeflateConfig, Role, ServerBuilder, ServerStream, WebSo
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
-use tokio::task::JoinSet;
+use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 use crate::failure::Failure;
@@ -179,7 +179,10 @@ async fn run(args: ServeArgs) -> Result<(), Failure> {
     );
 
     let limit = Arc::new(Semaphore::new(args.max_connections as usize));
-    let mut tasks = JoinSet::new();
+    // A tracker rather than a JoinSet: it counts tasks without an entry
+    // per connection (every idle connection's bytes count, see
+    // bench/NOTES.md).
+    let tasks = TaskTracker::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -198,21 +201,18 @@ async fn run(args: ServeArgs) -> Result<(), Failure> {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             },
-            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             () = interrupts.recv() => break,
         }
     }
     drop(listener);
+    tasks.close();
     let open = tasks.len();
     status!("sockeye: shutting down, closing {open} connection(s) with 1001");
     let _ = stop.send(true);
-    let drained = tokio::time::timeout(SHUTDOWN_WAIT + Duration::from_secs(1), async {
-        while tasks.join_next().await.is_some() {}
-    })
-    .await;
+    let drained = tokio::time::timeout(SHUTDOWN_WAIT + Duration::from_secs(1), tasks.wait()).await;
     if drained.is_err() {
+        // Dropped with the runtime when `main` returns.
         warn!("{} connection(s) did not close in time", tasks.len());
-        tasks.abort_all();
     }
     status!("sockeye: stopped");
     Ok(())
