@@ -198,7 +198,9 @@ pub struct Connection {
     state: State,
     input: BytesMut,
     frame: Option<IncomingFrame>,
-    message: Option<PartialMessage>,
+    /// Boxed: most messages are one frame, and idle connections should
+    /// be small.
+    message: Option<Box<PartialMessage>>,
     utf8: Utf8Validator,
     /// RSV bits a negotiated extension owns; any other set bit is an error.
     allowed_rsv: u8,
@@ -547,13 +549,13 @@ impl Connection {
             OpCode::Text | OpCode::Binary => {
                 let payload = BytesMut::from(&self.input[..len]);
                 self.input.advance(len);
-                self.message = Some(PartialMessage {
+                self.message = Some(Box::new(PartialMessage {
                     text: header.opcode == OpCode::Text,
                     payload,
                     overhead: 0,
                     compressed: false,
                     wire_len: len,
-                });
+                }));
                 Ok(Step::Continue)
             }
             OpCode::Continuation => {
@@ -614,13 +616,13 @@ impl Connection {
             Some(deflate) => std::mem::take(&mut deflate.inflated),
             None => BytesMut::new(),
         };
-        self.message = Some(PartialMessage {
+        self.message = Some(Box::new(PartialMessage {
             text,
             payload,
             overhead: 0,
             compressed: true,
             wire_len: 0,
-        });
+        }));
     }
 
     /// Unmasks and inflates what has arrived of a compressed frame, and
