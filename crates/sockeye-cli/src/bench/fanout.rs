@@ -22,12 +22,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_core::Stream;
 use futures_util::SinkExt;
-use sockeye::{CloseCode, Message, Utf8Bytes};
+use sockeye::{Message, Utf8Bytes};
 use tokio::sync::Notify;
 
 use super::lane::{LaneEnd, Tally};
 use super::payload::Payloads;
-use super::{DRAIN_WAIT, Plan, Shared};
+use super::{Plan, Shared};
 
 /// What the publisher and the receivers share.
 pub struct Board {
@@ -106,18 +106,11 @@ pub async fn receive(id: u32, plan: Arc<Plan>, shared: Arc<Shared>, delay: Durat
         return end;
     };
     tokio::time::sleep(delay).await;
-    let mut ws = match plan.client.builder().connect().await {
-        Ok((ws, _)) => ws,
-        Err(error) => {
-            tracing::debug!("receiver {id}: {error}");
-            end.connect_error = Some(error);
-            shared.opened_one(false);
-            return end;
-        }
+    let connected = plan.client.builder().connect().await;
+    let Some((mut ws, _)) = end.opened(format_args!("receiver {id}"), &shared, connected) else {
+        return end;
     };
     board.live.fetch_add(1, Ordering::AcqRel);
-    shared.opened_one(true);
-    end.connected = true;
     end.compressed = ws.connection().deflate_params().is_some();
     // The publisher's payloads.
     let mut payloads = Payloads::with_kind(plan.payload, 0, plan.size, 1);
@@ -157,7 +150,7 @@ pub async fn receive(id: u32, plan: Arc<Plan>, shared: Arc<Shared>, delay: Durat
     tally.flush(&shared);
     board.leave();
     match outcome {
-        Ok(()) => close(&mut ws, &mut end).await,
+        Ok(()) => end.close(&mut ws).await,
         Err(error) => {
             tracing::debug!("receiver {id}: {error}");
             end.error = Some(error);
@@ -174,17 +167,10 @@ pub async fn publish(id: u32, plan: Arc<Plan>, shared: Arc<Shared>) -> LaneEnd {
         end.error = Some("internal error: no fan-out board".into());
         return end;
     };
-    let mut ws = match plan.client.builder().connect().await {
-        Ok((ws, _)) => ws,
-        Err(error) => {
-            tracing::debug!("publisher: {error}");
-            end.connect_error = Some(error);
-            shared.opened_one(false);
-            return end;
-        }
+    let connected = plan.client.builder().connect().await;
+    let Some((mut ws, _)) = end.opened(format_args!("publisher"), &shared, connected) else {
+        return end;
     };
-    shared.opened_one(true);
-    end.connected = true;
     end.compressed = ws.connection().deflate_params().is_some();
     let mut payloads = Payloads::with_kind(plan.payload, id, plan.size, plan.pipeline);
     let mut next = 0u64;
@@ -250,18 +236,8 @@ pub async fn publish(id: u32, plan: Arc<Plan>, shared: Arc<Shared>) -> LaneEnd {
         end.error = Some(format!("sending failed: {error}"));
         return end;
     }
-    close(&mut ws, &mut end).await;
+    end.close(&mut ws).await;
     end
-}
-
-/// The closing handshake, bounded.
-async fn close(ws: &mut sockeye::WebSocket<sockeye::ClientStream>, end: &mut LaneEnd) {
-    match tokio::time::timeout(DRAIN_WAIT, ws.close(CloseCode::NORMAL, "")).await {
-        Ok(Ok(closed)) if closed.is_clean() => {}
-        Ok(Ok(closed)) => end.error = Some(format!("closing handshake failed ({})", closed.code())),
-        Ok(Err(error)) => end.error = Some(format!("closing failed: {error}")),
-        Err(_) => end.error = Some("the closing handshake timed out".into()),
-    }
 }
 
 #[cfg(test)]

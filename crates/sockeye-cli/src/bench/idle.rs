@@ -16,11 +16,11 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use sockeye::proto::handshake::ClientHandshake;
-use sockeye::{CloseCode, Error, WebSocket};
+use sockeye::{Error, WebSocket};
 use tokio::net::TcpStream;
 
 use super::lane::LaneEnd;
-use super::{DRAIN_WAIT, Plan, Shared};
+use super::{Plan, Shared};
 
 /// Connections being opened (TCP and WebSocket handshakes) at once.
 pub const OPENING_AT_ONCE: usize = 128;
@@ -40,43 +40,27 @@ pub async fn run(id: u32, plan: Arc<Plan>, shared: Arc<Shared>, delay: Duration)
     let tcp = match plan.open_tcp(id).await {
         Ok(tcp) => tcp,
         Err(error) => {
-            tracing::debug!("connection {id}: {error}");
-            end.connect_error = Some(error.into());
-            shared.opened_one(false);
+            end.opened::<(), _>(format_args!("connection {id}"), &shared, Err(error));
             return end;
         }
     };
     if plan.raw {
         drop(permit);
-        shared.opened_one(true);
-        end.connected = true;
+        end.opened(format_args!("connection {id}"), &shared, Ok::<_, Error>(()));
         end.error = hold_raw(tcp, &shared).await.err();
         return end;
     }
     let opened = handshake(tcp, &plan).await;
     drop(permit);
-    let mut ws = match opened {
-        Ok(ws) => ws,
-        Err(error) => {
-            tracing::debug!("connection {id}: {error}");
-            end.connect_error = Some(error);
-            shared.opened_one(false);
-            return end;
-        }
+    let Some(mut ws) = end.opened(format_args!("connection {id}"), &shared, opened) else {
+        return end;
     };
-    shared.opened_one(true);
-    end.connected = true;
     end.compressed = ws.connection().deflate_params().is_some();
     if let Err(error) = hold(&mut ws, &shared).await {
         end.error = Some(error);
         return end;
     }
-    match tokio::time::timeout(DRAIN_WAIT, ws.close(CloseCode::NORMAL, "")).await {
-        Ok(Ok(closed)) if closed.is_clean() => {}
-        Ok(Ok(closed)) => end.error = Some(format!("closing handshake failed ({})", closed.code())),
-        Ok(Err(error)) => end.error = Some(format!("closing failed: {error}")),
-        Err(_) => end.error = Some("the closing handshake timed out".into()),
-    }
+    end.close(&mut ws).await;
     end
 }
 

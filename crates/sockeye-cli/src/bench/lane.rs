@@ -51,6 +51,45 @@ impl LaneEnd {
             ..LaneEnd::default()
         }
     }
+
+    /// Records how opening connection `who` went and counts it as
+    /// opened or failed; returns the stream when it opened.
+    pub fn opened<T, E: Into<Error> + std::fmt::Display>(
+        &mut self,
+        who: std::fmt::Arguments<'_>,
+        shared: &Shared,
+        opened: Result<T, E>,
+    ) -> Option<T> {
+        match opened {
+            Ok(stream) => {
+                shared.opened_one(true);
+                self.connected = true;
+                Some(stream)
+            }
+            Err(error) => {
+                tracing::debug!("{who}: {error}");
+                self.connect_error = Some(error.into());
+                shared.opened_one(false);
+                None
+            }
+        }
+    }
+
+    /// Closes with 1000, bounded by the drain wait, and records a closing
+    /// handshake that went wrong.
+    pub async fn close<S>(&mut self, ws: &mut WebSocket<S>)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
+        match tokio::time::timeout(DRAIN_WAIT, ws.close(CloseCode::NORMAL, "")).await {
+            Ok(Ok(closed)) if closed.is_clean() => {}
+            Ok(Ok(closed)) => {
+                self.error = Some(format!("closing handshake failed ({})", closed.code()))
+            }
+            Ok(Err(error)) => self.error = Some(format!("closing failed: {error}")),
+            Err(_) => self.error = Some("the closing handshake timed out".into()),
+        }
+    }
 }
 
 /// One connection's state.
@@ -97,35 +136,21 @@ impl Lane {
         if self.shared.stop.load(Ordering::Relaxed) {
             return self.end;
         }
-        let mut ws = match self.plan.client.builder().connect().await {
-            Ok((ws, _)) => ws,
-            Err(error) => {
-                tracing::debug!("connection {}: {error}", self.id);
-                self.end.connect_error = Some(error);
-                self.shared.opened_one(false);
-                return self.end;
-            }
+        let connected = self.plan.client.builder().connect().await;
+        let Some((mut ws, _)) = self.end.opened(
+            format_args!("connection {}", self.id),
+            &self.shared,
+            connected,
+        ) else {
+            return self.end;
         };
-        self.shared.opened_one(true);
-        self.end.connected = true;
         self.end.compressed = ws.connection().deflate_params().is_some();
         let outcome = poll_fn(|cx| self.poll_drive(&mut ws, cx)).await;
         self.flush_samples();
         self.publish();
         self.end.lost = self.sent_at.len() as u64;
         match outcome {
-            Ok(()) => {
-                let closing = ws.close(CloseCode::NORMAL, "");
-                match tokio::time::timeout(DRAIN_WAIT, closing).await {
-                    Ok(Ok(closed)) if closed.is_clean() => {}
-                    Ok(Ok(closed)) => {
-                        self.end.error =
-                            Some(format!("closing handshake failed ({})", closed.code()))
-                    }
-                    Ok(Err(error)) => self.end.error = Some(format!("closing failed: {error}")),
-                    Err(_) => self.end.error = Some("the closing handshake timed out".into()),
-                }
-            }
+            Ok(()) => self.end.close(&mut ws).await,
             Err(error) => {
                 tracing::debug!("connection {}: {error}", self.id);
                 self.end.error = Some(error);

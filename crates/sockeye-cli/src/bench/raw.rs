@@ -97,17 +97,13 @@ impl RawLane {
         if self.shared.stop.load(Ordering::Relaxed) {
             return self.end;
         }
-        let mut tcp = match self.plan.open_tcp(self.id).await {
-            Ok(tcp) => tcp,
-            Err(error) => {
-                tracing::debug!("connection {}: {error}", self.id);
-                self.end.connect_error = Some(error.into());
-                self.shared.opened_one(false);
-                return self.end;
-            }
+        let opened = self.plan.open_tcp(self.id).await;
+        let Some(mut tcp) =
+            self.end
+                .opened(format_args!("connection {}", self.id), &self.shared, opened)
+        else {
+            return self.end;
         };
-        self.shared.opened_one(true);
-        self.end.connected = true;
         let outcome = poll_fn(|cx| self.poll_drive(&mut tcp, cx)).await;
         self.tally.flush(&self.shared);
         self.end.lost = self.in_flight.len() as u64;
