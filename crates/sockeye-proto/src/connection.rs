@@ -302,6 +302,12 @@ impl Connection {
     /// dropped (RFC 6455 section 5.5.1: nothing after a Close counts).
     pub fn receive_data(&mut self, data: &[u8]) {
         if self.state != State::Closed {
+            // A large frame's payload gets its whole room at once, rather
+            // than a buffer copied each time it grows.
+            if self.input.capacity() - self.input.len() < data.len() {
+                self.input
+                    .reserve(data.len().max(self.frame_bytes_missing()));
+            }
             self.input.extend_from_slice(data);
             if !data.is_empty() {
                 self.timers.input_arrived();

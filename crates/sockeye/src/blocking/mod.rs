@@ -214,13 +214,6 @@ impl<S: Transport> WebSocket<S> {
             // Only a Pong backlog stops reading; writing clears it.
             return self.write_out();
         }
-        // A large frame's payload gets its whole room at once, rather than a
-        // buffer that is copied each time it grows.
-        let missing = self.conn.frame_bytes_missing();
-        let buffer = self.conn.receive_buffer();
-        if buffer.capacity() - buffer.len() < missing {
-            buffer.reserve(missing);
-        }
         let stream = &mut self.stream;
         let conn = &mut self.conn;
         let read = crate::scratch::with(|chunk| {
