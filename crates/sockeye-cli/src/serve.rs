@@ -273,8 +273,8 @@ async fn serve_connection(
     // connection lasts: the handshake's state (request, response, buffers)
     // gets its own allocation, freed once it is done, and the WebSocket is
     // boxed so the futures that own it are not each as large as it is, and
-    // so is the broadcast mode's state. Idle connections cost about 2.5 KiB
-    // (see bench/NOTES.md).
+    // so is the broadcast mode's state. Idle connections cost about 2 KiB
+    // (bench scenario f; see bench/NOTES.md).
     let Some((ws, membership)) = Box::pin(open_websocket(tcp, peer, &shared)).await else {
         return;
     };
