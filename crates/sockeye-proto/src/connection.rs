@@ -305,13 +305,62 @@ impl Connection {
             // A large frame's payload gets its whole room at once, rather
             // than a buffer copied each time it grows.
             if self.input.capacity() - self.input.len() < data.len() {
-                self.input
-                    .reserve(data.len().max(self.frame_bytes_missing()));
+                let room = data
+                    .len()
+                    .max(self.frame_bytes_missing())
+                    .max(self.room_for_new_frame(data));
+                self.input.reserve(room);
             }
             self.input.extend_from_slice(data);
             if !data.is_empty() {
                 self.timers.input_arrived();
             }
+        }
+    }
+
+    /// Like [`Connection::receive_data`], for bytes the front-end read into
+    /// a buffer it can give away: when the engine holds no input, `data`
+    /// becomes its input buffer without a copy, and the buffer's spare room
+    /// takes what follows (a front-end reading into one buffer shared by
+    /// many connections hands over the buffer after a large read, and
+    /// copies small ones with `receive_data`). Delivered messages may keep
+    /// `data`'s allocation alive, as they do the engine's own buffer.
+    pub fn receive_bytes(&mut self, data: BytesMut) {
+        if self.input.is_empty() && !data.is_empty() && self.state != State::Closed {
+            self.input = data;
+            self.timers.input_arrived();
+        } else {
+            self.receive_data(&data);
+        }
+    }
+
+    /// With nothing buffered, the size of the frame that `data` starts, if
+    /// its header is complete and acceptable and its payload is kept
+    /// whole (a compressed one is inflated as it arrives): room for it is
+    /// then reserved at once, not grown as it arrives. 0 otherwise.
+    fn room_for_new_frame(&self, data: &[u8]) -> usize {
+        if self.frame.is_some() || !self.input.is_empty() {
+            return 0;
+        }
+        match FrameHeader::parse(data) {
+            Ok(Some((header, header_len)))
+                if (header_len as u64).saturating_add(header.payload_len) > data.len() as u64 =>
+            {
+                self.room_for_large_frame(&header, header_len)
+            }
+            _ => 0,
+        }
+    }
+
+    /// [`Connection::room_for_new_frame`] for a frame larger than the read
+    /// that brought its header (kept apart so that the hot path of small
+    /// frames, which arrive whole, keeps its header check inlined).
+    #[cold]
+    #[inline(never)]
+    fn room_for_large_frame(&self, header: &FrameHeader, header_len: usize) -> usize {
+        match self.check_header(header) {
+            Ok((len, _, false)) => header_len + len,
+            _ => 0,
         }
     }
 
@@ -471,6 +520,8 @@ impl Connection {
     /// Checks a header against the role, the state and the limits before
     /// any of its payload is accepted. Returns the payload length, whether
     /// the payload is text to validate, and whether it is compressed.
+    // Inlined into the parser's hot path, which is what it was written for.
+    #[inline(always)]
     fn check_header(&self, header: &FrameHeader) -> Result<(usize, bool, bool), ProtocolError> {
         let reserved = header.rsv & !self.allowed_rsv;
         if reserved != 0 {

@@ -60,6 +60,64 @@ fn the_engine_tells_how_much_of_a_frame_is_missing() {
 }
 
 #[test]
+fn a_frame_larger_than_its_first_read_gets_its_room_at_once() {
+    let mut server = server();
+    let input = client_frame(true, 2, &[3; 100_000]);
+    // The first read brings the header and a little payload: the room for
+    // the whole frame is reserved then, so the buffer never moves.
+    assert!(feed(&mut server, &input[..5000]).is_empty());
+    assert!(server.receive_buffer().capacity() >= 100_000);
+    let room = server.receive_buffer().as_ptr();
+    assert!(feed(&mut server, &input[5000..input.len() - 1]).is_empty());
+    assert_eq!(server.receive_buffer().as_ptr(), room);
+    let events = feed(&mut server, &input[input.len() - 1..]);
+    assert_eq!(
+        events,
+        vec![Event::Message(Message::binary(vec![3; 100_000]))]
+    );
+    // A header the engine will refuse reserves nothing for its payload.
+    let mut server = Connection::new(Role::Server, Config::new().max_frame_size(1000));
+    let input = client_frame(true, 2, &[3; 100_000]);
+    server.receive_data(&input[..14]);
+    assert!(server.receive_buffer().capacity() < 1000);
+    let events: Vec<Event> = std::iter::from_fn(|| server.next_event()).collect();
+    assert!(closed_with(&events, 1009), "{events:?}");
+}
+
+#[test]
+fn a_buffer_handed_over_becomes_the_input_without_a_copy() {
+    let mut server = server();
+    let input = client_frame(true, 2, &[5; 50_000]);
+    // A front-end that read 20,000 bytes into a buffer it gives away.
+    let mut read = bytes::BytesMut::with_capacity(64 * 1024);
+    read.extend_from_slice(&input[..20_000]);
+    let at = read.as_ptr();
+    server.receive_bytes(read);
+    assert_eq!(server.receive_buffer().as_ptr(), at);
+    assert!(server.next_event().is_none());
+    // The rest goes into the same buffer's spare room...
+    let mut rest = bytes::BytesMut::new();
+    rest.extend_from_slice(&input[20_000..]);
+    server.receive_bytes(rest);
+    // ...and the message is the very bytes that were handed over.
+    let Some(Event::Message(message)) = server.next_event() else {
+        panic!("no message");
+    };
+    assert_eq!(message.as_bytes().len(), 50_000);
+    assert!(message.as_bytes().iter().all(|byte| *byte == 5));
+    // (Header: 2 bytes, a 16-bit length, the masking key.)
+    assert_eq!(message.as_bytes().as_ptr(), at.wrapping_add(8));
+    // A closed engine takes nothing.
+    let mut closed = Connection::new(Role::Server, Config::default());
+    feed(&mut closed, &client_frame(true, 8, &[]));
+    let mut late = bytes::BytesMut::new();
+    late.extend_from_slice(&client_frame(true, 1, b"late"));
+    closed.receive_bytes(late);
+    assert_eq!(closed.state(), State::Closed);
+    assert!(closed.receive_buffer().is_empty());
+}
+
+#[test]
 fn every_length_encoding_is_accepted() {
     for len in [0, 1, 125, 126, 127, 128, 65535, 65536, 100_000] {
         let payload = vec![b'x'; len];

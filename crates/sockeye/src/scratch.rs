@@ -1,15 +1,20 @@
 //! One read buffer per thread, shared by every connection the thread
 //! serves: reads between messages land here and only the bytes that
 //! arrived are copied into the connection, so thousands of idle
-//! connections do not each hold a read buffer.
+//! connections do not each hold a read buffer. (The tokio front-end's
+//! buffer, [`with_bytes`], can also be given away whole after a large
+//! read, so that a large read is not copied.)
 
 use std::cell::RefCell;
+
+use bytes::BytesMut;
 
 /// The scratch buffer's size: the most one read takes between messages.
 pub(crate) const SIZE: usize = 64 * 1024;
 
 thread_local! {
     static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; SIZE].into_boxed_slice());
+    static SCRATCH_BYTES: RefCell<BytesMut> = RefCell::new(BytesMut::new());
 }
 
 /// Runs `read` with the thread's scratch buffer. Should a read ever nest
@@ -26,6 +31,29 @@ pub(crate) fn with<T>(read: impl FnOnce(&mut [u8]) -> T) -> T {
     match shared {
         Ok(Some(value)) => value,
         _ => (read.take().expect("called once"))(&mut vec![0; SIZE]),
+    }
+}
+
+/// Runs `read` with the thread's scratch `BytesMut`: empty, with room for
+/// at least [`SIZE`] bytes (not initialized: read into it with
+/// `BufMut`-based reads). `read` may keep the buffer (`std::mem::take`);
+/// the thread then gets a new one on its next read. Whatever `read`
+/// leaves in it is cleared.
+pub(crate) fn with_bytes<T>(read: impl FnOnce(&mut BytesMut) -> T) -> T {
+    let mut read = Some(read);
+    let shared = SCRATCH_BYTES.try_with(|scratch| {
+        scratch.try_borrow_mut().ok().map(|mut buffer| {
+            if buffer.capacity() < SIZE {
+                *buffer = BytesMut::with_capacity(SIZE);
+            }
+            let value = (read.take().expect("called once"))(&mut buffer);
+            buffer.clear();
+            value
+        })
+    });
+    match shared {
+        Ok(Some(value)) => value,
+        _ => (read.take().expect("called once"))(&mut BytesMut::with_capacity(SIZE)),
     }
 }
 
@@ -46,5 +74,36 @@ mod tests {
         });
         assert_eq!(sum, 1);
         with(|again| assert_eq!(again[0], 1, "the shared buffer is reused"));
+    }
+
+    #[test]
+    fn the_bytes_buffer_is_reused_cleared_and_replaced_when_taken() {
+        let first = with_bytes(|buffer| {
+            assert!(buffer.is_empty());
+            assert!(buffer.capacity() >= SIZE);
+            buffer.extend_from_slice(b"left over");
+            buffer.as_ptr()
+        });
+        let second = with_bytes(|buffer| {
+            assert!(buffer.is_empty(), "cleared after use");
+            with_bytes(|inner| {
+                assert_ne!(
+                    inner.as_ptr(),
+                    buffer.as_ptr(),
+                    "nested reads get their own"
+                )
+            });
+            buffer.as_ptr()
+        });
+        assert_eq!(first, second, "the shared buffer is reused");
+        let taken = with_bytes(|buffer| {
+            buffer.extend_from_slice(b"kept");
+            std::mem::take(buffer)
+        });
+        assert_eq!(&taken[..], b"kept");
+        with_bytes(|buffer| {
+            assert!(buffer.capacity() >= SIZE, "a taken buffer is replaced");
+            assert_ne!(buffer.as_ptr(), taken.as_ptr());
+        });
     }
 }

@@ -9,7 +9,7 @@ use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 use futures_core::Stream;
 use futures_sink::Sink;
 use sockeye_proto::{CloseCode, Closed, Config, Connection, Event, Message, PreparedMessage, Role};
@@ -23,6 +23,21 @@ use crate::server::ConnectionPermit;
 /// How much spare room the read buffer gets before a read in the middle
 /// of a frame.
 const READ_RESERVE: usize = 64 * 1024;
+
+/// Reads at least this large hand the engine the scratch buffer instead of
+/// a copy. Smaller ones are copied, so that a small message kept by the
+/// application does not keep a whole scratch buffer alive: a delivered
+/// message holds at most four times the bytes that arrived with it.
+const HAND_OVER_READ: usize = crate::scratch::SIZE / 4;
+
+/// Reads into `buffer`'s spare room, at most `scratch::SIZE` bytes.
+fn poll_read_buf<S: AsyncRead>(
+    stream: Pin<&mut S>,
+    cx: &mut Context<'_>,
+    buffer: &mut BytesMut,
+) -> Poll<io::Result<usize>> {
+    tokio_util::io::poll_read_buf(stream, cx, &mut buffer.limit(crate::scratch::SIZE))
+}
 
 /// A WebSocket connection over a tokio stream, after its opening handshake.
 ///
@@ -340,27 +355,37 @@ where
 
     /// Reads once into the engine. Between messages the engine holds no
     /// input buffer, so an idle connection costs no buffer memory: the read
-    /// goes to the thread's scratch buffer and only what arrived is copied
-    /// in. In the middle of a frame the read goes straight into the
-    /// engine's buffer, so a large payload is not copied twice.
+    /// goes to the thread's scratch buffer; a small read is copied into the
+    /// engine, a large one hands the engine the scratch buffer itself (the
+    /// thread takes a new one), so bulk data is never copied. In the middle
+    /// of a frame the read goes straight into the engine's buffer, which
+    /// has room for the whole frame. Each read takes at most
+    /// `scratch::SIZE` bytes, so that unmasking (and validating) them
+    /// follows while they are still in the CPU's cache.
     fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        // A large frame's payload gets its whole room at once: one
-        // allocation, not a buffer copied each time it grows.
         let missing = self.conn.frame_bytes_missing();
         let buffer = self.conn.receive_buffer();
-        if !buffer.is_empty() {
-            if buffer.capacity() - buffer.len() < READ_RESERVE / 2 {
+        if !buffer.is_empty() || missing > crate::scratch::SIZE {
+            // A large frame's payload gets its whole room at once: one
+            // allocation, not a buffer copied each time it grows (nor
+            // grown, and copied, once the frame's room is there).
+            let spare = buffer.capacity() - buffer.len();
+            if spare < missing || (missing == 0 && spare < READ_RESERVE / 2) {
                 buffer.reserve(READ_RESERVE.max(missing));
             }
-            return tokio_util::io::poll_read_buf(Pin::new(&mut self.stream), cx, buffer);
+            return poll_read_buf(Pin::new(&mut self.stream), cx, buffer);
         }
         let stream = Pin::new(&mut self.stream);
         let conn = &mut self.conn;
-        crate::scratch::with(|scratch| {
-            let mut read = tokio::io::ReadBuf::new(scratch);
-            ready!(stream.poll_read(cx, &mut read))?;
-            conn.receive_data(read.filled());
-            Poll::Ready(Ok(read.filled().len()))
+        crate::scratch::with_bytes(|scratch| {
+            // (The scratch buffer's room is `scratch::SIZE`: no limit.)
+            let read = ready!(tokio_util::io::poll_read_buf(stream, cx, scratch))?;
+            if read >= HAND_OVER_READ {
+                conn.receive_bytes(std::mem::take(scratch));
+            } else {
+                conn.receive_data(scratch);
+            }
+            Poll::Ready(Ok(read))
         })
     }
 
