@@ -2,8 +2,8 @@
 //!
 //! 2.1 to 2.11 are Autobahn's. Ours: 2.12 and 2.14 (a 126-byte Ping in
 //! 1-byte chunks must fail once its length is known, before its payload),
-//! 2.13 (a Ping between two messages) and 2.15 (a Pong jumps ahead of
-//! echoes queued but not yet sent).
+//! 2.13 (a Ping between two messages), 2.15 and 2.16 (a Pong jumps ahead
+//! of echoes queued but not yet sent, within one read and across two).
 
 use crate::case::{Case, Chunking, Pos};
 use crate::cases::binary_payload;
@@ -73,9 +73,24 @@ pub(super) fn cases() -> Vec<Case> {
             .chunking(Chunking::Size(1)),
     );
     cases.push(
+        // Both frames fit in one 64 KiB read (front-ends read at most that
+        // much at a time), so the testee sees the Ping before it would
+        // flush the echo, however the machine schedules the two ends.
         Case::new(
             "2.15",
-            "binary 64 KiB, then a ping, in one read: the pong goes ahead of the echo",
+            "binary 60,000 bytes, then a ping, in one read: the pong goes ahead of the echo",
+        )
+        .echoed(Frame::binary(binary_payload(60_000)))
+        .ponged(Frame::ping("ahead"))
+        .close_normally()
+        .ahead(1, 0),
+    );
+    // The same across the 64 KiB read: the Ping comes with the frame's
+    // last bytes, in the testee's second read.
+    cases.push(
+        Case::new(
+            "2.16",
+            "binary 64 KiB, then a ping, in one write: the pong goes ahead of the echo",
         )
         .echoed(Frame::binary(binary_payload(65536)))
         .ponged(Frame::ping("ahead"))

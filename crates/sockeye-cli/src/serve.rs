@@ -17,9 +17,9 @@ use std::time::Duration;
 use futures_sink::Sink;
 use http::{Request, StatusCode};
 use rustls::ServerConfig;
+use sockeye::proto::Config;
 use sockeye::proto::handshake::{self, HandshakeError, RequestParser};
-use sockeye::proto::{Config, Connection};
-use sockeye::{CloseCode, DeflateConfig, Role, ServerBuilder, ServerStream, WebSocket};
+use sockeye::{CloseCode, DeflateConfig, ServerBuilder, ServerStream, WebSocket};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
@@ -119,9 +119,6 @@ impl Mode {
 /// What every connection task shares.
 struct Shared {
     server: ServerBuilder,
-    /// The permessage-deflate policy the builder negotiates with; the
-    /// engine of each connection needs it too.
-    deflate: DeflateConfig,
     tls: Option<Arc<ServerConfig>>,
     site: Site,
     mode: Mode,
@@ -162,7 +159,6 @@ async fn run(args: ServeArgs) -> Result<(), Failure> {
     let (stop, shutdown) = watch::channel(false);
     let shared = Arc::new(Shared {
         server: server_builder(&args, deflate),
-        deflate,
         tls,
         site,
         mode,
@@ -248,6 +244,7 @@ fn server_builder(args: &ServeArgs, deflate: DeflateConfig) -> ServerBuilder {
     let mut builder = ServerBuilder::new()
         .deflate(deflate)
         .config(config)
+        .max_connections(args.max_connections as usize)
         .handshake_timeout(HANDSHAKE_TIMEOUT);
     if !args.subprotocols.is_empty() {
         builder = builder.subprotocols(args.subprotocols.iter().cloned());
@@ -340,29 +337,23 @@ async fn open_websocket(
         );
         return None;
     }
-    let accepted = match shared.server.handshake_policy().accept(&request) {
-        Ok(accepted) => accepted,
-        Err(error) => {
+    // A broadcast member joins before its client can see the 101.
+    let membership = (shared.mode == Mode::Broadcast).then(|| shared.room.join());
+    let ws = match shared
+        .server
+        .accept_request(stream, &request, &leftover)
+        .await
+    {
+        Ok(ws) => Box::new(ws),
+        Err(sockeye::Error::Handshake(error)) => {
             info!("{peer}: WebSocket handshake refused: {error}");
-            refuse(&mut stream, &error).await;
+            return None;
+        }
+        Err(error) => {
+            debug!("{peer}: {error}");
             return None;
         }
     };
-    // A broadcast member joins before its client can see the 101.
-    let membership = (shared.mode == Mode::Broadcast).then(|| shared.room.join());
-    let mut response = Vec::with_capacity(256);
-    handshake::write_response(&accepted.response, &mut response);
-    if let Err(error) = write_all(&mut stream, &response).await {
-        debug!("{peer}: {error}");
-        return None;
-    }
-    // The engine as ServerBuilder would make it: its config, and
-    // permessage-deflate when the handshake agreed on it.
-    let mut engine = Connection::new(Role::Server, shared.server.engine_config().clone());
-    if let Some(params) = accepted.negotiated.deflate {
-        engine.enable_deflate(params, &shared.deflate);
-    }
-    let ws = Box::new(WebSocket::from_engine(stream, engine, &leftover));
     info!(
         "{peer}: WebSocket connected ({} {}{})",
         shared.mode.name(),

@@ -7,6 +7,7 @@
 //! the bytes arrive, even before a frame is complete, so invalid UTF-8 fails
 //! the connection at the first impossible byte.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -107,6 +108,13 @@ pub enum Event {
     Closed(Closed),
 }
 
+/// Room reserved past the end of a frame whose size is known, so that a
+/// front-end reading into the buffer's spare room (which the tokio one
+/// does in the middle of a frame) reads what follows the frame closely (a
+/// Ping, the next small message) together with its last bytes, and so
+/// sees it before it would flush its replies.
+const ROOM_AFTER_FRAME: usize = 4096;
+
 /// A frame whose header has been read and whose payload is arriving.
 #[derive(Debug)]
 struct IncomingFrame {
@@ -194,7 +202,8 @@ enum Step {
 #[derive(Debug)]
 pub struct Connection {
     role: Role,
-    config: Config,
+    /// Shared: a server's connections all point at its one config.
+    config: Arc<Config>,
     state: State,
     input: BytesMut,
     frame: Option<IncomingFrame>,
@@ -224,11 +233,13 @@ pub struct Connection {
 
 impl Connection {
     /// A connection playing `role` with `config`, in the [`State::Open`]
-    /// state (its opening handshake is done, or not needed).
-    pub fn new(role: Role, config: Config) -> Connection {
+    /// state (its opening handshake is done, or not needed). Pass a
+    /// [`Config`], or an `Arc<Config>` shared by many connections (a
+    /// server's), which then cost a pointer each instead of a copy.
+    pub fn new(role: Role, config: impl Into<Arc<Config>>) -> Connection {
         Connection {
             role,
-            config,
+            config: config.into(),
             state: State::Open,
             input: BytesMut::new(),
             frame: None,
@@ -305,11 +316,15 @@ impl Connection {
             // A large frame's payload gets its whole room at once, rather
             // than a buffer copied each time it grows.
             if self.input.capacity() - self.input.len() < data.len() {
-                let room = data
-                    .len()
-                    .max(self.frame_bytes_missing())
+                let frame = self
+                    .frame_bytes_missing()
                     .max(self.room_for_new_frame(data));
-                self.input.reserve(room);
+                let room = if frame > 0 {
+                    frame + ROOM_AFTER_FRAME
+                } else {
+                    0
+                };
+                self.input.reserve(data.len().max(room));
             }
             self.input.extend_from_slice(data);
             if !data.is_empty() {

@@ -55,7 +55,8 @@ where
 #[derive(Debug, Clone)]
 pub struct ServerBuilder {
     policy: ServerHandshake,
-    config: Config,
+    /// Shared by every connection's engine.
+    config: Arc<Config>,
     handshake_timeout: Duration,
     max_head_size: usize,
     max_headers: usize,
@@ -96,7 +97,7 @@ impl ServerBuilder {
     pub fn new() -> ServerBuilder {
         ServerBuilder {
             policy: ServerHandshake::new().extensions(DeflateNegotiator::new(DeflateConfig::new())),
-            config: Config::default(),
+            config: Arc::new(Config::default()),
             handshake_timeout: Duration::from_secs(10),
             max_head_size: handshake::DEFAULT_MAX_HEAD_SIZE,
             max_headers: handshake::DEFAULT_MAX_HEADERS,
@@ -169,7 +170,7 @@ impl ServerBuilder {
 
     /// The engine for a connection that negotiated `negotiated`.
     pub(crate) fn engine(&self, negotiated: &Negotiated) -> Connection {
-        let mut engine = Connection::new(Role::Server, self.config.clone());
+        let mut engine = Connection::new(Role::Server, Arc::clone(&self.config));
         if let Some(params) = negotiated.deflate {
             engine.enable_deflate(params, &self.deflate);
         }
@@ -230,7 +231,7 @@ impl ServerBuilder {
 
     /// The protocol engine's limits and timers. Default: [`Config::default`].
     pub fn config(mut self, config: Config) -> ServerBuilder {
-        self.config = config;
+        self.config = Arc::new(config);
         self
     }
 
@@ -315,6 +316,58 @@ impl ServerBuilder {
         self.accept_until(stream, deadline).await
     }
 
+    /// Completes the opening handshake for a request the caller has
+    /// already read from `stream`: a server that also serves plain HTTP
+    /// on the same port reads each request head itself (with
+    /// [`RequestParser`], or hyper), answers the ones that are not
+    /// upgrades, and hands the others here with the bytes it read past
+    /// the head (`leftover`: the client's first frames, if it did not wait
+    /// for the `101`). The request is checked against the policy and the
+    /// connection limit, like [`ServerBuilder::accept`]'s; a refused one
+    /// is answered with its HTTP status and the error returned. Writing
+    /// the answer is bounded by the handshake timeout.
+    ///
+    /// ```no_run
+    /// # async fn demo(tcp: tokio::net::TcpStream) -> Result<(), sockeye::Error> {
+    /// use sockeye::proto::handshake::{HandshakeError, RequestParser};
+    /// use tokio::io::AsyncReadExt;
+    ///
+    /// let server = sockeye::ServerBuilder::new();
+    /// let mut tcp = tcp;
+    /// let mut parser = RequestParser::new();
+    /// let mut buffer = [0u8; 4096];
+    /// let (request, leftover) = loop {
+    ///     let n = tcp.read(&mut buffer).await?;
+    ///     if n == 0 {
+    ///         return Ok(());
+    ///     }
+    ///     // (A real server answers a HandshakeError with its status.)
+    ///     let parsed: Result<_, HandshakeError> = parser.parse(&buffer[..n]);
+    ///     if let Some(parsed) = parsed? {
+    ///         break (parsed.head, buffer[parsed.consumed..n].to_vec());
+    ///     }
+    /// };
+    /// // ... route on request.uri().path(), answer plain HTTP, or:
+    /// let ws = server.accept_request(tcp, &request, &leftover).await?;
+    /// # drop(ws); Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Cancel safety
+    /// Dropping the future abandons the handshake and the stream.
+    pub async fn accept_request<S>(
+        &self,
+        stream: S,
+        request: &Request<()>,
+        leftover: &[u8],
+    ) -> Result<WebSocket<S>, Error>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let deadline = tokio::time::Instant::now() + self.handshake_timeout;
+        self.answer_until(stream, request, leftover, deadline).await
+    }
+
     async fn accept_until<S>(
         &self,
         mut stream: S,
@@ -323,47 +376,54 @@ impl ServerBuilder {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        let handshake = tokio::time::timeout_at(deadline, self.handshake(&mut stream));
-        match handshake.await {
-            Ok(Ok((request, leftover, negotiated, permit))) => {
-                let mut ws = WebSocket::from_engine(stream, self.engine(&negotiated), &leftover);
+        let mut parser = self.request_parser();
+        let head = read_head(&mut stream, |bytes| parser.parse(bytes));
+        let (request, leftover) = match tokio::time::timeout_at(deadline, head).await {
+            Ok(Ok(head)) => head,
+            Ok(Err(error)) => {
+                refuse(&mut stream, &error).await;
+                return Err(error);
+            }
+            Err(_) => return Err(Error::OpenTimeout),
+        };
+        let ws = self
+            .answer_until(stream, &request, &leftover, deadline)
+            .await?;
+        Ok((ws, request))
+    }
+
+    /// Checks a request that was read, and answers it: `101` and the
+    /// WebSocket, or the refusal.
+    async fn answer_until<S>(
+        &self,
+        mut stream: S,
+        request: &Request<()>,
+        leftover: &[u8],
+        deadline: tokio::time::Instant,
+    ) -> Result<WebSocket<S>, Error>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let answer = async {
+            let accepted = self.policy.accept(request)?;
+            let permit = self.admit()?;
+            let mut response = Vec::with_capacity(256);
+            handshake::write_response(&accepted.response, &mut response);
+            write_all(&mut stream, &response).await?;
+            Ok::<_, Error>((accepted.negotiated, permit))
+        };
+        match tokio::time::timeout_at(deadline, answer).await {
+            Ok(Ok((negotiated, permit))) => {
+                let mut ws = WebSocket::from_engine(stream, self.engine(&negotiated), leftover);
                 ws.permit = Some(permit);
-                Ok((ws, request))
+                Ok(ws)
             }
             Ok(Err(error)) => {
-                if let Error::Handshake(refusal) = &error
-                    && let Some(response) = refusal.to_response()
-                {
-                    let mut bytes = Vec::new();
-                    handshake::write_response_with_body(&response, &mut bytes);
-                    // The client may be gone; the refusal is best effort.
-                    let _ = tokio::time::timeout(Duration::from_secs(1), async {
-                        let _ = write_all(&mut stream, &bytes).await;
-                        let _ = stream.shutdown().await;
-                    })
-                    .await;
-                }
+                refuse(&mut stream, &error).await;
                 Err(error)
             }
             Err(_) => Err(Error::OpenTimeout),
         }
-    }
-
-    async fn handshake<S>(
-        &self,
-        stream: &mut S,
-    ) -> Result<(Request<()>, Vec<u8>, Negotiated, ConnectionPermit), Error>
-    where
-        S: AsyncRead + AsyncWrite + Unpin,
-    {
-        let mut parser = self.request_parser();
-        let (request, leftover) = read_head(stream, |bytes| parser.parse(bytes)).await?;
-        let accepted = self.policy.accept(&request)?;
-        let permit = self.admit()?;
-        let mut response = Vec::with_capacity(256);
-        handshake::write_response(&accepted.response, &mut response);
-        write_all(stream, &response).await?;
-        Ok((request, leftover, accepted.negotiated, permit))
     }
 
     /// The handshake policy (for integrations that parse requests
@@ -387,5 +447,24 @@ impl ServerBuilder {
     /// The engine config connections get.
     pub fn engine_config(&self) -> &Config {
         &self.config
+    }
+}
+
+/// Answers a refused handshake with its HTTP status, when it has one. The
+/// client may be gone: this is best effort, and bounded.
+async fn refuse<S>(stream: &mut S, error: &Error)
+where
+    S: AsyncWrite + Unpin,
+{
+    if let Error::Handshake(refusal) = error
+        && let Some(response) = refusal.to_response()
+    {
+        let mut bytes = Vec::new();
+        handshake::write_response_with_body(&response, &mut bytes);
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            let _ = write_all(stream, &bytes).await;
+            let _ = stream.shutdown().await;
+        })
+        .await;
     }
 }

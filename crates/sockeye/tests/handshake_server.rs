@@ -366,6 +366,100 @@ async fn frame_in_the_same_write_as_the_request_is_not_lost() {
     }
 }
 
+// ----- a request the caller read itself ----------------------------------
+
+/// A server that reads the request head itself (as one serving plain HTTP
+/// on the same port does) and hands it to `accept_request`.
+async fn serve_read_request(
+    builder: ServerBuilder,
+) -> (SocketAddr, JoinHandle<Result<WebSocket<TcpStream>, Error>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.unwrap();
+        let mut parser = sockeye::proto::handshake::RequestParser::new();
+        let mut buffer = [0u8; 4096];
+        let (request, leftover) = loop {
+            let read = tcp.read(&mut buffer).await.unwrap();
+            assert_ne!(read, 0, "EOF before the request head");
+            if let Some(parsed) = parser.parse(&buffer[..read]).unwrap() {
+                break (parsed.head, buffer[parsed.consumed..read].to_vec());
+            }
+        };
+        assert_eq!(request.uri().path(), "/chat");
+        builder.accept_request(tcp, &request, &leftover).await
+    });
+    (addr, task)
+}
+
+#[tokio::test]
+async fn a_request_read_by_the_caller_is_switched_and_keeps_its_early_frames() {
+    let (addr, task) = serve_read_request(ServerBuilder::new()).await;
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    let mut bytes = request_with(addr, |_| {});
+    bytes.extend_from_slice(&client_text_frame("sent with the request"));
+    tcp.write_all(&bytes).await.unwrap();
+    let answer = read_head(&mut tcp).await;
+    assert_eq!(answer.status_line, "HTTP/1.1 101 Switching Protocols");
+    assert_eq!(answer.header("sec-websocket-accept"), Some(ACCEPT));
+    let mut ws = tokio::time::timeout(HANG_GUARD, task)
+        .await
+        .unwrap()
+        .unwrap()
+        .expect("accepted");
+    let message = tokio::time::timeout(HANG_GUARD, ws.recv())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(message, Message::text("sent with the request"));
+    ws.send(Message::text("back")).await.unwrap();
+    let mut echo = [0u8; 6];
+    tokio::time::timeout(HANG_GUARD, tcp.read_exact(&mut echo))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&echo, b"\x81\x04back");
+}
+
+#[tokio::test]
+async fn a_request_read_by_the_caller_is_refused_with_its_status() {
+    let builder = ServerBuilder::new().allow_origins(["https://good.example"]);
+    let (addr, task) = serve_read_request(builder).await;
+    let request = request_with(addr, |headers| {
+        headers.push(("Origin", "https://evil.example".into()));
+    });
+    let answer = send_and_read_to_end(addr, &request).await;
+    assert_eq!(answer.status_line, "HTTP/1.1 403 Forbidden");
+    answer.assert_refusal_framing();
+    match tokio::time::timeout(HANG_GUARD, task)
+        .await
+        .unwrap()
+        .unwrap()
+    {
+        Err(Error::Handshake(error)) => {
+            assert_eq!(error.status(), Some(StatusCode::FORBIDDEN));
+        }
+        other => panic!("expected a 403 refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_request_read_by_the_caller_counts_against_the_connection_limit() {
+    let builder = ServerBuilder::new().max_connections(0);
+    let (addr, task) = serve_read_request(builder).await;
+    let answer = send_and_read_to_end(addr, &request_with(addr, |_| {})).await;
+    assert_eq!(answer.status_line, "HTTP/1.1 503 Service Unavailable");
+    assert_eq!(answer.header("retry-after"), Some("1"));
+    assert!(matches!(
+        tokio::time::timeout(HANG_GUARD, task)
+            .await
+            .unwrap()
+            .unwrap(),
+        Err(Error::Handshake(_))
+    ));
+}
+
 // ----- handshake timeout ------------------------------------------------
 
 #[tokio::test]
