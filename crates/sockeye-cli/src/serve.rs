@@ -320,7 +320,7 @@ async fn open_websocket(
         }
         Err(error) => {
             info!("{peer}: bad request: {error}");
-            refuse(&mut stream, &error).await;
+            sockeye::answer_refusal(&mut stream, &error).await;
             return None;
         }
     };
@@ -419,23 +419,6 @@ fn wants_websocket(request: &Request<()>) -> bool {
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))
         .any(|token| token.trim().eq_ignore_ascii_case("websocket"))
-}
-
-/// Answers a refused request with its status and reason, then closes.
-async fn refuse<S>(stream: &mut S, error: &HandshakeError)
-where
-    S: AsyncWrite + Unpin,
-{
-    let response = error.to_response().unwrap_or_else(|| {
-        handshake::rejection(StatusCode::INTERNAL_SERVER_ERROR, "handshake failed")
-    });
-    let mut bytes = Vec::new();
-    handshake::write_response_with_body(&response, &mut bytes);
-    let _ = tokio::time::timeout(Duration::from_secs(1), async {
-        let _ = write_all(stream, &bytes).await;
-        let _ = stream.shutdown().await;
-    })
-    .await;
 }
 
 /// Over the connection limit: reads the request (so the client sees the

@@ -329,7 +329,7 @@ impl ServerBuilder {
     ///
     /// ```no_run
     /// # async fn demo(tcp: tokio::net::TcpStream) -> Result<(), sockeye::Error> {
-    /// use sockeye::proto::handshake::{HandshakeError, RequestParser};
+    /// use sockeye::proto::handshake::RequestParser;
     /// use tokio::io::AsyncReadExt;
     ///
     /// let server = sockeye::ServerBuilder::new();
@@ -341,10 +341,14 @@ impl ServerBuilder {
     ///     if n == 0 {
     ///         return Ok(());
     ///     }
-    ///     // (A real server answers a HandshakeError with its status.)
-    ///     let parsed: Result<_, HandshakeError> = parser.parse(&buffer[..n]);
-    ///     if let Some(parsed) = parsed? {
-    ///         break (parsed.head, buffer[parsed.consumed..n].to_vec());
+    ///     match parser.parse(&buffer[..n]) {
+    ///         Ok(Some(parsed)) => break (parsed.head, buffer[parsed.consumed..n].to_vec()),
+    ///         Ok(None) => {}
+    ///         Err(error) => {
+    ///             // 400, 431, ...
+    ///             sockeye::answer_refusal(&mut tcp, &error).await;
+    ///             return Err(error.into());
+    ///         }
     ///     }
     /// };
     /// // ... route on request.uri().path(), answer plain HTTP, or:
@@ -456,15 +460,33 @@ async fn refuse<S>(stream: &mut S, error: &Error)
 where
     S: AsyncWrite + Unpin,
 {
-    if let Error::Handshake(refusal) = error
-        && let Some(response) = refusal.to_response()
-    {
-        let mut bytes = Vec::new();
-        handshake::write_response_with_body(&response, &mut bytes);
-        let _ = tokio::time::timeout(Duration::from_secs(1), async {
-            let _ = write_all(stream, &bytes).await;
-            let _ = stream.shutdown().await;
-        })
-        .await;
+    if let Error::Handshake(refusal) = error {
+        answer_refusal(stream, refusal).await;
     }
+}
+
+/// Answers a refused opening handshake: writes the error's HTTP response
+/// (its status, a short reason, `Connection: close`) and shuts the stream
+/// down, within one second and ignoring write errors (the client may be
+/// gone). For servers that read requests themselves (see
+/// [`ServerBuilder::accept_request`]) and must answer one that failed to
+/// parse (400, 431, ...). Does nothing for an error that has no response
+/// (one a client found in a server's answer).
+///
+/// # Cancel safety
+/// Dropping the future may leave the answer partly written.
+pub async fn answer_refusal<S>(stream: &mut S, error: &HandshakeError)
+where
+    S: AsyncWrite + Unpin,
+{
+    let Some(response) = error.to_response() else {
+        return;
+    };
+    let mut bytes = Vec::new();
+    handshake::write_response_with_body(&response, &mut bytes);
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let _ = write_all(stream, &bytes).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
 }

@@ -382,8 +382,13 @@ async fn serve_read_request(
         let (request, leftover) = loop {
             let read = tcp.read(&mut buffer).await.unwrap();
             assert_ne!(read, 0, "EOF before the request head");
-            if let Some(parsed) = parser.parse(&buffer[..read]).unwrap() {
-                break (parsed.head, buffer[parsed.consumed..read].to_vec());
+            match parser.parse(&buffer[..read]) {
+                Ok(Some(parsed)) => break (parsed.head, buffer[parsed.consumed..read].to_vec()),
+                Ok(None) => {}
+                Err(error) => {
+                    sockeye::answer_refusal(&mut tcp, &error).await;
+                    return Err(Error::Handshake(error));
+                }
             }
         };
         assert_eq!(request.uri().path(), "/chat");
@@ -442,6 +447,21 @@ async fn a_request_read_by_the_caller_is_refused_with_its_status() {
         }
         other => panic!("expected a 403 refusal, got {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn a_request_that_fails_to_parse_is_answered_with_its_status() {
+    let (addr, task) = serve_read_request(ServerBuilder::new()).await;
+    let answer = send_and_read_to_end(addr, b"GET /chat HTTP/1.1\r\nno colon here\r\n\r\n").await;
+    assert_eq!(answer.status_line, "HTTP/1.1 400 Bad Request");
+    answer.assert_refusal_framing();
+    assert!(matches!(
+        tokio::time::timeout(HANG_GUARD, task)
+            .await
+            .unwrap()
+            .unwrap(),
+        Err(Error::Handshake(_))
+    ));
 }
 
 #[tokio::test]
