@@ -427,57 +427,54 @@ async fn a_request_read_by_the_caller_is_switched_and_keeps_its_early_frames() {
     assert_eq!(&echo, b"\x81\x04back");
 }
 
-#[tokio::test]
-async fn a_request_read_by_the_caller_is_refused_with_its_status() {
-    let builder = ServerBuilder::new().allow_origins(["https://good.example"]);
+/// Sends `request` to a server that reads it itself, expects the refusal
+/// `status_line` on the wire, and returns what `accept_request` (or the
+/// parser) failed with.
+async fn refused_read_request(
+    builder: ServerBuilder,
+    request: impl FnOnce(SocketAddr) -> Vec<u8>,
+    status_line: &str,
+) -> (Answer, sockeye::proto::handshake::HandshakeError) {
     let (addr, task) = serve_read_request(builder).await;
-    let request = request_with(addr, |headers| {
-        headers.push(("Origin", "https://evil.example".into()));
-    });
-    let answer = send_and_read_to_end(addr, &request).await;
-    assert_eq!(answer.status_line, "HTTP/1.1 403 Forbidden");
+    let answer = send_and_read_to_end(addr, &request(addr)).await;
+    assert_eq!(answer.status_line, status_line, "{answer:?}");
     answer.assert_refusal_framing();
     match tokio::time::timeout(HANG_GUARD, task)
         .await
         .unwrap()
         .unwrap()
     {
-        Err(Error::Handshake(error)) => {
-            assert_eq!(error.status(), Some(StatusCode::FORBIDDEN));
-        }
-        other => panic!("expected a 403 refusal, got {other:?}"),
+        Err(Error::Handshake(error)) => (answer, error),
+        other => panic!("expected a handshake refusal, got {other:?}"),
     }
 }
 
 #[tokio::test]
+async fn a_request_read_by_the_caller_is_refused_with_its_status() {
+    let builder = ServerBuilder::new().allow_origins(["https://good.example"]);
+    let request = |addr| {
+        request_with(addr, |headers| {
+            headers.push(("Origin", "https://evil.example".into()));
+        })
+    };
+    let (_, error) = refused_read_request(builder, request, "HTTP/1.1 403 Forbidden").await;
+    assert_eq!(error.status(), Some(StatusCode::FORBIDDEN));
+}
+
+#[tokio::test]
 async fn a_request_that_fails_to_parse_is_answered_with_its_status() {
-    let (addr, task) = serve_read_request(ServerBuilder::new()).await;
-    let answer = send_and_read_to_end(addr, b"GET /chat HTTP/1.1\r\nno colon here\r\n\r\n").await;
-    assert_eq!(answer.status_line, "HTTP/1.1 400 Bad Request");
-    answer.assert_refusal_framing();
-    assert!(matches!(
-        tokio::time::timeout(HANG_GUARD, task)
-            .await
-            .unwrap()
-            .unwrap(),
-        Err(Error::Handshake(_))
-    ));
+    let request = |_| b"GET /chat HTTP/1.1\r\nno colon here\r\n\r\n".to_vec();
+    let status = "HTTP/1.1 400 Bad Request";
+    refused_read_request(ServerBuilder::new(), request, status).await;
 }
 
 #[tokio::test]
 async fn a_request_read_by_the_caller_counts_against_the_connection_limit() {
     let builder = ServerBuilder::new().max_connections(0);
-    let (addr, task) = serve_read_request(builder).await;
-    let answer = send_and_read_to_end(addr, &request_with(addr, |_| {})).await;
-    assert_eq!(answer.status_line, "HTTP/1.1 503 Service Unavailable");
+    let request = |addr| request_with(addr, |_| {});
+    let status = "HTTP/1.1 503 Service Unavailable";
+    let (answer, _) = refused_read_request(builder, request, status).await;
     assert_eq!(answer.header("retry-after"), Some("1"));
-    assert!(matches!(
-        tokio::time::timeout(HANG_GUARD, task)
-            .await
-            .unwrap()
-            .unwrap(),
-        Err(Error::Handshake(_))
-    ));
 }
 
 // ----- handshake timeout ------------------------------------------------
