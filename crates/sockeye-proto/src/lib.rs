@@ -27,8 +27,10 @@
 //! # How a front-end drives the engine
 //!
 //! 1. Feed what the transport read with [`Connection::receive_data`] (or
-//!    read straight into [`Connection::receive_buffer`]), and
-//!    [`Connection::receive_eof`] when it ends.
+//!    hand over the buffer it was read into with
+//!    [`Connection::receive_bytes`], or read straight into
+//!    [`Connection::receive_buffer`]), and [`Connection::receive_eof`]
+//!    when it ends.
 //! 2. Take [`Event`]s with [`Connection::next_event`] until it returns
 //!    `None`. Input is parsed lazily, here, in order: every message that
 //!    arrived before a protocol violation is delivered before the
