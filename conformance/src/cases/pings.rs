@@ -2,8 +2,8 @@
 //!
 //! 2.1 to 2.11 are Autobahn's. Ours: 2.12 and 2.14 (a 126-byte Ping in
 //! 1-byte chunks must fail once its length is known, before its payload),
-//! 2.13 (a Ping between two messages), 2.15 and 2.16 (a Pong jumps ahead
-//! of echoes queued but not yet sent, within one read and across two).
+//! 2.13 (a Ping between two messages), 2.15 to 2.17 (a Pong jumps ahead
+//! of echoes queued but not yet sent, within one read and across several).
 
 use crate::case::{Case, Chunking, Pos};
 use crate::cases::binary_payload;
@@ -93,6 +93,18 @@ pub(super) fn cases() -> Vec<Case> {
             "binary 64 KiB, then a ping, in one write: the pong goes ahead of the echo",
         )
         .echoed(Frame::binary(binary_payload(65536)))
+        .ponged(Frame::ping("ahead"))
+        .close_normally()
+        .ahead(1, 0),
+    );
+    // And behind a frame that takes several reads (its room is reserved
+    // at once, with room past its end for what follows).
+    cases.push(
+        Case::new(
+            "2.17",
+            "binary 256 KiB, then a ping, in one write: the pong goes ahead of the echo",
+        )
+        .echoed(Frame::binary(binary_payload(256 * 1024)))
         .ponged(Frame::ping("ahead"))
         .close_normally()
         .ahead(1, 0),

@@ -24,6 +24,10 @@ use crate::server::ConnectionPermit;
 /// of a frame.
 const READ_RESERVE: usize = 64 * 1024;
 
+/// Room reserved past the end of a frame being read (as the engine does
+/// when it reserves a frame's room).
+const ROOM_AFTER_FRAME: usize = 4096;
+
 /// Reads at least this large hand the engine the scratch buffer instead of
 /// a copy. Smaller ones are copied, so that a small message kept by the
 /// application does not keep a whole scratch buffer alive: a delivered
@@ -369,9 +373,12 @@ where
             // A large frame's payload gets its whole room at once: one
             // allocation, not a buffer copied each time it grows (nor
             // grown, and copied, once the frame's room is there).
+            // Room past the frame's end, too, so that a Ping right behind
+            // it comes in with its last bytes (and is answered before the
+            // replies are flushed).
             let spare = buffer.capacity() - buffer.len();
             if spare < missing || (missing == 0 && spare < READ_RESERVE / 2) {
-                buffer.reserve(READ_RESERVE.max(missing));
+                buffer.reserve(READ_RESERVE.max(missing + ROOM_AFTER_FRAME));
             }
             return poll_read_buf(Pin::new(&mut self.stream), cx, buffer);
         }
