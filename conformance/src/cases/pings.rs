@@ -72,42 +72,37 @@ pub(super) fn cases() -> Vec<Case> {
             .fails(1002, Pos::LengthEnd(0), Pos::HeaderEnd(0))
             .chunking(Chunking::Size(1)),
     );
-    cases.push(
-        // Both frames fit in one 64 KiB read (front-ends read at most that
-        // much at a time), so the testee sees the Ping before it would
-        // flush the echo, however the machine schedules the two ends.
-        Case::new(
-            "2.15",
-            "binary 60,000 bytes, then a ping, in one read: the pong goes ahead of the echo",
-        )
-        .echoed(Frame::binary(binary_payload(60_000)))
-        .ponged(Frame::ping("ahead"))
-        .close_normally()
-        .ahead(1, 0),
-    );
+    // Both frames fit in one 64 KiB read (front-ends read at most that
+    // much at a time), so the testee sees the Ping before it would flush
+    // the echo, however the machine schedules the two ends.
+    cases.push(pong_ahead_of_echo(
+        "2.15",
+        "binary 60,000 bytes, then a ping, in one read",
+        60_000,
+    ));
     // The same across the 64 KiB read: the Ping comes with the frame's
     // last bytes, in the testee's second read.
-    cases.push(
-        Case::new(
-            "2.16",
-            "binary 64 KiB, then a ping, in one write: the pong goes ahead of the echo",
-        )
-        .echoed(Frame::binary(binary_payload(65536)))
-        .ponged(Frame::ping("ahead"))
-        .close_normally()
-        .ahead(1, 0),
-    );
+    cases.push(pong_ahead_of_echo(
+        "2.16",
+        "binary 64 KiB, then a ping, in one write",
+        65536,
+    ));
     // And behind a frame that takes several reads (its room is reserved
     // at once, with room past its end for what follows).
-    cases.push(
-        Case::new(
-            "2.17",
-            "binary 256 KiB, then a ping, in one write: the pong goes ahead of the echo",
-        )
-        .echoed(Frame::binary(binary_payload(256 * 1024)))
+    cases.push(pong_ahead_of_echo(
+        "2.17",
+        "binary 256 KiB, then a ping, in one write",
+        256 * 1024,
+    ));
+    cases
+}
+
+/// A binary message of `size` bytes and a Ping sent together: the Pong
+/// must go out ahead of the message's echo (queued, not yet flushed).
+fn pong_ahead_of_echo(id: &str, what: &str, size: usize) -> Case {
+    Case::new(id, format!("{what}: the pong goes ahead of the echo"))
+        .echoed(Frame::binary(binary_payload(size)))
         .ponged(Frame::ping("ahead"))
         .close_normally()
-        .ahead(1, 0),
-    );
-    cases
+        .ahead(1, 0)
 }

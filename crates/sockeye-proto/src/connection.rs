@@ -109,10 +109,10 @@ pub enum Event {
 }
 
 /// Room reserved past the end of a frame whose size is known, so that a
-/// front-end reading into the buffer's spare room (which the tokio one
-/// does in the middle of a frame) reads what follows the frame closely (a
-/// Ping, the next small message) together with its last bytes, and so
-/// sees it before it would flush its replies.
+/// front-end reading into the buffer's spare room
+/// ([`Connection::receive_buffer_with_room`]) reads what follows the frame
+/// closely (a Ping, the next small message) together with its last bytes,
+/// and so sees it before it would flush its replies.
 const ROOM_AFTER_FRAME: usize = 4096;
 
 /// A frame whose header has been read and whose payload is arriving.
@@ -384,6 +384,20 @@ impl Connection {
     /// `tokio::io::AsyncReadExt::read_buf`), then call
     /// [`Connection::next_event`]. Never remove bytes from it.
     pub fn receive_buffer(&mut self) -> &mut BytesMut {
+        &mut self.input
+    }
+
+    /// [`Connection::receive_buffer`] with spare room for a read straight
+    /// into it: for the whole rest of the frame being received (reserved
+    /// at once, so a large payload lands in one allocation that never
+    /// grows, with room past its end for what follows it closely), or for
+    /// `read` bytes when no frame's size is known.
+    pub fn receive_buffer_with_room(&mut self, read: usize) -> &mut BytesMut {
+        let missing = self.frame_bytes_missing();
+        let spare = self.input.capacity() - self.input.len();
+        if spare < missing || (missing == 0 && spare < read / 2) {
+            self.input.reserve(read.max(missing + ROOM_AFTER_FRAME));
+        }
         &mut self.input
     }
 

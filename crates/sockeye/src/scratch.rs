@@ -6,6 +6,7 @@
 //! read, so that a large read is not copied.)
 
 use std::cell::RefCell;
+use std::thread::LocalKey;
 
 use bytes::BytesMut;
 
@@ -21,17 +22,11 @@ thread_local! {
 /// inside another on the same thread, or run during thread teardown, the
 /// inner one gets a buffer of its own.
 pub(crate) fn with<T>(read: impl FnOnce(&mut [u8]) -> T) -> T {
-    let mut read = Some(read);
-    let shared = SCRATCH.try_with(|scratch| {
-        scratch
-            .try_borrow_mut()
-            .ok()
-            .map(|mut buffer| (read.take().expect("called once"))(&mut buffer))
-    });
-    match shared {
-        Ok(Some(value)) => value,
-        _ => (read.take().expect("called once"))(&mut vec![0; SIZE]),
-    }
+    borrow(
+        &SCRATCH,
+        || vec![0; SIZE].into_boxed_slice(),
+        |buffer| read(buffer),
+    )
 }
 
 /// Runs `read` with the thread's scratch `BytesMut`: empty, with room for
@@ -40,20 +35,37 @@ pub(crate) fn with<T>(read: impl FnOnce(&mut [u8]) -> T) -> T {
 /// the thread then gets a new one on its next read. Whatever `read`
 /// leaves in it is cleared.
 pub(crate) fn with_bytes<T>(read: impl FnOnce(&mut BytesMut) -> T) -> T {
-    let mut read = Some(read);
-    let shared = SCRATCH_BYTES.try_with(|scratch| {
-        scratch.try_borrow_mut().ok().map(|mut buffer| {
+    borrow(
+        &SCRATCH_BYTES,
+        || BytesMut::with_capacity(SIZE),
+        |buffer| {
             if buffer.capacity() < SIZE {
                 *buffer = BytesMut::with_capacity(SIZE);
             }
-            let value = (read.take().expect("called once"))(&mut buffer);
+            let value = read(buffer);
             buffer.clear();
             value
-        })
+        },
+    )
+}
+
+/// Runs `read` with the buffer in `key`, or with one made by `fresh` when
+/// that one is already borrowed (a nested read) or gone (thread teardown).
+fn borrow<B: 'static, T>(
+    key: &'static LocalKey<RefCell<B>>,
+    fresh: impl FnOnce() -> B,
+    read: impl FnOnce(&mut B) -> T,
+) -> T {
+    let mut read = Some(read);
+    let shared = key.try_with(|scratch| {
+        scratch
+            .try_borrow_mut()
+            .ok()
+            .map(|mut buffer| (read.take().expect("called once"))(&mut buffer))
     });
     match shared {
         Ok(Some(value)) => value,
-        _ => (read.take().expect("called once"))(&mut BytesMut::with_capacity(SIZE)),
+        _ => (read.take().expect("called once"))(&mut fresh()),
     }
 }
 

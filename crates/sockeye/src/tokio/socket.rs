@@ -24,10 +24,6 @@ use crate::server::ConnectionPermit;
 /// of a frame.
 const READ_RESERVE: usize = 64 * 1024;
 
-/// Room reserved past the end of a frame being read (as the engine does
-/// when it reserves a frame's room).
-const ROOM_AFTER_FRAME: usize = 4096;
-
 /// Reads at least this large hand the engine the scratch buffer instead of
 /// a copy. Smaller ones are copied, so that a small message kept by the
 /// application does not keep a whole scratch buffer alive: a delivered
@@ -368,18 +364,8 @@ where
     /// follows while they are still in the CPU's cache.
     fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         let missing = self.conn.frame_bytes_missing();
-        let buffer = self.conn.receive_buffer();
-        if !buffer.is_empty() || missing > crate::scratch::SIZE {
-            // A large frame's payload gets its whole room at once: one
-            // allocation, not a buffer copied each time it grows (nor
-            // grown, and copied, once the frame's room is there).
-            // Room past the frame's end, too, so that a Ping right behind
-            // it comes in with its last bytes (and is answered before the
-            // replies are flushed).
-            let spare = buffer.capacity() - buffer.len();
-            if spare < missing || (missing == 0 && spare < READ_RESERVE / 2) {
-                buffer.reserve(READ_RESERVE.max(missing + ROOM_AFTER_FRAME));
-            }
+        if !self.conn.receive_buffer().is_empty() || missing > crate::scratch::SIZE {
+            let buffer = self.conn.receive_buffer_with_room(READ_RESERVE);
             return poll_read_buf(Pin::new(&mut self.stream), cx, buffer);
         }
         let stream = Pin::new(&mut self.stream);
