@@ -400,10 +400,11 @@ fn generator_note(result: &ScenarioResult) -> Option<String> {
         .collect();
     if result.scenario.workload.deflate() {
         // Raw TCP moves uncompressed bytes: against it the generator does
-        // not compress, so its rate there says nothing about its headroom.
+        // not inflate, so its rate there says nothing about its headroom.
         return Some(format!(
-            "Load generator: with permessage-deflate it compresses and inflates every message \
-             too, so raw TCP's rate does not show its headroom. {}",
+            "Load generator: with permessage-deflate it sends messages compressed ahead of time \
+             but inflates and checks every echo, so raw TCP's rate (uncompressed) does not show \
+             its headroom; its own core does. {}",
             if saturated.is_empty() {
                 "Its core was below 85% busy against every server.".to_owned()
             } else {

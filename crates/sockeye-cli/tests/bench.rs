@@ -132,6 +132,39 @@ fn bench_ramps_up_and_works_over_tls() {
     assert_eq!(results["settings"]["ramp_up"], 40.0);
 }
 
+#[test]
+fn bench_compressed_json_goes_round_its_prepared_cycle() {
+    // 1 KiB messages repeat every 64 (compressed ahead of time, two
+    // periods): 1,000 per connection go round the cycle many times, every
+    // echo checked after the server inflated and compressed it again.
+    let server = serve(&[]);
+    let finished = run(
+        &[
+            "bench",
+            &server.url,
+            "--text",
+            "--payload",
+            "json",
+            "-c",
+            "2",
+            "-p",
+            "8",
+            "-n",
+            "2000",
+            "-s",
+            "1KiB",
+            "--json",
+        ],
+        b"",
+    );
+    assert_eq!(finished.code, 0, "{}", finished.stderr);
+    let results = json(&finished.stdout);
+    assert_eq!(results["messages"], 2000);
+    assert_eq!(results["bytes"], 2000 * 1024);
+    assert_eq!(results["errors"]["total"], 0, "{results}");
+    assert_eq!(results["settings"]["compressed_connections"], 2);
+}
+
 /// An echo server in this process that alters every 10th message.
 fn faulty_echo_server() -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -40,6 +40,7 @@ pub mod upgrade;
 
 pub use client::{ClientBuilder, client_handshake, connect};
 pub use error::Error;
+pub use output::Parts;
 pub use server::{ServerBuilder, accept, answer_refusal};
 pub use sockeye_proto as proto;
 pub use sockeye_proto::extension::deflate::DeflateConfig;

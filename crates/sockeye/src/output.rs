@@ -73,6 +73,29 @@ impl Output {
             }
         }
     }
+
+    /// What is left to write, in order.
+    pub(crate) fn into_chunks(self) -> Vec<Bytes> {
+        self.chunks.into()
+    }
+}
+
+/// A connection taken apart by `into_parts` (of [`crate::WebSocket`] or
+/// [`crate::blocking::WebSocket`]), for a caller that drives the engine
+/// over the stream itself from then on; `from_engine` puts them back
+/// together.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Parts<S> {
+    /// The transport.
+    pub stream: S,
+    /// The engine, with what it has received and not yet delivered, and
+    /// what it has queued and not yet handed out.
+    pub connection: Connection,
+    /// Output already taken from the engine and not yet written, oldest
+    /// first: it goes on the stream before anything the engine hands out
+    /// later.
+    pub unwritten: Vec<Bytes>,
 }
 
 #[cfg(test)]

@@ -222,3 +222,21 @@ fn blocking_connect_bad_url_and_refused() {
         Err(Error::Io(_))
     ));
 }
+
+#[test]
+fn into_parts_keeps_what_was_read() {
+    let (a, mut peer) = tcp_pair();
+    peer.write_all(b"\x81\x03one\x81\x03two").unwrap();
+    let mut ws = WebSocket::from_raw(a, Role::Client, Config::default(), &[]);
+    assert_eq!(ws.recv().unwrap().unwrap().as_text(), Some("one"));
+    let parts = ws.into_parts();
+    assert!(parts.unwritten.is_empty());
+    let mut connection = parts.connection;
+    match connection.next_event() {
+        Some(Event::Message(message)) => assert_eq!(message.as_text(), Some("two")),
+        other => panic!("the second message stayed in the engine, got {other:?}"),
+    }
+    let mut ws = WebSocket::from_engine(parts.stream, connection, &[]);
+    peer.write_all(b"\x81\x05three").unwrap();
+    assert_eq!(ws.recv().unwrap().unwrap().as_text(), Some("three"));
+}

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use sockeye::proto::{Config, Connection};
 use sockeye::{CloseCode, Error, Event, Message, Role, WebSocket};
 use tokio::io::{
@@ -316,5 +316,62 @@ async fn events_include_pings_and_pongs() {
     assert_eq!(
         client.recv_event().await.unwrap().unwrap(),
         Event::Pong(b"hi"[..].into())
+    );
+}
+
+#[tokio::test]
+async fn into_parts_keeps_what_was_read_and_what_was_not_written() {
+    // A pipe that holds 64 bytes: most of a 1,000-byte frame stays unwritten.
+    let (a, mut peer) = duplex(64);
+    // Two server messages arrive in one write; the client delivers one.
+    peer.write_all(b"\x81\x03one\x81\x03two").await.unwrap();
+    let mut client = WebSocket::from_raw(a, Role::Client, Config::default(), &[]);
+    assert_eq!(client.recv().await.unwrap().unwrap().as_text(), Some("one"));
+    client
+        .feed(Message::binary(vec![9u8; 1000]))
+        .now_or_never()
+        .expect("queued without waiting")
+        .unwrap();
+    assert!(client.flush().now_or_never().is_none(), "the pipe is full");
+
+    let sockeye::Parts {
+        mut stream,
+        mut connection,
+        unwritten,
+        ..
+    } = client.into_parts();
+    match connection.next_event() {
+        Some(Event::Message(message)) => assert_eq!(message.as_text(), Some("two")),
+        other => panic!("the second message stayed in the engine, got {other:?}"),
+    }
+    // What was written, then what was not, make the whole frame.
+    let mut wire = vec![0u8; 64];
+    peer.read_exact(&mut wire).await.unwrap();
+    let rest: usize = unwritten.iter().map(|chunk| chunk.len()).sum();
+    assert_eq!(64 + rest, 2 + 2 + 4 + 1000);
+    let reader = tokio::spawn(async move {
+        let mut all = wire;
+        let mut more = vec![0u8; rest];
+        peer.read_exact(&mut more).await.unwrap();
+        all.extend_from_slice(&more);
+        (peer, all)
+    });
+    for chunk in &unwritten {
+        stream.write_all(chunk).await.unwrap();
+    }
+    let (mut peer, wire) = reader.await.unwrap();
+    let mut server = Connection::new(Role::Server, Config::default());
+    server.receive_data(&wire);
+    match server.next_event() {
+        Some(Event::Message(message)) => assert_eq!(message.as_bytes(), &[9u8; 1000][..]),
+        other => panic!("expected the binary message, got {other:?}"),
+    }
+
+    // Put back together, it goes on as before.
+    let mut client = WebSocket::from_engine(stream, connection, &[]);
+    peer.write_all(b"\x81\x05three").await.unwrap();
+    assert_eq!(
+        client.recv().await.unwrap().unwrap().as_text(),
+        Some("three")
     );
 }

@@ -132,6 +132,23 @@ impl<S: Transport> WebSocket<S> {
         &self.conn
     }
 
+    /// Takes the connection apart into its stream, its engine and the
+    /// output taken from the engine but not yet written, for a caller that
+    /// drives the engine itself from here on.
+    /// [`WebSocket::from_engine`] puts the parts back together once the
+    /// unwritten output is written.
+    ///
+    /// Nothing is lost: bytes read and not yet delivered stay in the
+    /// engine. A connection accepted under a server's connection limit
+    /// ([`crate::ServerBuilder::max_connections`]) gives its place back.
+    pub fn into_parts(self) -> crate::Parts<S> {
+        crate::Parts {
+            stream: self.stream,
+            connection: self.conn,
+            unwritten: self.output.into_chunks(),
+        }
+    }
+
     /// The underlying stream.
     pub fn get_ref(&self) -> &S {
         &self.stream
