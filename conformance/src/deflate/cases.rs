@@ -143,18 +143,24 @@ fn setup(
 /// The negotiations of section 13; the first is also section 12's.
 pub fn negotiations() -> Vec<Negotiation> {
     let default = DeflateConfig::new();
+    // A server policy with full windows: the cases after the first are
+    // about the parameters they name, not the server's default limit.
+    let full = default
+        .server_max_window_bits(Some(15))
+        .client_max_window_bits(Some(15));
     let nct = default
         .server_no_context_takeover(true)
         .client_no_context_takeover(true);
     vec![
         Negotiation {
             subsection: 1,
-            description: "default offer, accepted as is",
+            description: "default offer and policy: a server limits both windows to 12 bits, \
+                          a client takes the answer as is",
             server: setup(
                 default,
                 "permessage-deflate; client_max_window_bits",
-                "permessage-deflate",
-                Agreed::new(false, false, 15, 15),
+                "permessage-deflate; server_max_window_bits=12; client_max_window_bits=12",
+                Agreed::new(false, false, 12, 12),
             ),
             client: setup(
                 default,
@@ -167,7 +173,7 @@ pub fn negotiations() -> Vec<Negotiation> {
             subsection: 2,
             description: "no context takeover either way",
             server: setup(
-                default,
+                full,
                 "permessage-deflate; server_no_context_takeover; client_no_context_takeover; \
                  client_max_window_bits",
                 "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
@@ -185,7 +191,7 @@ pub fn negotiations() -> Vec<Negotiation> {
             subsection: 3,
             description: "the peer compresses with an 8-bit window (stored blocks)",
             server: setup(
-                default,
+                full,
                 "permessage-deflate; client_max_window_bits=8",
                 "permessage-deflate; client_max_window_bits=8",
                 Agreed::new(false, false, 15, 8),
@@ -201,7 +207,7 @@ pub fn negotiations() -> Vec<Negotiation> {
             subsection: 4,
             description: "15-bit windows asked both ways",
             server: setup(
-                default,
+                full,
                 "permessage-deflate; server_max_window_bits=15; client_max_window_bits=15",
                 "permessage-deflate; server_max_window_bits=15; client_max_window_bits=15",
                 Agreed::new(false, false, 15, 15),
@@ -219,7 +225,7 @@ pub fn negotiations() -> Vec<Negotiation> {
             subsection: 5,
             description: "no context takeover, the peer's window 8 bits",
             server: setup(
-                default,
+                full,
                 "permessage-deflate; server_no_context_takeover; client_no_context_takeover; \
                  client_max_window_bits=8",
                 "permessage-deflate; server_no_context_takeover; client_no_context_takeover; \
@@ -239,7 +245,7 @@ pub fn negotiations() -> Vec<Negotiation> {
             subsection: 6,
             description: "no context takeover, 15-bit windows",
             server: setup(
-                default,
+                full,
                 "permessage-deflate; server_no_context_takeover; client_no_context_takeover; \
                  server_max_window_bits=15; client_max_window_bits=15",
                 "permessage-deflate; server_no_context_takeover; client_no_context_takeover; \
@@ -262,7 +268,7 @@ pub fn negotiations() -> Vec<Negotiation> {
                           invalid value declined); the client's check finds the offer an \
                           answer fits",
             server: setup(
-                default,
+                full,
                 "permessage-deflate; server_no_context_takeover; server_max_window_bits=16, \
                  permessage-deflate; server_no_context_takeover; server_max_window_bits=8; \
                  client_max_window_bits, \
@@ -291,7 +297,7 @@ pub fn negotiations() -> Vec<Negotiation> {
             subsection: 8,
             description: "the server asks client_no_context_takeover",
             server: setup(
-                default.client_no_context_takeover(true),
+                full.client_no_context_takeover(true),
                 "permessage-deflate; client_max_window_bits",
                 "permessage-deflate; client_no_context_takeover",
                 Agreed::new(false, true, 15, 15),
@@ -348,7 +354,7 @@ pub fn negotiations() -> Vec<Negotiation> {
             description: "the testee is held to an 8-bit window (Autobahn 13.3 and 13.5 ask \
                           it): it agrees and sends plain messages",
             server: setup(
-                default,
+                full,
                 "permessage-deflate; server_max_window_bits=8; client_max_window_bits",
                 "permessage-deflate; server_max_window_bits=8",
                 Agreed::new(false, false, 8, 15),

@@ -158,7 +158,10 @@ impl ServerBuilder {
     /// window sizes and context takeover to ask for, and the local
     /// threshold and level. Pass `DeflateConfig::new().enabled(false)` to
     /// decline every offer. Default: [`DeflateConfig::new`], enabled with
-    /// no window limit and context takeover both ways.
+    /// context takeover both ways and both windows limited to
+    /// [`DEFAULT_SERVER_WINDOW_BITS`](sockeye_proto::extension::deflate::DEFAULT_SERVER_WINDOW_BITS)
+    /// (4 KiB) where the client's offer allows it; `Some(15)` for both
+    /// window settings asks none.
     ///
     /// This sets the policy's extension negotiator; a later
     /// [`ServerBuilder::policy`] replaces it.

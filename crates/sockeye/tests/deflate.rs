@@ -52,11 +52,13 @@ async fn negotiated_by_default_and_messages_roundtrip() {
         let (mut ws, response) = ClientBuilder::new(&url).connect().await.unwrap();
         assert_eq!(
             response.headers()["sec-websocket-extensions"],
-            "permessage-deflate"
+            "permessage-deflate; server_max_window_bits=12; client_max_window_bits=12",
+            "the server's default 4 KiB windows"
         );
         let client_params = ws.connection().deflate_params().expect("negotiated");
         assert_eq!(params.recv().await.unwrap(), Some(client_params));
-        assert_eq!(client_params.server_max_window_bits, 15);
+        assert_eq!(client_params.server_max_window_bits, 12);
+        assert_eq!(client_params.client_max_window_bits, 12);
         assert!(!client_params.server_no_context_takeover);
         let big = "x".repeat(1 << 20);
         for i in 0..200 {
@@ -206,7 +208,7 @@ fn the_blocking_front_end_negotiates_too() {
     let (mut ws, response) = sockeye::blocking::connect(&url).unwrap();
     assert_eq!(
         response.headers()["sec-websocket-extensions"],
-        "permessage-deflate"
+        "permessage-deflate; server_max_window_bits=12; client_max_window_bits=12"
     );
     ws.send(Message::text(json(3).repeat(10))).unwrap();
     assert_eq!(

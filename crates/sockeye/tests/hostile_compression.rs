@@ -93,7 +93,7 @@ async fn a_one_frame_bomb_closes_with_1009() {
         let (tcp, head) = open(addr, Some("permessage-deflate")).await;
         assert_eq!(
             head.header("sec-websocket-extensions"),
-            Some("permessage-deflate")
+            Some("permessage-deflate; server_max_window_bits=12")
         );
         let payload = bomb(1 << 30);
         assert!(payload.len() < 2 << 20);

@@ -329,15 +329,19 @@ async fn invalid_extension_offers_are_declined() {
 /// off, none.
 #[tokio::test]
 async fn valid_extension_offers_get_one_answer() {
+    // The server's default windows are 12 bits (DEFAULT_SERVER_WINDOW_BITS).
     let accepted = [
-        ("permessage-deflate", "permessage-deflate"),
+        (
+            "permessage-deflate",
+            "permessage-deflate; server_max_window_bits=12",
+        ),
         (
             "permessage-deflate, permessage-deflate",
-            "permessage-deflate",
+            "permessage-deflate; server_max_window_bits=12",
         ),
         (
             "permessage-deflate; client_max_window_bits=\"15\"",
-            "permessage-deflate; client_max_window_bits=15",
+            "permessage-deflate; server_max_window_bits=12; client_max_window_bits=12",
         ),
         (
             "permessage-deflate; server_max_window_bits=\"10\"",
@@ -349,7 +353,7 @@ async fn valid_extension_offers_get_one_answer() {
         ),
         (
             "x-unknown, permessage-deflate; mystery, permessage-deflate; client_max_window_bits",
-            "permessage-deflate",
+            "permessage-deflate; server_max_window_bits=12; client_max_window_bits=12",
         ),
     ];
     for (value, answered) in accepted {
@@ -376,7 +380,7 @@ async fn valid_extension_offers_get_one_answer() {
     let answer = offer(default, &["x-unknown", "permessage-deflate"]).await;
     assert_eq!(
         answer.header("sec-websocket-extensions"),
-        Some("permessage-deflate")
+        Some("permessage-deflate; server_max_window_bits=12")
     );
 }
 

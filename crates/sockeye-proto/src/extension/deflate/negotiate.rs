@@ -4,8 +4,9 @@
 use crate::handshake::{ExtensionNegotiator, ExtensionOffer};
 
 use super::{
-    CLIENT_MAX_WINDOW_BITS, DeflateConfig, DeflateError, DeflateOffer, DeflateParams,
-    MAX_WINDOW_BITS, PERMESSAGE_DEFLATE, SERVER_MAX_WINDOW_BITS, SERVER_NO_CONTEXT_TAKEOVER,
+    CLIENT_MAX_WINDOW_BITS, DEFAULT_SERVER_WINDOW_BITS, DeflateConfig, DeflateError, DeflateOffer,
+    DeflateParams, MAX_WINDOW_BITS, PERMESSAGE_DEFLATE, SERVER_MAX_WINDOW_BITS,
+    SERVER_NO_CONTEXT_TAKEOVER,
 };
 
 /// A server's permessage-deflate policy, as an [`ExtensionNegotiator`].
@@ -20,11 +21,14 @@ use super::{
 ///   or to confirm the client's own `client_no_context_takeover`;
 /// - has `server_max_window_bits` when the client set a limit (answered
 ///   with the smaller of that limit and the configured one) or the
-///   configuration sets one below 15 (8 is answered too, and then honoured
-///   by sending uncompressed: see the [module documentation](super));
+///   configured one is below 15 (8 is answered too, and then honoured by
+///   sending uncompressed: see the [module documentation](super));
 /// - has `client_max_window_bits` only when the client offered it: the
 ///   smaller of the client's value and the configured one, or the
-///   client's value alone, or nothing when neither sets a value.
+///   configured one alone when it is below 15, or the client's value
+///   alone, or nothing when neither sets a value.
+///
+/// Unless configured, both windows are [`DEFAULT_SERVER_WINDOW_BITS`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct DeflateNegotiator {
     config: DeflateConfig,
@@ -53,13 +57,18 @@ impl DeflateNegotiator {
         let offer = DeflateOffer::parse_offer(offer)?;
         let config = &self.config;
 
-        let wanted = config.server_max_window_bits.unwrap_or(MAX_WINDOW_BITS);
+        let wanted = config
+            .server_max_window_bits
+            .unwrap_or(DEFAULT_SERVER_WINDOW_BITS);
         let server_max_window_bits = match offer.server_max_window_bits {
             Some(limit) => Some(wanted.min(limit)),
             None => (wanted < MAX_WINDOW_BITS).then_some(wanted),
         };
 
-        let asked = config.client_max_window_bits;
+        let asked = config
+            .client_max_window_bits
+            .unwrap_or(DEFAULT_SERVER_WINDOW_BITS);
+        let asked = (asked < MAX_WINDOW_BITS).then_some(asked);
         let client_max_window_bits = match (offer.client_max_window_bits, asked) {
             (None, _) | (Some(None), None) => None,
             (Some(None), Some(asked)) => Some(Some(asked)),

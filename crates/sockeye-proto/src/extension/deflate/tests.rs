@@ -19,6 +19,14 @@ fn server(config: DeflateConfig) -> DeflateNegotiator {
     DeflateNegotiator::new(config)
 }
 
+/// A server policy with full windows unless a client asks less: the
+/// rules below are about the answer, not the default limit.
+fn full() -> DeflateConfig {
+    DeflateConfig::new()
+        .server_max_window_bits(Some(MAX_WINDOW_BITS))
+        .client_max_window_bits(Some(MAX_WINDOW_BITS))
+}
+
 fn answer(config: DeflateConfig, offers: &str) -> Option<String> {
     let answers = server(config).negotiate(&list(offers));
     assert!(answers.len() <= 1);
@@ -209,7 +217,7 @@ fn client_offers() {
 
 #[test]
 fn server_answers_a_plain_offer_plainly() {
-    let config = DeflateConfig::new();
+    let config = full();
     assert_eq!(
         answer(config, "permessage-deflate").as_deref(),
         Some("permessage-deflate")
@@ -217,6 +225,47 @@ fn server_answers_a_plain_offer_plainly() {
     assert_eq!(
         answer(config, "permessage-deflate; client_max_window_bits").as_deref(),
         Some("permessage-deflate")
+    );
+}
+
+#[test]
+fn server_windows_default_to_12_bits() {
+    let config = DeflateConfig::new();
+    assert_eq!(DEFAULT_SERVER_WINDOW_BITS, 12);
+    let cases = [
+        (
+            "permessage-deflate",
+            "permessage-deflate; server_max_window_bits=12",
+        ),
+        // A client that supports client_max_window_bits is asked 12 too
+        // (browsers offer it bare).
+        (
+            "permessage-deflate; client_max_window_bits",
+            "permessage-deflate; server_max_window_bits=12; client_max_window_bits=12",
+        ),
+        // Smaller limits the client sets stand.
+        (
+            "permessage-deflate; server_max_window_bits=10; client_max_window_bits=9",
+            "permessage-deflate; server_max_window_bits=10; client_max_window_bits=9",
+        ),
+        (
+            "permessage-deflate; server_max_window_bits=15; client_max_window_bits=15",
+            "permessage-deflate; server_max_window_bits=12; client_max_window_bits=12",
+        ),
+    ];
+    for (offer, expected) in cases {
+        assert_eq!(answer(config, offer).as_deref(), Some(expected), "{offer}");
+    }
+    // What a client agrees to from such an answer.
+    let client = DeflateConfig::new();
+    let response = answer(config, &client.offer().unwrap().to_string()).unwrap();
+    let params = client.accept_response(&ext(&response)).unwrap();
+    assert_eq!(params.server_max_window_bits, 12);
+    assert_eq!(params.client_max_window_bits, 12);
+    // A client's defaults limit nothing.
+    assert_eq!(
+        client.offer().unwrap().to_string(),
+        "permessage-deflate; client_max_window_bits"
     );
 }
 
@@ -236,7 +285,7 @@ fn server_disabled_or_nothing_offered() {
 
 #[test]
 fn server_context_takeover() {
-    let config = DeflateConfig::new();
+    let config = full();
     assert_eq!(
         answer(config, "permessage-deflate; server_no_context_takeover").as_deref(),
         Some("permessage-deflate; server_no_context_takeover")
@@ -320,7 +369,7 @@ fn client_accepts_client_max_window_bits_8() {
 
 #[test]
 fn server_client_max_window_bits_answers() {
-    let config = DeflateConfig::new();
+    let config = full();
     let limited = config.client_max_window_bits(Some(10));
     let cases = [
         (config, "permessage-deflate", None),
@@ -368,7 +417,7 @@ fn server_falls_back_to_the_next_acceptable_offer() {
                   permessage-deflate; server_no_context_takeover=yes, \
                   permessage-deflate; server_max_window_bits=10; client_max_window_bits, \
                   permessage-deflate";
-    let negotiator = server(DeflateConfig::new());
+    let negotiator = server(full());
     let (response, params) = negotiator.select(&list(offers)).unwrap();
     assert_eq!(
         response.to_string(),
@@ -376,10 +425,7 @@ fn server_falls_back_to_the_next_acceptable_offer() {
     );
     assert_eq!(params.server_max_window_bits, 10);
     assert_eq!(
-        answer(
-            DeflateConfig::new(),
-            "permessage-deflate; a, permessage-deflate; b"
-        ),
+        answer(full(), "permessage-deflate; a, permessage-deflate; b"),
         None
     );
 }
