@@ -402,6 +402,17 @@ fn generator_rate_note(result: &ScenarioResult) -> Option<String> {
     if matches!(result.scenario.focus, Focus::Memory | Focus::Fanout) {
         return None;
     }
+    if result.scenario.workload.deflate() {
+        // Raw TCP moves uncompressed bytes: against it the generator does
+        // not inflate, so its rate there says nothing about its headroom;
+        // `generator_limited` names the runs it held back.
+        return Some(
+            "Load generator: with permessage-deflate it sends messages compressed ahead of time \
+             but inflates and checks every echo, so raw TCP's rate (uncompressed) does not show \
+             its headroom; its own core's load does (last column)."
+                .to_owned(),
+        );
+    }
     let raw = result.row(Server::Raw)?;
     let raw_rate = raw.median(|m| m.msgs_per_sec)?;
     let rates: Vec<(&str, f64)> = result
@@ -430,32 +441,6 @@ fn generator_rate_note(result: &ScenarioResult) -> Option<String> {
         .filter(|(_, rate)| rate * 1.5 > raw_rate)
         .map(|(name, _)| *name)
         .collect();
-    // Servers against which the generator's own core was nearly full.
-    let saturated: Vec<String> = result
-        .rows
-        .iter()
-        .filter_map(|row| Some((row, row.median(|m| m.generator_busy)?)))
-        .filter(|(_, busy)| *busy >= 0.85)
-        .map(|(row, busy)| format!("{} ({:.0}%)", row.name, busy * 100.0))
-        .collect();
-    if result.scenario.workload.deflate() {
-        // Raw TCP moves uncompressed bytes: against it the generator does
-        // not inflate, so its rate there says nothing about its headroom.
-        return Some(format!(
-            "Load generator: with permessage-deflate it sends messages compressed ahead of time \
-             but inflates and checks every echo, so raw TCP's rate (uncompressed) does not show \
-             its headroom; its own core does. {}",
-            if saturated.is_empty() {
-                "Its core was below 85% busy against every server.".to_owned()
-            } else {
-                format!(
-                    "Its core was nearly full against {}: there the rate is the generator's as \
-                     much as the server's; CPU per message is the figure to compare.",
-                    saturated.join(", ")
-                )
-            }
-        ));
-    }
     Some(if ratio < 1.1 {
         format!(
             "{drove}: the rate here is bounded by round trips or by the generator, not by the \
