@@ -511,31 +511,40 @@ mod tests {
         })
     }
 
+    /// Scenario `index` of the full plan with each server's rounds from
+    /// `rounds`.
+    fn result_of(
+        index: usize,
+        rounds: impl Fn(Server) -> Vec<Result<Measurement, String>>,
+    ) -> ScenarioResult {
+        let scenario = scenarios(false).remove(index);
+        let workload = scenario.workload.clone();
+        let rows = scenario
+            .variants
+            .iter()
+            .map(|variant| Row {
+                variant: *variant,
+                name: variant.name(&workload),
+                rounds: rounds(variant.server),
+            })
+            .collect();
+        ScenarioResult { scenario, rows }
+    }
+
     #[test]
     fn medians_ratios_and_targets() {
         assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
         assert_eq!(median(vec![4.0, 1.0]), Some(2.5));
         assert_eq!(median(Vec::new()), None);
-        let scenario = scenarios(false).remove(0);
-        let workload = scenario.workload.clone();
-        let rows = scenario
-            .variants
-            .iter()
-            .map(|variant| {
-                let cpu = match variant.server {
-                    Server::Raw => 1.0,
-                    Server::Sockeye => 2.0,
-                    Server::Yawc => 4.0,
-                    _ => 6.0,
-                };
-                Row {
-                    variant: *variant,
-                    name: variant.name(&workload),
-                    rounds: vec![measured(cpu, 100_000.0 / cpu), measured(cpu * 1.1, 1.0)],
-                }
-            })
-            .collect();
-        let result = ScenarioResult { scenario, rows };
+        let result = result_of(0, |server| {
+            let cpu = match server {
+                Server::Raw => 1.0,
+                Server::Sockeye => 2.0,
+                Server::Yawc => 4.0,
+                _ => 6.0,
+            };
+            vec![measured(cpu, 100_000.0 / cpu), measured(cpu * 1.1, 1.0)]
+        });
         assert_eq!(result.raw(), Some(1.05));
         assert_eq!(result.best_peer().map(|(name, _)| name), Some("yawc"));
         let (text, met) = result.target().unwrap();
@@ -560,32 +569,20 @@ mod tests {
 
     #[test]
     fn a_server_the_generator_held_back_is_named() {
-        let scenario = scenarios(false).remove(3);
-        let workload = scenario.workload.clone();
-        let rows = scenario
-            .variants
-            .iter()
-            .map(|variant| {
-                let (server_busy, generator_busy) = match variant.server {
-                    Server::Sockeye => (0.24, 0.99),
-                    _ => (0.95, 0.98),
-                };
-                let round = Measurement {
-                    cpu_us_per_msg: 7000.0,
-                    msgs_per_sec: 50.0,
-                    messages: 100,
-                    server_busy,
-                    generator_busy,
-                    ..Measurement::default()
-                };
-                Row {
-                    variant: *variant,
-                    name: variant.name(&workload),
-                    rounds: vec![Ok(round)],
-                }
-            })
-            .collect();
-        let result = ScenarioResult { scenario, rows };
+        let result = result_of(3, |server| {
+            let (server_busy, generator_busy) = match server {
+                Server::Sockeye => (0.24, 0.99),
+                _ => (0.95, 0.98),
+            };
+            vec![Ok(Measurement {
+                cpu_us_per_msg: 7000.0,
+                msgs_per_sec: 50.0,
+                messages: 100,
+                server_busy,
+                generator_busy,
+                ..Measurement::default()
+            })]
+        });
         let note = generator_note(&result).unwrap();
         assert!(
             note.ends_with(

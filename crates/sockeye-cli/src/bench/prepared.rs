@@ -31,10 +31,10 @@ const MAX_WINDOW: usize = 1 << 15;
 const MIN_PERIOD: usize = 64;
 
 /// ...unless that would hold more than this many payload bytes: each
-/// connection keeps two periods, compressed. (A connection's zlib state,
-/// compressor and decompressor, is 250-370 KiB, measured on a server;
-/// two periods of 1 KiB JSON messages take about 38 KiB, of 1 MiB ones
-/// about 1.2 MiB.)
+/// connection keeps two periods, compressed. (A busy compressing
+/// connection peaks at 250-370 KiB on a server, mostly zlib state; two
+/// periods of 1 KiB JSON messages take about 38 KiB, of 1 MiB ones about
+/// 1.2 MiB.)
 const PERIOD_BYTES: usize = 1 << 20;
 
 /// One connection's messages, encoded ahead of time as masked client
