@@ -2,6 +2,16 @@
 
 use std::time::Duration;
 
+use crate::Role;
+
+/// The keepalive interval a server uses unless configured otherwise
+/// ([`Config::keepalive_interval`]), as Python `websockets` does.
+pub const DEFAULT_SERVER_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(20);
+
+/// The message-completion timeout a server uses unless configured
+/// otherwise ([`Config::message_timeout`]).
+pub const DEFAULT_SERVER_MESSAGE_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// The engine's limits and timers.
 ///
 /// Every setter takes and returns the config, so a config reads as one
@@ -26,10 +36,11 @@ use std::time::Duration;
 /// | `auto_pong` | on | RFC 6455 section 5.5.2 requires a Pong for each Ping |
 /// | `max_buffered_bytes` | 1 MiB | front-ends make `send` wait past this |
 /// | `max_queued_control_bytes` | 64 KiB | a peer that pings but never reads cannot grow memory |
-/// | `keepalive_interval` | off | opt-in: many protocols have their own heartbeats |
+/// | `keepalive_interval` | 20 s for a server, off for a client | a server notices dead and silent peers and frees their slots (as Python `websockets` does); a client is opt-in |
 /// | `keepalive_timeout` | 20 s | a dead peer is noticed within one interval plus this |
 /// | `close_timeout` | 10 s | a closing handshake never hangs |
 /// | `idle_timeout` | off | opt-in: a connection may legitimately be quiet (a dashboard that only listens) |
+/// | `message_timeout` | 60 s for a server, off for a client | a peer cannot hold a frame or message open for ever by sending it a byte at a time; 60 s admits a 64 MiB message at about 1 MB/s |
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     max_frame_size: usize,
@@ -39,10 +50,13 @@ pub struct Config {
     auto_pong: bool,
     max_buffered_bytes: usize,
     max_queued_control_bytes: usize,
-    keepalive_interval: Option<Duration>,
+    /// `None`: the role's default.
+    keepalive_interval: Option<Option<Duration>>,
     keepalive_timeout: Duration,
     close_timeout: Duration,
     idle_timeout: Option<Duration>,
+    /// `None`: the role's default.
+    message_timeout: Option<Option<Duration>>,
 }
 
 impl Default for Config {
@@ -59,6 +73,7 @@ impl Default for Config {
             keepalive_timeout: Duration::from_secs(20),
             close_timeout: Duration::from_secs(10),
             idle_timeout: None,
+            message_timeout: None,
         }
     }
 }
@@ -130,10 +145,33 @@ impl Config {
     }
 
     /// How often to send a keepalive Ping, or `None` for no keepalive.
-    /// Default: `None`.
+    /// Each Ping waits for its Pong ([`Config::keepalive_timeout`]) before
+    /// the next one is scheduled, one interval after the Pong.
+    /// Default: 20 s for a server ([`DEFAULT_SERVER_KEEPALIVE_INTERVAL`]),
+    /// `None` for a client.
     pub fn keepalive_interval(mut self, interval: Option<Duration>) -> Config {
-        self.keepalive_interval = interval;
+        self.keepalive_interval = Some(interval);
         self
+    }
+
+    /// Closes the connection with 1008 (policy violation) when a frame or
+    /// message the peer started is not finished within this time of its
+    /// first byte, however slowly its bytes keep coming: a peer cannot
+    /// hold a message open (and its memory) by sending it a byte at a
+    /// time. `None` disables it. Default: 60 s for a server
+    /// ([`DEFAULT_SERVER_MESSAGE_TIMEOUT`]), `None` for a client; raise
+    /// it to accept large messages over slow links.
+    pub fn message_timeout(mut self, timeout: Option<Duration>) -> Config {
+        self.message_timeout = Some(timeout);
+        self
+    }
+
+    /// See [`Config::message_timeout`]: the timeout in force for `role`.
+    pub fn get_message_timeout(&self, role: Role) -> Option<Duration> {
+        self.message_timeout.unwrap_or(match role {
+            Role::Server => Some(DEFAULT_SERVER_MESSAGE_TIMEOUT),
+            Role::Client => None,
+        })
     }
 
     /// How long a keepalive Ping waits for its Pong before the connection
@@ -202,9 +240,13 @@ impl Config {
         self.max_queued_control_bytes
     }
 
-    /// See [`Config::keepalive_interval`].
-    pub fn get_keepalive_interval(&self) -> Option<Duration> {
-        self.keepalive_interval
+    /// See [`Config::keepalive_interval`]: the interval in force for
+    /// `role`.
+    pub fn get_keepalive_interval(&self, role: Role) -> Option<Duration> {
+        self.keepalive_interval.unwrap_or(match role {
+            Role::Server => Some(DEFAULT_SERVER_KEEPALIVE_INTERVAL),
+            Role::Client => None,
+        })
     }
 
     /// See [`Config::keepalive_timeout`].

@@ -23,7 +23,7 @@ use crate::message::{Message, Utf8Bytes};
 use crate::outgoing::Outgoing;
 use crate::prepared::PreparedMessage;
 use crate::role::Role;
-use crate::timer::Timers;
+use crate::timer::{Armed, Timers};
 use crate::utf8::Utf8Validator;
 
 /// Where a connection is in its life after the opening handshake (RFC 6455
@@ -487,12 +487,23 @@ impl Connection {
                 return None;
             }
             match self.step() {
-                Ok(Step::Event(event)) => return Some(event),
-                Ok(Step::Continue) => {}
+                Ok(Step::Event(event)) => {
+                    self.frame_completed();
+                    return Some(event);
+                }
+                Ok(Step::Continue) => self.frame_completed(),
                 Ok(Step::NeedMore) if self.eof => self.end(Error::UnexpectedEof, Initiator::Remote),
                 Ok(Step::NeedMore) => return None,
                 Err(error) => self.fail(error),
             }
+        }
+    }
+
+    /// A frame was parsed whole: unless it left a message open, the
+    /// message-completion timer starts afresh with the next one.
+    fn frame_completed(&mut self) {
+        if self.message.is_none() {
+            self.timers.message_completed();
         }
     }
 
@@ -1083,7 +1094,14 @@ impl Connection {
     /// timeout, a client once the server closed), and all output has been
     /// taken. Write what was taken, then close.
     pub fn should_close_transport(&self) -> bool {
-        self.close_transport && self.outgoing.len() == 0
+        self.close_transport && (self.outgoing.len() == 0 || self.timers.close_fired())
+    }
+
+    /// Whether the close timer expired: the peer had its time, so output
+    /// not yet written is abandoned, and a front-end stops waiting to
+    /// write it or to drain the peer's input, and closes the transport.
+    pub fn close_timed_out(&self) -> bool {
+        self.timers.close_fired()
     }
 
     // ----- time --------------------------------------------------------
@@ -1092,39 +1110,47 @@ impl Connection {
     /// if no timer runs. Call it after every other call, with the current
     /// time: timers that were started since (keepalive, close handshake)
     /// count from `now`.
+    ///
+    /// Once `handle_timeout(now)` has run, this returns a deadline later
+    /// than `now` (or `None`): a front-end that sleeps until the deadline
+    /// it gets never loops without waiting.
     pub fn poll_timeout(&mut self, now: Instant) -> Option<Instant> {
-        let keepalive = match self.state {
-            State::Open => self.config.get_keepalive_interval(),
-            State::Closing | State::Closed => None,
-        };
-        let waiting_for_close = match self.state {
-            State::Open => false,
-            State::Closing => true,
+        let open = self.state == State::Open;
+        let armed = Armed {
+            keepalive: self
+                .config
+                .get_keepalive_interval(self.role)
+                .filter(|_| open),
             // A client that completed the handshake waits for the server
             // to close TCP; either side gives up writing its last frames
             // to a peer that does not read.
-            State::Closed => true,
+            close: (!open).then(|| self.config.get_close_timeout()),
+            idle: self.config.get_idle_timeout().filter(|_| open),
+            message: self
+                .config
+                .get_message_timeout(self.role)
+                .filter(|_| open && self.peer_message_started()),
         };
-        let idle = match self.state {
-            State::Open => self.config.get_idle_timeout(),
-            State::Closing | State::Closed => None,
-        };
-        self.timers.arm(
-            now,
-            keepalive,
-            waiting_for_close.then(|| self.config.get_close_timeout()),
-            idle,
-        )
+        self.timers.arm(now, armed)
+    }
+
+    /// Whether the peer has begun a frame or a message and not finished
+    /// it (what the message-completion timeout bounds).
+    fn peer_message_started(&self) -> bool {
+        self.message.is_some()
+            || ((self.frame.is_some() || !self.input.is_empty()) && !self.has_buffered_frame())
     }
 
     /// Runs the timers that expired by `now`: sends a keepalive Ping, fails
     /// the connection when a Pong is overdue ([`Timeout::Keepalive`], close
-    /// code 1011), and gives up on a closing handshake that took too long
-    /// ([`Timeout::Close`]). Once the connection is closed, the close timer
-    /// expiring means: stop waiting for the peer, close the transport now
-    /// even if output is still unwritten.
+    /// code 1011) or a started message is overdue ([`Timeout::Message`],
+    /// 1008), closes an idle one ([`Timeout::Idle`], 1001), and gives up on
+    /// a closing handshake that took too long ([`Timeout::Close`]). Once
+    /// the connection is closed, the close timer expiring means: stop
+    /// waiting for the peer, close the transport now even if output is
+    /// still unwritten ([`Connection::should_close_transport`] says so).
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.timers.close_expired(now) {
+        if self.timers.take_close_expired(now) {
             match self.state {
                 State::Closing => self.end(Error::Timeout(Timeout::Close), Initiator::Local),
                 State::Closed => self.close_transport = true,
@@ -1133,6 +1159,15 @@ impl Connection {
             return;
         }
         if self.state != State::Open {
+            return;
+        }
+        if self.timers.message_expired(now) {
+            self.outgoing.clear_control();
+            self.queue_close(Some(CloseFrame::new(
+                CloseCode::POLICY_VIOLATION,
+                Utf8Bytes::from_static("message not completed in time"),
+            )));
+            self.end(Error::Timeout(Timeout::Message), Initiator::Local);
             return;
         }
         if self.timers.idle_expired(now) {
@@ -1157,10 +1192,9 @@ impl Connection {
             self.end(Error::Timeout(Timeout::Keepalive), Initiator::Local);
             return;
         }
-        if let Some(interval) = self.config.get_keepalive_interval()
-            && let Some(payload) =
-                self.timers
-                    .ping_due(now, interval, self.config.get_keepalive_timeout())
+        if let Some(payload) = self
+            .timers
+            .ping_due(now, self.config.get_keepalive_timeout())
         {
             self.outgoing
                 .push_frame(self.role, OpCode::Ping, true, 0, &payload);

@@ -133,6 +133,9 @@ pub enum Timeout {
     /// Nothing arrived from the peer within the idle timeout; the engine
     /// closed with 1001.
     Idle,
+    /// A frame or message the peer started was not finished within the
+    /// message-completion timeout; the engine closed with 1008.
+    Message,
 }
 
 /// Every error the engine reports.
@@ -164,6 +167,7 @@ impl Error {
             Error::Timeout(Timeout::Keepalive) | Error::Internal(_) => {
                 Some(CloseCode::INTERNAL_ERROR)
             }
+            Error::Timeout(Timeout::Message) => Some(CloseCode::POLICY_VIOLATION),
             Error::UnexpectedEof => Some(CloseCode::ABNORMAL),
             _ => None,
         }
@@ -183,6 +187,9 @@ impl fmt::Display for Error {
             Error::Timeout(Timeout::Keepalive) => f.write_str("keepalive ping timed out"),
             Error::Timeout(Timeout::Close) => f.write_str("closing handshake timed out"),
             Error::Timeout(Timeout::Idle) => f.write_str("connection idle for too long"),
+            Error::Timeout(Timeout::Message) => {
+                f.write_str("a message was not completed within the message timeout")
+            }
             Error::UnexpectedEof => f.write_str("connection closed without a close frame"),
             Error::AlreadyClosed => f.write_str("connection already closed"),
             Error::InvalidInput(what) => write!(f, "invalid input: {what}"),

@@ -63,7 +63,7 @@ pub mod utf8;
 
 pub use bytes::{Bytes, BytesMut};
 pub use close::{CloseCode, CloseFrame};
-pub use config::Config;
+pub use config::{Config, DEFAULT_SERVER_KEEPALIVE_INTERVAL, DEFAULT_SERVER_MESSAGE_TIMEOUT};
 pub use connection::{Closed, Connection, Event, Initiator, State};
 pub use error::{Error, ProtocolError, Timeout};
 pub use message::{Message, Utf8Bytes};

@@ -295,14 +295,18 @@ fn keepalive_pings_and_fails_without_pong() {
 
 #[test]
 fn no_timers_without_keepalive_or_closing() {
-    let mut server = server();
+    let config = Config::new().keepalive_interval(None);
+    let mut server = Connection::new(Role::Server, config);
     assert_eq!(server.poll_timeout(Instant::now()), None);
+    assert_eq!(client().poll_timeout(Instant::now()), None);
 }
 
 #[test]
 fn idle_connections_are_closed_with_1001() {
     let secs = Duration::from_secs;
-    let config = Config::new().idle_timeout(Some(secs(30)));
+    let config = Config::new()
+        .idle_timeout(Some(secs(30)))
+        .keepalive_interval(None);
     let mut server = Connection::new(Role::Server, config);
     let t0 = Instant::now();
     assert_eq!(server.poll_timeout(t0), Some(t0 + secs(30)));

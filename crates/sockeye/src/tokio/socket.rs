@@ -65,9 +65,6 @@ pub struct WebSocket<S> {
     closed: Option<Box<Closed>>,
     /// The end was returned: the stream is exhausted.
     finished: bool,
-    /// The close timer expired while finishing: shut down without waiting
-    /// for unwritten output.
-    give_up: bool,
     /// The write side was shut down; what the peer still sends is being
     /// drained before the end is returned (see `poll_linger`).
     shut_down: bool,
@@ -103,7 +100,6 @@ where
             timer: None,
             closed: None,
             finished: false,
-            give_up: false,
             shut_down: false,
             linger: None,
             permit: None,
@@ -315,15 +311,17 @@ where
                     self.output = Output::default();
                 }
                 let flushed = write.is_ready();
-                if self.conn.should_close_transport() && (flushed || self.give_up) {
+                // The close timer expired: stop waiting for the peer to
+                // take our output or to finish its own.
+                let give_up = self.conn.close_timed_out();
+                if self.conn.should_close_transport() && (flushed || give_up) {
                     if !self.shut_down {
                         // Errors on shutdown do not change how it ended.
                         let _ = ready!(Pin::new(&mut self.stream).poll_shutdown(cx));
                         self.shut_down = true;
                     }
-                    if !self.give_up && self.poll_linger(cx).is_pending() {
+                    if !give_up && self.poll_linger(cx).is_pending() {
                         if self.poll_timer(cx) {
-                            self.give_up = true;
                             continue;
                         }
                         return Poll::Pending;
@@ -337,8 +335,6 @@ where
                     );
                 }
                 if self.poll_timer(cx) {
-                    // The close timer expired: stop waiting for the peer.
-                    self.give_up = true;
                     continue;
                 }
                 if !flushed {
@@ -441,7 +437,9 @@ where
     }
 
     /// Arms the tokio timer at the engine's next deadline; returns true if
-    /// a deadline passed and the engine handled it.
+    /// a deadline passed and the engine handled it. The engine never hands
+    /// out a deadline that is already past once it handled that time, so
+    /// a caller that loops on `true` waits again soon.
     fn poll_timer(&mut self, cx: &mut Context<'_>) -> bool {
         // Tokio's clock, so paused time in tests drives the engine too.
         let now = tokio::time::Instant::now().into_std();
