@@ -1,7 +1,10 @@
 //! `sockeye serve`: a ready WebSocket server, with HTTP on the same port.
 //!
 //! Each connection's request head is read first: a WebSocket upgrade
-//! (RFC 6455 section 4.2) becomes an echo or broadcast connection, any
+//! (RFC 6455 section 4.2) becomes an echo or broadcast connection; a
+//! request with WebSocket headers (`Sec-WebSocket-Key`,
+//! `Sec-WebSocket-Version`) but without `Upgrade: websocket` and
+//! `Connection: upgrade` is a broken WebSocket client and gets 426; any
 //! other request is answered by [`crate::http`] (the built-in page or a
 //! static file) and the connection closed. Ctrl-C (or SIGTERM) stops
 //! accepting, closes every WebSocket with 1001 (going away), waits a
@@ -324,6 +327,19 @@ async fn open_websocket(
             return None;
         }
     };
+    if is_broken_websocket(&request) {
+        let status = crate::http::upgrade_required(&mut stream, &request).await;
+        info!(
+            "{peer}: {} {} -> {} (WebSocket headers without the upgrade)",
+            request.method(),
+            request.uri().path(),
+            status.map_or_else(
+                |error| format!("failed: {error}"),
+                |status| status.to_string()
+            )
+        );
+        return None;
+    }
     if !wants_websocket(&request) {
         let status = crate::http::respond(&mut stream, &request, &shared.site).await;
         info!(
@@ -412,13 +428,31 @@ where
 /// Whether the request asks for a WebSocket (`Upgrade: websocket`); the
 /// handshake policy then checks the rest, and answers 400 or 426 itself.
 fn wants_websocket(request: &Request<()>) -> bool {
+    lists_token(request, &http::header::UPGRADE, "websocket")
+}
+
+/// Whether the request is a WebSocket client's that lacks the upgrade
+/// itself: it sends `Sec-WebSocket-Key` or `Sec-WebSocket-Version`, which
+/// no browser adds to a page request, but not both `Upgrade: websocket`
+/// and `Connection: upgrade` (a proxy dropped them, or the client is
+/// broken). It gets 426, as Python websockets answers, not the page.
+fn is_broken_websocket(request: &Request<()>) -> bool {
+    let headers = request.headers();
+    let websocket_headers = headers.contains_key(http::header::SEC_WEBSOCKET_KEY)
+        || headers.contains_key(http::header::SEC_WEBSOCKET_VERSION);
+    websocket_headers
+        && !(wants_websocket(request) && lists_token(request, &http::header::CONNECTION, "upgrade"))
+}
+
+/// Whether a comma-separated header lists `token` (case-insensitively).
+fn lists_token(request: &Request<()>, name: &http::HeaderName, token: &str) -> bool {
     request
         .headers()
-        .get_all(http::header::UPGRADE)
+        .get_all(name)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))
-        .any(|token| token.trim().eq_ignore_ascii_case("websocket"))
+        .any(|listed| listed.trim().eq_ignore_ascii_case(token))
 }
 
 /// Over the connection limit: reads the request (so the client sees the
@@ -505,4 +539,37 @@ where
         ws.close(CloseCode::GOING_AWAY, "server shutting down"),
     )
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(headers: &[(&str, &str)]) -> Request<()> {
+        let mut builder = Request::get("/");
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        builder.body(()).unwrap()
+    }
+
+    #[test]
+    fn websocket_headers_without_the_upgrade_are_broken() {
+        let key = ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==");
+        let version = ("Sec-WebSocket-Version", "13");
+        let upgrade = ("Upgrade", "websocket");
+        let connection = ("Connection", "keep-alive, Upgrade");
+        assert!(is_broken_websocket(&request(&[key, version])));
+        assert!(is_broken_websocket(&request(&[version])));
+        assert!(is_broken_websocket(&request(&[key, upgrade])));
+        assert!(is_broken_websocket(&request(&[key, connection])));
+        assert!(!is_broken_websocket(&request(&[
+            key, version, upgrade, connection
+        ])));
+        // A browser's page request, or a WebSocket request the handshake
+        // policy judges (400 for a missing key).
+        assert!(!is_broken_websocket(&request(&[("Accept", "text/html")])));
+        assert!(!is_broken_websocket(&request(&[upgrade, connection])));
+        assert!(wants_websocket(&request(&[("Upgrade", "h2c, WebSocket")])));
+    }
 }
