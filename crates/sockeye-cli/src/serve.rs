@@ -6,7 +6,12 @@
 //! `Sec-WebSocket-Version`) but without `Upgrade: websocket` and
 //! `Connection: upgrade` is a broken WebSocket client and gets 426; any
 //! other request is answered by [`crate::http`] (the built-in page or a
-//! static file) and the connection closed. Ctrl-C (or SIGTERM) stops
+//! static file) and the connection closed.
+//!
+//! Nothing a client does holds a connection forever: the request head has
+//! [`HANDSHAKE_TIMEOUT`], a WebSocket the keepalive (`--ping-interval`,
+//! `--ping-timeout`), optionally `--idle-timeout`, and the closing
+//! handshake [`SHUTDOWN_WAIT`]. Ctrl-C (or SIGTERM) stops
 //! accepting, closes every WebSocket with 1001 (going away), waits a
 //! bounded time for the closing handshakes, and exits 0.
 
@@ -31,7 +36,7 @@ use tracing::{debug, info, warn};
 
 use crate::failure::Failure;
 use crate::http::Site;
-use crate::options::{parse_duration, parse_size};
+use crate::options::{OptionalDuration, parse_duration, parse_optional_duration, parse_size};
 use crate::room::Room;
 use crate::signals::Interrupts;
 
@@ -87,9 +92,22 @@ pub struct ServeArgs {
     /// even to clients that offer it. Default: accepted when offered.
     #[arg(long)]
     no_compression: bool,
-    /// Pings each client this often; one that does not answer is dropped.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-    ping_interval: Option<Duration>,
+    /// Pings each WebSocket client this often (`off` or 0: never); one
+    /// that does not answer within --ping-timeout is closed with 1011.
+    #[arg(long, value_name = "DURATION", default_value = "20s",
+          value_parser = parse_optional_duration)]
+    ping_interval: OptionalDuration,
+    /// How long a client may take to answer a Ping with a Pong before its
+    /// connection is closed with 1011 (internal error).
+    #[arg(long, value_name = "DURATION", default_value = "20s", value_parser = parse_duration)]
+    ping_timeout: Duration,
+    /// Closes a WebSocket with 1001 (going away) when nothing at all
+    /// arrives from its client for this long (`off` or 0: never). Pongs
+    /// count: a client that answers the Pings is idle only if this is
+    /// shorter than --ping-interval.
+    #[arg(long, value_name = "DURATION", default_value = "off",
+          value_parser = parse_optional_duration)]
+    idle_timeout: OptionalDuration,
     /// Broadcast: messages queued for one client before it counts as too
     /// slow and is closed with 1008.
     #[arg(long, value_name = "N", default_value_t = 1024,
@@ -237,13 +255,13 @@ async fn resolve(listen: &str) -> Result<SocketAddr, Failure> {
 /// The handshake policy, compression policy and engine config from the
 /// options.
 fn server_builder(args: &ServeArgs, deflate: DeflateConfig) -> ServerBuilder {
-    let mut config = Config::new()
+    let config = Config::new()
         .max_message_size(args.max_message_size)
         .max_frame_size(args.max_message_size)
-        .close_timeout(SHUTDOWN_WAIT);
-    if let Some(interval) = args.ping_interval {
-        config = config.keepalive_interval(Some(interval));
-    }
+        .close_timeout(SHUTDOWN_WAIT)
+        .keepalive_interval(args.ping_interval.0)
+        .keepalive_timeout(args.ping_timeout)
+        .idle_timeout(args.idle_timeout.0);
     let mut builder = ServerBuilder::new()
         .deflate(deflate)
         .config(config)
