@@ -23,6 +23,7 @@ mod report;
 mod room;
 mod serve;
 mod signals;
+mod stall;
 mod tls;
 
 use std::io::{IsTerminal, Write};

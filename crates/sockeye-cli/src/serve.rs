@@ -9,7 +9,8 @@
 //! static file) and the connection closed.
 //!
 //! Nothing a client does holds a connection forever: the request head has
-//! [`HANDSHAKE_TIMEOUT`], a WebSocket the keepalive (`--ping-interval`,
+//! [`HANDSHAKE_TIMEOUT`], an HTTP response `--send-timeout` without
+//! progress, a WebSocket the keepalive (`--ping-interval`,
 //! `--ping-timeout`), optionally `--idle-timeout`, and the closing
 //! handshake [`SHUTDOWN_WAIT`]. Ctrl-C (or SIGTERM) stops
 //! accepting, closes every WebSocket with 1001 (going away), waits a
@@ -39,6 +40,7 @@ use crate::http::Site;
 use crate::options::{OptionalDuration, parse_duration, parse_optional_duration, parse_size};
 use crate::room::Room;
 use crate::signals::Interrupts;
+use crate::stall::StallTimeout;
 
 /// How long a client may take for TLS and its request head.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -108,6 +110,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DURATION", default_value = "off",
           value_parser = parse_optional_duration)]
     idle_timeout: OptionalDuration,
+    /// How long an HTTP response (the page, a file, an error) may make no
+    /// progress, the client accepting no bytes, before the connection is
+    /// dropped. A slow client that keeps reading is not cut off.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    send_timeout: Duration,
     /// Broadcast: messages queued for one client before it counts as too
     /// slow and is closed with 1008.
     #[arg(long, value_name = "N", default_value_t = 1024,
@@ -145,6 +152,8 @@ struct Shared {
     mode: Mode,
     room: Room,
     shutdown: watch::Receiver<bool>,
+    /// How long an HTTP answer may make no progress.
+    send_timeout: Duration,
 }
 
 /// Runs `sockeye serve`.
@@ -185,6 +194,7 @@ async fn run(args: ServeArgs) -> Result<(), Failure> {
         mode,
         room: Room::new(args.queue as usize),
         shutdown,
+        send_timeout: args.send_timeout,
     });
     let (ws, http) = match shared.tls {
         Some(_) => ("wss", "https"),
@@ -346,7 +356,8 @@ async fn open_websocket(
         }
     };
     if is_broken_websocket(&request) {
-        let status = crate::http::upgrade_required(&mut stream, &request).await;
+        let mut bounded = StallTimeout::new(&mut stream, shared.send_timeout);
+        let status = crate::http::upgrade_required(&mut bounded, &request).await;
         info!(
             "{peer}: {} {} -> {} (WebSocket headers without the upgrade)",
             request.method(),
@@ -359,7 +370,8 @@ async fn open_websocket(
         return None;
     }
     if !wants_websocket(&request) {
-        let status = crate::http::respond(&mut stream, &request, &shared.site).await;
+        let mut bounded = StallTimeout::new(&mut stream, shared.send_timeout);
+        let status = crate::http::respond(&mut bounded, &request, &shared.site).await;
         info!(
             "{peer}: {} {} -> {}",
             request.method(),

@@ -184,7 +184,12 @@ fn bad_timer_values() {
         "--idle-timeout",
     );
     assert_fails(
-        &run(&["serve", "--ping-interval", "1e-12"], b""),
+        &run(&["serve", "--send-timeout", "0ms"], b""),
+        2,
+        "not a positive duration",
+    );
+    assert_fails(
+        &run(&["serve", "--send-timeout", "1e-12"], b""),
         2,
         "too short",
     );

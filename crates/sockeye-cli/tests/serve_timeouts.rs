@@ -1,6 +1,7 @@
 //! `sockeye serve` stays up against clients that stop (issue 14): a
-//! WebSocket client that never answers a Ping is closed with 1011, and a
-//! silent one with 1001 under `--idle-timeout`.
+//! WebSocket client that never answers a Ping is closed with 1011, a
+//! silent one with 1001 under `--idle-timeout`, and a download the client
+//! never reads is dropped after `--send-timeout` without progress.
 
 mod common;
 
@@ -8,7 +9,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{WAIT, client_frame, raw_websocket, read_frame, serve};
+use common::{Scratch, WAIT, client_frame, raw_websocket, read_frame, serve};
 
 const PING: u8 = 0x9;
 const CLOSE: u8 = 0x8;
@@ -70,4 +71,49 @@ fn a_peer_that_answers_pings_is_not_idle() {
         pings += 1;
     }
     assert!(pings >= 3, "{pings} pings");
+}
+
+#[test]
+fn a_download_that_makes_no_progress_is_dropped() {
+    let site = Scratch::new("stalled-download");
+    // Far more than loopback's socket buffers hold (a few MiB each way).
+    let size = 32 << 20;
+    site.write("big.bin", &vec![0x5a; size]);
+    let server = serve(&[
+        "--dir",
+        site.path().to_str().unwrap(),
+        "--send-timeout",
+        "500ms",
+        "-v",
+    ]);
+    let mut client = TcpStream::connect(&server.address).unwrap();
+    client.set_read_timeout(Some(WAIT)).unwrap();
+    client
+        .write_all(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    // Does not read: the buffers fill, the server's writes stall, and
+    // after 500 ms without progress it drops the connection.
+    server.proc.wait_stderr("accepted no data for 500ms");
+    let mut received = Vec::new();
+    let ended = client.read_to_end(&mut received);
+    match ended {
+        Ok(_) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset => {}
+        Err(error) => panic!("the server did not drop the connection: {error}"),
+    }
+    let head = received
+        .windows(4)
+        .position(|window| window == b"\r\n\r\n")
+        .expect("the response head arrived");
+    assert!(
+        String::from_utf8_lossy(&received[..head]).contains(&format!("Content-Length: {size}")),
+        "{}",
+        String::from_utf8_lossy(&received[..head])
+    );
+    let body = received.len() - head - 4;
+    assert!(body < size, "the download was cut short: {body} of {size}");
+
+    // The server is still there for everyone else.
+    let (head, _) = common::get(&server.address, "/missing");
+    assert!(head.starts_with("HTTP/1.1 404"), "{head}");
 }
