@@ -181,8 +181,18 @@ impl Proc {
 
     /// Sends SIGINT (what Ctrl-C sends) to this process only.
     pub fn interrupt(&self) {
+        self.signal("-INT");
+    }
+
+    /// Sends SIGTERM (what `kill` and service managers send) to this
+    /// process only.
+    pub fn terminate(&self) {
+        self.signal("-TERM");
+    }
+
+    fn signal(&self, which: &str) {
         let status = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
+            .args([which, &self.child.id().to_string()])
             .status()
             .expect("kill runs");
         assert!(status.success());
