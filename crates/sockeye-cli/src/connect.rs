@@ -7,6 +7,11 @@
 //! messages received start the closing handshake (RFC 6455 section 7) with
 //! 1000, and the command waits for the server's Close frame, at most
 //! [`CLOSE_WAIT`].
+//!
+//! Ctrl-C and SIGTERM are heard in every state: while connecting (TCP,
+//! proxy, TLS, the HTTP handshake) the command stops at once with the
+//! interrupted status; once open, the first one closes with 1000 and a
+//! second one stops at once.
 
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
@@ -20,7 +25,7 @@ use sockeye::proxy::Proxy;
 use sockeye::{ClientBuilder, CloseCode, Closed, DeflateConfig, Event, Message};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::failure::{Failure, exit_code};
+use crate::failure::Failure;
 use crate::options::{parse_duration, parse_header, parse_size, parse_url};
 use crate::signals::Interrupts;
 
@@ -90,12 +95,21 @@ pub fn main(args: ConnectArgs) -> Result<(), Failure> {
 type CloseRequest = oneshot::Sender<()>;
 
 async fn run(args: ConnectArgs) -> Result<(), Failure> {
-    let builder = builder(&args)?;
     let mut interrupts = Interrupts::new()?;
-    let (ws, response) = builder
-        .connect()
-        .await
-        .map_err(|error| Failure::opening(&args.url, &error))?;
+    let builder = builder(&args)?;
+    // Nothing else waits while the connection opens, which may take the
+    // whole --connect-timeout against a server that does not answer: the
+    // interruption must win this race too.
+    let opened = tokio::select! {
+        opened = builder.connect() => opened,
+        () = interrupts.recv() => {
+            return Err(Failure::interrupted(format!(
+                "interrupted while connecting to {}",
+                args.url
+            )));
+        }
+    };
+    let (ws, response) = opened.map_err(|error| Failure::opening(&args.url, &error))?;
     if !args.quiet {
         let subprotocol = response
             .headers()
@@ -164,10 +178,8 @@ async fn run(args: ConnectArgs) -> Result<(), Failure> {
             },
             () = interrupts.recv() => {
                 if closing_since.is_some() {
-                    return Err(Failure {
-                        message: "interrupted".into(),
-                        code: exit_code::INTERRUPTED,
-                    });
+                    sending.abort();
+                    return Err(Failure::interrupted("interrupted"));
                 }
                 status(&args, "interrupted, closing (Ctrl-C again to quit at once)");
                 request_close(&mut close_request, &mut closing_since);

@@ -18,7 +18,9 @@ pub mod exit_code {
     pub const UNREACHABLE: i32 = 3;
     /// The server rejected the WebSocket handshake.
     pub const REJECTED: i32 = 4;
-    /// A second Ctrl-C.
+    /// Interrupted (Ctrl-C or SIGTERM) before the end: connect while
+    /// connecting, or a second time while connect closes or bench
+    /// finishes. 128 + SIGINT, as shells report it.
     pub const INTERRUPTED: i32 = 130;
 }
 
@@ -45,6 +47,11 @@ impl Failure {
     /// Cannot connect or listen (exit 3).
     pub fn unreachable(message: impl Into<String>) -> Failure {
         Failure::with_code(exit_code::UNREACHABLE, message)
+    }
+
+    /// Interrupted before the end (exit 130).
+    pub fn interrupted(message: impl Into<String>) -> Failure {
+        Failure::with_code(exit_code::INTERRUPTED, message)
     }
 
     fn with_code(code: i32, message: impl Into<String>) -> Failure {

@@ -6,6 +6,10 @@
 //! percent-decoded and checked segment by segment: `..` is refused with
 //! 403, and so is any file whose real path (symbolic links resolved) is
 //! outside the directory. A directory is served by its `index.html`.
+//!
+//! A request that carries WebSocket headers but not the upgrade itself is
+//! a broken WebSocket client, not a browser: it gets 426 Upgrade Required
+//! (RFC 7231 section 6.5.15, RFC 6455 section 4.4) rather than the page.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -14,6 +18,7 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use http::header::{
     ALLOW, CACHE_CONTROL, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, DATE, LAST_MODIFIED, LOCATION,
+    SEC_WEBSOCKET_VERSION, UPGRADE,
 };
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -110,6 +115,27 @@ where
             send_response(stream, response, head_only).await?
         }
     };
+    let _ = stream.shutdown().await;
+    Ok(status)
+}
+
+/// Answers a broken WebSocket request (see [`crate::serve`]) with 426
+/// Upgrade Required, naming the protocol (`Upgrade: websocket`, listed in
+/// `Connection` as RFC 7230 section 6.7 asks) and the version this server
+/// speaks (`Sec-WebSocket-Version: 13`), and shuts the connection down.
+pub async fn upgrade_required<S>(stream: &mut S, request: &Request<()>) -> io::Result<StatusCode>
+where
+    S: AsyncWrite + Unpin,
+{
+    let mut response = plain(
+        StatusCode::UPGRADE_REQUIRED,
+        "a WebSocket request needs \"Upgrade: websocket\" and \"Connection: Upgrade\"",
+    );
+    let headers = response.headers_mut();
+    headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert(CONNECTION, HeaderValue::from_static("Upgrade, close"));
+    headers.insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+    let status = send_response(stream, response, request.method() == Method::HEAD).await?;
     let _ = stream.shutdown().await;
     Ok(status)
 }
@@ -307,7 +333,8 @@ where
     Ok(StatusCode::OK)
 }
 
-/// `Date`, `Last-Modified`, `Connection: close` and `nosniff`.
+/// `Date`, `Last-Modified`, `Connection: close` (unless the response has
+/// its own) and `nosniff`.
 fn add_common_headers(head: &mut Response<()>, modified: Option<SystemTime>) {
     let headers = head.headers_mut();
     if let Ok(date) = HeaderValue::try_from(httpdate::fmt_http_date(SystemTime::now())) {
@@ -318,7 +345,10 @@ fn add_common_headers(head: &mut Response<()>, modified: Option<SystemTime>) {
     {
         headers.insert(LAST_MODIFIED, modified);
     }
-    headers.insert(CONNECTION, HeaderValue::from_static("close"));
+    // One request per connection; a 426 says `Upgrade, close` itself.
+    if !headers.contains_key(CONNECTION) {
+        headers.insert(CONNECTION, HeaderValue::from_static("close"));
+    }
     headers.insert(
         http::header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),

@@ -23,6 +23,7 @@ mod report;
 mod room;
 mod serve;
 mod signals;
+mod stall;
 mod tls;
 
 use std::io::{IsTerminal, Write};
@@ -44,7 +45,8 @@ Exit status:
      failure, proxy failure, time-out, address already in use
   4  handshake rejected: the server answered with an HTTP status other than
      101 (the status is printed), or with an invalid handshake
-  130  interrupted twice (a second Ctrl-C does not wait any more)";
+  130  interrupted: Ctrl-C or SIGTERM while connect is connecting, or a
+     second one while connect closes or bench finishes (no more waiting)";
 
 /// A WebSocket (RFC 6455) client, server and load generator.
 #[derive(Debug, Parser)]
@@ -173,5 +175,10 @@ where
     };
     let runtime =
         runtime.map_err(|error| Failure::failed(format!("cannot start the runtime: {error}")))?;
-    runtime.block_on(future)
+    let outcome = runtime.block_on(future);
+    // The outcome is decided: do not wait for work left behind, such as a
+    // name lookup abandoned by an interrupted connect (dropping the
+    // runtime would wait for its blocking thread).
+    runtime.shutdown_background();
+    outcome
 }

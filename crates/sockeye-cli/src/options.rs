@@ -52,8 +52,37 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
         .ok_or_else(|| format!("{text:?} is too large"))
 }
 
-/// A duration: `30` (seconds), `1.5s`, `250ms`, `2m`.
+/// The longest duration accepted: past it, adding it to the current time
+/// could overflow the clock (a panic), and no timer needs more.
+const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
+/// A duration: `30` (seconds), `1.5s`, `250ms`, `2m`; positive, at most a
+/// year.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    match parse_seconds(text)? {
+        Some(duration) => Ok(duration),
+        None => Err(format!(
+            "{:?} is not a positive duration (examples: 10, 1.5s, 250ms)",
+            text.trim()
+        )),
+    }
+}
+
+/// A duration that can be turned off, for optional timers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OptionalDuration(pub Option<Duration>);
+
+/// A duration as [`parse_duration`] reads it, or `off` (or `0`) for none.
+pub fn parse_optional_duration(text: &str) -> Result<OptionalDuration, String> {
+    if text.trim().eq_ignore_ascii_case("off") {
+        return Ok(OptionalDuration(None));
+    }
+    parse_seconds(text).map(OptionalDuration)
+}
+
+/// `None` for zero; an error for what is not a duration, is negative,
+/// too long, or so short it rounds to zero.
+fn parse_seconds(text: &str) -> Result<Option<Duration>, String> {
     let text = text.trim();
     let (number, scale) = if let Some(ms) = text.strip_suffix("ms") {
         (ms, 0.001)
@@ -68,11 +97,19 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .trim()
         .parse()
         .ok()
-        .filter(|value: &f64| value.is_finite() && *value > 0.0)
-        .ok_or_else(|| {
-            format!("{text:?} is not a positive duration (examples: 10, 1.5s, 250ms)")
-        })?;
-    Duration::try_from_secs_f64(value * scale).map_err(|_| format!("{text:?} is too long"))
+        .filter(|value: &f64| value.is_finite() && *value >= 0.0)
+        .ok_or_else(|| format!("{text:?} is not a duration (examples: 10, 1.5s, 250ms)"))?;
+    if value == 0.0 {
+        return Ok(None);
+    }
+    match Duration::try_from_secs_f64(value * scale) {
+        Ok(duration) if duration > MAX_DURATION => {
+            Err(format!("{text:?} is too long (at most a year)"))
+        }
+        Ok(duration) if duration.is_zero() => Err(format!("{text:?} is too short")),
+        Ok(duration) => Ok(Some(duration)),
+        Err(_) => Err(format!("{text:?} is too long (at most a year)")),
+    }
 }
 
 /// A request header, `Name: value`.
@@ -132,6 +169,24 @@ mod tests {
         assert!(parse_duration("NaN").is_err());
         assert!(parse_duration("1e300").is_err());
         assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("1e-12").is_err());
+        assert!(parse_duration("2e10").unwrap_err().contains("too long"));
+        assert!(parse_duration("0").unwrap_err().contains("positive"));
+    }
+
+    #[test]
+    fn optional_durations() {
+        assert_eq!(parse_optional_duration("off"), Ok(OptionalDuration(None)));
+        assert_eq!(parse_optional_duration("OFF"), Ok(OptionalDuration(None)));
+        assert_eq!(parse_optional_duration("0"), Ok(OptionalDuration(None)));
+        assert_eq!(parse_optional_duration("0ms"), Ok(OptionalDuration(None)));
+        assert_eq!(
+            parse_optional_duration("20s"),
+            Ok(OptionalDuration(Some(Duration::from_secs(20))))
+        );
+        assert!(parse_optional_duration("-1").is_err());
+        assert!(parse_optional_duration("never").is_err());
+        assert!(parse_optional_duration("1.7e19").is_err());
     }
 
     #[test]

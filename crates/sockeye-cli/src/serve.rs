@@ -1,9 +1,18 @@
 //! `sockeye serve`: a ready WebSocket server, with HTTP on the same port.
 //!
 //! Each connection's request head is read first: a WebSocket upgrade
-//! (RFC 6455 section 4.2) becomes an echo or broadcast connection, any
+//! (RFC 6455 section 4.2) becomes an echo or broadcast connection; a
+//! request with WebSocket headers (`Sec-WebSocket-Key`,
+//! `Sec-WebSocket-Version`) but without `Upgrade: websocket` and
+//! `Connection: upgrade` is a broken WebSocket client and gets 426; any
 //! other request is answered by [`crate::http`] (the built-in page or a
-//! static file) and the connection closed. Ctrl-C (or SIGTERM) stops
+//! static file) and the connection closed.
+//!
+//! Nothing a client does holds a connection forever: the request head has
+//! [`HANDSHAKE_TIMEOUT`], an HTTP response `--send-timeout` without
+//! progress, a WebSocket the keepalive (`--ping-interval`,
+//! `--ping-timeout`), optionally `--idle-timeout`, and the closing
+//! handshake [`SHUTDOWN_WAIT`]. Ctrl-C (or SIGTERM) stops
 //! accepting, closes every WebSocket with 1001 (going away), waits a
 //! bounded time for the closing handshakes, and exits 0.
 
@@ -28,9 +37,10 @@ use tracing::{debug, info, warn};
 
 use crate::failure::Failure;
 use crate::http::Site;
-use crate::options::{parse_duration, parse_size};
+use crate::options::{OptionalDuration, parse_duration, parse_optional_duration, parse_size};
 use crate::room::Room;
 use crate::signals::Interrupts;
+use crate::stall::StallTimeout;
 
 /// How long a client may take for TLS and its request head.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -84,9 +94,27 @@ pub struct ServeArgs {
     /// even to clients that offer it. Default: accepted when offered.
     #[arg(long)]
     no_compression: bool,
-    /// Pings each client this often; one that does not answer is dropped.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-    ping_interval: Option<Duration>,
+    /// Pings each WebSocket client this often (`off` or 0: never); one
+    /// that does not answer within --ping-timeout is closed with 1011.
+    #[arg(long, value_name = "DURATION", default_value = "20s",
+          value_parser = parse_optional_duration)]
+    ping_interval: OptionalDuration,
+    /// How long a client may take to answer a Ping with a Pong before its
+    /// connection is closed with 1011 (internal error).
+    #[arg(long, value_name = "DURATION", default_value = "20s", value_parser = parse_duration)]
+    ping_timeout: Duration,
+    /// Closes a WebSocket with 1001 (going away) when nothing at all
+    /// arrives from its client for this long (`off` or 0: never). Pongs
+    /// count: a client that answers the Pings is idle only if this is
+    /// shorter than --ping-interval.
+    #[arg(long, value_name = "DURATION", default_value = "off",
+          value_parser = parse_optional_duration)]
+    idle_timeout: OptionalDuration,
+    /// How long an HTTP response (the page, a file, an error) may make no
+    /// progress, the client accepting no bytes, before the connection is
+    /// dropped. A slow client that keeps reading is not cut off.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    send_timeout: Duration,
     /// Broadcast: messages queued for one client before it counts as too
     /// slow and is closed with 1008.
     #[arg(long, value_name = "N", default_value_t = 1024,
@@ -124,6 +152,8 @@ struct Shared {
     mode: Mode,
     room: Room,
     shutdown: watch::Receiver<bool>,
+    /// How long an HTTP answer may make no progress.
+    send_timeout: Duration,
 }
 
 /// Runs `sockeye serve`.
@@ -164,6 +194,7 @@ async fn run(args: ServeArgs) -> Result<(), Failure> {
         mode,
         room: Room::new(args.queue as usize),
         shutdown,
+        send_timeout: args.send_timeout,
     });
     let (ws, http) = match shared.tls {
         Some(_) => ("wss", "https"),
@@ -234,13 +265,13 @@ async fn resolve(listen: &str) -> Result<SocketAddr, Failure> {
 /// The handshake policy, compression policy and engine config from the
 /// options.
 fn server_builder(args: &ServeArgs, deflate: DeflateConfig) -> ServerBuilder {
-    let mut config = Config::new()
+    let config = Config::new()
         .max_message_size(args.max_message_size)
         .max_frame_size(args.max_message_size)
-        .close_timeout(SHUTDOWN_WAIT);
-    if let Some(interval) = args.ping_interval {
-        config = config.keepalive_interval(Some(interval));
-    }
+        .close_timeout(SHUTDOWN_WAIT)
+        .keepalive_interval(args.ping_interval.0)
+        .keepalive_timeout(args.ping_timeout)
+        .idle_timeout(args.idle_timeout.0);
     let mut builder = ServerBuilder::new()
         .deflate(deflate)
         .config(config)
@@ -324,8 +355,23 @@ async fn open_websocket(
             return None;
         }
     };
+    if is_broken_websocket(&request) {
+        let mut bounded = StallTimeout::new(&mut stream, shared.send_timeout);
+        let status = crate::http::upgrade_required(&mut bounded, &request).await;
+        info!(
+            "{peer}: {} {} -> {} (WebSocket headers without the upgrade)",
+            request.method(),
+            request.uri().path(),
+            status.map_or_else(
+                |error| format!("failed: {error}"),
+                |status| status.to_string()
+            )
+        );
+        return None;
+    }
     if !wants_websocket(&request) {
-        let status = crate::http::respond(&mut stream, &request, &shared.site).await;
+        let mut bounded = StallTimeout::new(&mut stream, shared.send_timeout);
+        let status = crate::http::respond(&mut bounded, &request, &shared.site).await;
         info!(
             "{peer}: {} {} -> {}",
             request.method(),
@@ -412,13 +458,31 @@ where
 /// Whether the request asks for a WebSocket (`Upgrade: websocket`); the
 /// handshake policy then checks the rest, and answers 400 or 426 itself.
 fn wants_websocket(request: &Request<()>) -> bool {
+    lists_token(request, &http::header::UPGRADE, "websocket")
+}
+
+/// Whether the request is a WebSocket client's that lacks the upgrade
+/// itself: it sends `Sec-WebSocket-Key` or `Sec-WebSocket-Version`, which
+/// no browser adds to a page request, but not both `Upgrade: websocket`
+/// and `Connection: upgrade` (a proxy dropped them, or the client is
+/// broken). It gets 426, as Python websockets answers, not the page.
+fn is_broken_websocket(request: &Request<()>) -> bool {
+    let headers = request.headers();
+    let websocket_headers = headers.contains_key(http::header::SEC_WEBSOCKET_KEY)
+        || headers.contains_key(http::header::SEC_WEBSOCKET_VERSION);
+    websocket_headers
+        && !(wants_websocket(request) && lists_token(request, &http::header::CONNECTION, "upgrade"))
+}
+
+/// Whether a comma-separated header lists `token` (case-insensitively).
+fn lists_token(request: &Request<()>, name: &http::HeaderName, token: &str) -> bool {
     request
         .headers()
-        .get_all(http::header::UPGRADE)
+        .get_all(name)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))
-        .any(|token| token.trim().eq_ignore_ascii_case("websocket"))
+        .any(|listed| listed.trim().eq_ignore_ascii_case(token))
 }
 
 /// Over the connection limit: reads the request (so the client sees the
@@ -505,4 +569,37 @@ where
         ws.close(CloseCode::GOING_AWAY, "server shutting down"),
     )
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(headers: &[(&str, &str)]) -> Request<()> {
+        let mut builder = Request::get("/");
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        builder.body(()).unwrap()
+    }
+
+    #[test]
+    fn websocket_headers_without_the_upgrade_are_broken() {
+        let key = ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==");
+        let version = ("Sec-WebSocket-Version", "13");
+        let upgrade = ("Upgrade", "websocket");
+        let connection = ("Connection", "keep-alive, Upgrade");
+        assert!(is_broken_websocket(&request(&[key, version])));
+        assert!(is_broken_websocket(&request(&[version])));
+        assert!(is_broken_websocket(&request(&[key, upgrade])));
+        assert!(is_broken_websocket(&request(&[key, connection])));
+        assert!(!is_broken_websocket(&request(&[
+            key, version, upgrade, connection
+        ])));
+        // A browser's page request, or a WebSocket request the handshake
+        // policy judges (400 for a missing key).
+        assert!(!is_broken_websocket(&request(&[("Accept", "text/html")])));
+        assert!(!is_broken_websocket(&request(&[upgrade, connection])));
+        assert!(wants_websocket(&request(&[("Upgrade", "h2c, WebSocket")])));
+    }
 }

@@ -156,6 +156,46 @@ fn bad_options_and_files() {
 }
 
 #[test]
+fn bad_timer_values() {
+    assert_fails(
+        &run(&["serve", "--ping-interval", "soon"], b""),
+        2,
+        "--ping-interval",
+    );
+    assert_fails(
+        &run(&["serve", "--ping-interval", "1.7e19"], b""),
+        2,
+        "too long",
+    );
+    // Only the optional timers can be turned off.
+    assert_fails(
+        &run(&["serve", "--ping-timeout", "off"], b""),
+        2,
+        "--ping-timeout",
+    );
+    assert_fails(
+        &run(&["serve", "--ping-timeout", "0"], b""),
+        2,
+        "not a positive duration",
+    );
+    assert_fails(
+        &run(&["serve", "--idle-timeout=-5s"], b""),
+        2,
+        "--idle-timeout",
+    );
+    assert_fails(
+        &run(&["serve", "--send-timeout", "0ms"], b""),
+        2,
+        "not a positive duration",
+    );
+    assert_fails(
+        &run(&["serve", "--send-timeout", "1e-12"], b""),
+        2,
+        "too short",
+    );
+}
+
+#[test]
 fn text_lines_must_be_utf8() {
     let server = serve(&[]);
     let finished = run(&["connect", &server.url, "-q"], b"fine\n\xff\xfe\n");

@@ -161,6 +161,81 @@ fn serve_built_in_page_on_the_websocket_port() {
     assert_eq!(finished.stdout, "same port");
 }
 
+/// The value of a header in a response head (names compared
+/// case-insensitively), if present once.
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    let mut values = head.lines().skip(1).filter_map(|line| {
+        let (field, value) = line.split_once(':')?;
+        field.eq_ignore_ascii_case(name).then(|| value.trim())
+    });
+    let value = values.next();
+    assert!(values.next().is_none(), "{name} repeated: {head}");
+    value
+}
+
+#[test]
+fn serve_answers_426_to_websocket_requests_without_the_upgrade() {
+    let server = serve(&[]);
+    let address = &server.address;
+    let key = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+    let version = "Sec-WebSocket-Version: 13\r\n";
+    for (what, headers) in [
+        ("key and version, no Upgrade", format!("{key}{version}")),
+        ("only the version", version.to_owned()),
+        ("only the key", key.to_owned()),
+        (
+            "Upgrade without Connection: upgrade",
+            format!("Upgrade: websocket\r\nConnection: keep-alive\r\n{key}{version}"),
+        ),
+        (
+            "Connection: upgrade without Upgrade",
+            format!("Connection: Upgrade\r\n{key}{version}"),
+        ),
+    ] {
+        let (head, body) = http(
+            address,
+            &format!("GET / HTTP/1.1\r\nHost: {address}\r\n{headers}\r\n"),
+        );
+        assert!(
+            head.starts_with("HTTP/1.1 426 Upgrade Required\r\n"),
+            "{what}: {head}"
+        );
+        assert_eq!(
+            header(&head, "upgrade"),
+            Some("websocket"),
+            "{what}: {head}"
+        );
+        assert_eq!(
+            header(&head, "sec-websocket-version"),
+            Some("13"),
+            "{what}: {head}"
+        );
+        let connection = header(&head, "connection").unwrap_or_default();
+        assert!(
+            connection.to_ascii_lowercase().contains("upgrade"),
+            "RFC 7230 section 6.7, {what}: {head}"
+        );
+        assert!(
+            !String::from_utf8_lossy(&body).contains("WebSocket("),
+            "{what}: not the page"
+        );
+    }
+
+    // A browser's page request still gets the page, keep-alive and all.
+    let (head, body) = http(
+        address,
+        &format!(
+            "GET / HTTP/1.1\r\nHost: {address}\r\nAccept: text/html\r\n\
+             Connection: keep-alive\r\nUpgrade-Insecure-Requests: 1\r\n\r\n"
+        ),
+    );
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(String::from_utf8_lossy(&body).contains("new WebSocket("));
+    // And a complete upgrade is still a WebSocket.
+    let finished = run(&["connect", &server.url], b"upgraded\n");
+    assert_eq!(finished.stdout, "upgraded", "{}", finished.stderr);
+}
+
 #[test]
 fn serve_static_files_with_types_head_and_no_traversal() {
     let site = Scratch::new("site");

@@ -181,8 +181,18 @@ impl Proc {
 
     /// Sends SIGINT (what Ctrl-C sends) to this process only.
     pub fn interrupt(&self) {
+        self.signal("-INT");
+    }
+
+    /// Sends SIGTERM (what `kill` and service managers send) to this
+    /// process only.
+    pub fn terminate(&self) {
+        self.signal("-TERM");
+    }
+
+    fn signal(&self, which: &str) {
         let status = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
+            .args([which, &self.child.id().to_string()])
             .status()
             .expect("kill runs");
         assert!(status.success());
@@ -370,4 +380,114 @@ pub fn pki(dir: &Scratch) -> (String, String, String) {
         dir.write("cert.pem", cert.pem().as_bytes()),
         dir.write("key.pem", key.serialize_pem().as_bytes()),
     )
+}
+
+/// Opens a WebSocket by hand over a raw TCP stream (no extensions) and
+/// checks the 101; the stream is then left to the test, which reads the
+/// server's frames with [`read_frame`] (or does not read at all).
+pub fn raw_websocket(address: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(address).expect("the server accepts");
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    let request = format!(
+        "GET / HTTP/1.1\r\nHost: {address}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).unwrap();
+    let head = read_head(&mut stream);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert!(
+        head.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
+        "the accept key of RFC 6455 section 1.3: {head}"
+    );
+    stream
+}
+
+/// Reads an HTTP head byte by byte (so no byte after it is taken), up to
+/// and without the blank line.
+pub fn read_head(stream: &mut TcpStream) -> String {
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8];
+        match stream.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            other => panic!("the head ended early ({other:?}): {head:?}"),
+        }
+        assert!(head.len() < 16 * 1024, "an endless head");
+    }
+    head.truncate(head.len() - 4);
+    String::from_utf8(head).expect("an ASCII head")
+}
+
+/// A WebSocket frame as received: FIN is not kept (control frames are
+/// never fragmented, and these tests send no fragments).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Frame {
+    pub opcode: u8,
+    pub payload: Vec<u8>,
+}
+
+impl Frame {
+    /// The close code of a Close frame, if it has one.
+    pub fn close_code(&self) -> Option<u16> {
+        (self.opcode == 0x8 && self.payload.len() >= 2)
+            .then(|| u16::from_be_bytes([self.payload[0], self.payload[1]]))
+    }
+}
+
+/// Reads one frame (RFC 6455 section 5.2), masked or not; `None` at a
+/// clean end of the stream before its first byte. Panics on a time-out.
+pub fn read_frame(stream: &mut TcpStream) -> Option<Frame> {
+    let mut header = [0u8; 2];
+    match stream.read(&mut header[..1]) {
+        Ok(0) => return None,
+        Ok(_) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset => return None,
+        Err(error) => panic!("no frame: {error}"),
+    }
+    stream.read_exact(&mut header[1..]).expect("a frame header");
+    let opcode = header[0] & 0x0f;
+    let masked = header[1] & 0x80 != 0;
+    let length = match header[1] & 0x7f {
+        126 => {
+            let mut bytes = [0u8; 2];
+            stream.read_exact(&mut bytes).unwrap();
+            u64::from(u16::from_be_bytes(bytes))
+        }
+        127 => {
+            let mut bytes = [0u8; 8];
+            stream.read_exact(&mut bytes).unwrap();
+            u64::from_be_bytes(bytes)
+        }
+        short => u64::from(short),
+    };
+    assert!(length <= 1 << 20, "a test frame of {length} bytes");
+    let mut mask = [0u8; 4];
+    if masked {
+        stream.read_exact(&mut mask).unwrap();
+    }
+    let mut payload = vec![0u8; length as usize];
+    stream
+        .read_exact(&mut payload)
+        .expect("the frame's payload");
+    if masked {
+        for (index, byte) in payload.iter_mut().enumerate() {
+            *byte ^= mask[index % 4];
+        }
+    }
+    Some(Frame { opcode, payload })
+}
+
+/// A masked frame, as a client sends it (RFC 6455 section 5.3).
+pub fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    assert!(payload.len() < 126, "short frames only");
+    let mask = [0x37, 0xfa, 0x21, 0x3d];
+    let mut frame = vec![0x80 | opcode, 0x80 | payload.len() as u8];
+    frame.extend_from_slice(&mask);
+    frame.extend(
+        payload
+            .iter()
+            .enumerate()
+            .map(|(index, byte)| byte ^ mask[index % 4]),
+    );
+    frame
 }
