@@ -418,11 +418,14 @@ pub fn read_head(stream: &mut TcpStream) -> String {
     String::from_utf8(head).expect("an ASCII head")
 }
 
-/// A WebSocket frame as received: FIN is not kept (control frames are
-/// never fragmented, and these tests send no fragments).
+/// A WebSocket frame as received, its payload unmasked: FIN is not kept
+/// (control frames are never fragmented, and these tests send no
+/// fragments).
 #[derive(Debug, PartialEq, Eq)]
 pub struct Frame {
     pub opcode: u8,
+    /// Whether it came masked (as a client's must, RFC 6455 section 5.3).
+    pub masked: bool,
     pub payload: Vec<u8>,
 }
 
@@ -474,7 +477,11 @@ pub fn read_frame(stream: &mut TcpStream) -> Option<Frame> {
             *byte ^= mask[index % 4];
         }
     }
-    Some(Frame { opcode, payload })
+    Some(Frame {
+        opcode,
+        masked,
+        payload,
+    })
 }
 
 /// A masked frame, as a client sends it (RFC 6455 section 5.3).
