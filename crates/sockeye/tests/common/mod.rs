@@ -1,6 +1,7 @@
 //! Shared by the integration tests: a test PKI made with rcgen.
 #![allow(dead_code)]
 
+pub mod advisories;
 pub mod hostile;
 
 use std::sync::Arc;
