@@ -8,18 +8,23 @@
 //! Where an advisory is about memory, the bound is shown by where the
 //! connection fails: a Ping sent right after the last fragment that fits
 //! the budget is answered (so everything up to it was accepted), and the
-//! next fragment gets 1009. No test depends on how long anything takes;
-//! every wait is bounded by the hang guard.
+//! next fragment gets 1009. Where it is about time (a message dribbled
+//! for ever), the server's message-completion timeout is set short and
+//! the close only has to come before the dribble ends. Every wait is
+//! bounded by the hang guard.
 
 mod common;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use common::advisories::*;
 use common::hostile::*;
-use sockeye::proto::{Config, Error as ProtoError, ProtocolError};
+use sockeye::proto::{Config, Error as ProtoError, Initiator, ProtocolError, Timeout};
 use sockeye::{CloseCode, Message, ServerBuilder};
-use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 // ----- helpers --------------------------------------------------------------
@@ -76,7 +81,7 @@ fn continuations_within_budget(config: &Config, first: usize, payload: usize) ->
 
 /// Reads server frames until a Close or the end of the connection;
 /// returns the data frames seen before it, and the Close.
-async fn frames_until_close(tcp: &mut TcpStream) -> (Vec<ServerFrame>, CloseSeen) {
+async fn frames_until_close<S: AsyncRead + Unpin>(tcp: &mut S) -> (Vec<ServerFrame>, CloseSeen) {
     within(HANG_GUARD, "a Close", async {
         let mut data = Vec::new();
         loop {
@@ -179,7 +184,94 @@ async fn ws_2331_one_byte_fragments_under_the_default_budget_leave_the_server_se
 
     assert_serves_a_fresh_client(server.addr).await;
     ping_is_answered(&mut tcp, b"still connected").await;
-    // TODO(message-completion timeout): assert Config's timeout closes this never-finished message.
+}
+
+// ----- Node ws#2331 against the message-completion timeout -----------------
+
+/// The message-completion timeout of the tests below: far shorter than
+/// the dribbles they send (several seconds), far longer than a timer's
+/// lateness.
+const MESSAGE_TIMEOUT: Duration = Duration::from_millis(300);
+
+/// How long the attacker waits between two dribbled chunks.
+const DRIBBLE_PACE: Duration = Duration::from_millis(20);
+
+/// Starts a server whose `message_timeout` is [`MESSAGE_TIMEOUT`], writes
+/// `first` to it on a fresh connection and then each of `dribbled`, one
+/// every [`DRIBBLE_PACE`], never completing what `first` began. Checks
+/// that the server closes with 1008 while the dribble goes on, having
+/// echoed nothing, reports `Timeout::Message`, and goes on serving.
+async fn closed_at_the_message_timeout(first: Vec<u8>, dribbled: Vec<Vec<u8>>) {
+    let config = Config::new().message_timeout(Some(MESSAGE_TIMEOUT));
+    let mut server = TestServer::start(ServerBuilder::new().config(config)).await;
+    let (mut reader, mut writer) = open(server.addr).await.into_split();
+    let total = dribbled.len();
+    let written = Arc::new(AtomicUsize::new(0));
+    let count = written.clone();
+    let attacker = tokio::spawn(async move {
+        writer.write_all(&first).await.unwrap();
+        for chunk in dribbled {
+            tokio::time::sleep(DRIBBLE_PACE).await;
+            if writer.write_all(&chunk).await.is_err() {
+                break;
+            }
+            count.fetch_add(1, Ordering::Relaxed);
+        }
+        // Never finished: the connection stays open until the test ends.
+        std::future::pending::<()>().await;
+    });
+
+    let (data, close) = frames_until_close(&mut reader).await;
+    let dribbled_before_close = written.load(Ordering::Relaxed);
+    attacker.abort();
+    assert!(data.is_empty(), "echoed {data:?}");
+    assert_eq!(close, CloseSeen::Code(1008));
+    assert!(
+        dribbled_before_close < total,
+        "the server closed only after all {total} chunks"
+    );
+    match server.outcome().await {
+        Outcome::Ended(closed) => {
+            assert_eq!(
+                closed.error,
+                Some(ProtoError::Timeout(Timeout::Message)),
+                "{closed:?}"
+            );
+            assert_eq!(closed.initiated_by, Initiator::Local, "{closed:?}");
+            assert_eq!(closed.code(), CloseCode::POLICY_VIOLATION, "{closed:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    drop(reader);
+
+    assert_serves_a_fresh_client(server.addr).await;
+}
+
+/// Node ws#2331 (2026) with a `message_timeout`: a text frame with FIN=0,
+/// then one-byte continuations, one every 20 ms, for ever. Each frame is
+/// whole, so no frame timer runs out, and the budget is far off; the
+/// message, though, is not finished within the timeout (300 ms), and the
+/// server closes with 1008 while the continuations still come, its
+/// connection ending with `Timeout::Message`.
+#[tokio::test]
+async fn ws_2331_one_byte_fragments_never_finished_are_closed_with_1008_at_the_message_timeout() {
+    // 250 continuations take 5 s at 20 ms each.
+    let dribbled = (0..250).map(|_| client_frame(false, 0, b"a")).collect();
+    closed_at_the_message_timeout(client_frame(false, 1, b"a"), dribbled).await;
+}
+
+/// Node ws#2331 (2026) within a single frame: a header announcing 100
+/// bytes of payload, then the payload one byte every 20 ms (2 s for the
+/// whole frame). The frame is not finished within the message timeout
+/// (300 ms): the server closes with 1008, `Timeout::Message`, before the
+/// last byte.
+#[tokio::test]
+async fn a_frame_dribbled_a_byte_at_a_time_is_closed_with_1008_at_the_message_timeout() {
+    let frame = client_frame(true, 2, &[0x61; 100]);
+    let header_len = frame_header(true, 2, 100, true).len();
+    let (header, payload) = frame.split_at(header_len);
+    let dribbled = payload.iter().map(|byte| vec![*byte]).collect();
+    closed_at_the_message_timeout(header.to_vec(), dribbled).await;
 }
 
 // ----- Node ws#2333: ordinary traffic trips no fragment counter -------------
