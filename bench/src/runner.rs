@@ -442,6 +442,9 @@ fn server_command(
                 "1".into(),
                 "--max-connections".into(),
                 "100000".into(),
+                // Every load comes from one address here.
+                "--max-connections-per-address".into(),
+                "off".into(),
             ];
             if !variant.deflate {
                 args.push("--no-compression".into());

@@ -72,6 +72,22 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OptionalDuration(pub Option<Duration>);
 
+/// A positive count, or none (`off`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OptionalCount(pub Option<usize>);
+
+/// A positive count, or `off` for none.
+pub fn parse_optional_count(text: &str) -> Result<OptionalCount, String> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(OptionalCount(None));
+    }
+    match text.parse::<usize>() {
+        Ok(count) if count > 0 => Ok(OptionalCount(Some(count))),
+        _ => Err(format!("expected a positive count or `off`, not {text:?}")),
+    }
+}
+
 /// A duration as [`parse_duration`] reads it, or `off` (or `0`) for none.
 pub fn parse_optional_duration(text: &str) -> Result<OptionalDuration, String> {
     if text.trim().eq_ignore_ascii_case("off") {
@@ -187,6 +203,15 @@ mod tests {
         assert!(parse_optional_duration("-1").is_err());
         assert!(parse_optional_duration("never").is_err());
         assert!(parse_optional_duration("1.7e19").is_err());
+    }
+
+    #[test]
+    fn optional_counts() {
+        assert_eq!(parse_optional_count("off"), Ok(OptionalCount(None)));
+        assert_eq!(parse_optional_count("256"), Ok(OptionalCount(Some(256))));
+        assert!(parse_optional_count("0").is_err());
+        assert!(parse_optional_count("-1").is_err());
+        assert!(parse_optional_count("many").is_err());
     }
 
     #[test]

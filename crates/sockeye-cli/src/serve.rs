@@ -16,7 +16,7 @@
 //! accepting, closes every WebSocket with 1001 (going away), waits a
 //! bounded time for the closing handshakes, and exits 0.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -37,7 +37,10 @@ use tracing::{debug, info, warn};
 
 use crate::failure::Failure;
 use crate::http::Site;
-use crate::options::{OptionalDuration, parse_duration, parse_optional_duration, parse_size};
+use crate::options::{
+    OptionalCount, OptionalDuration, parse_duration, parse_optional_count, parse_optional_duration,
+    parse_size,
+};
 use crate::room::Room;
 use crate::signals::Interrupts;
 use crate::stall::StallTimeout;
@@ -90,6 +93,22 @@ pub struct ServeArgs {
     /// Accepts browsers from any origin.
     #[arg(long, conflicts_with = "allow_origins")]
     allow_any_origin: bool,
+    /// Accepts requests whose Host header names HOST: a name, name:port,
+    /// [v6]:port or *.domain (repeatable); others get 421. Default: when
+    /// listening on a loopback address, only localhost, 127.0.0.1 and
+    /// [::1] with the server's port (against DNS rebinding: a web page
+    /// whose name is pointed at 127.0.0.1 cannot reach the server); on
+    /// any other address, every Host.
+    #[arg(long = "allow-host", value_name = "HOST")]
+    allow_hosts: Vec<String>,
+    /// Accepts any Host header, even on a loopback address.
+    #[arg(long, conflicts_with = "allow_hosts")]
+    allow_any_host: bool,
+    /// The most WebSocket connections open at once from one client
+    /// address (an IPv4 address or an IPv6 /64; `off`: no cap); more get
+    /// 503 with Retry-After, so that one peer cannot take every slot.
+    #[arg(long, value_name = "N", default_value = "256", value_parser = parse_optional_count)]
+    max_connections_per_address: OptionalCount,
     /// Declines permessage-deflate (RFC 7692): messages go uncompressed
     /// even to clients that offer it. Default: accepted when offered.
     #[arg(long)]
@@ -188,7 +207,7 @@ async fn run(args: ServeArgs) -> Result<(), Failure> {
     let deflate = DeflateConfig::new().enabled(!args.no_compression);
     let (stop, shutdown) = watch::channel(false);
     let shared = Arc::new(Shared {
-        server: server_builder(&args, deflate),
+        server: server_builder(&args, deflate, local),
         tls,
         site,
         mode,
@@ -264,7 +283,7 @@ async fn resolve(listen: &str) -> Result<SocketAddr, Failure> {
 
 /// The handshake policy, compression policy and engine config from the
 /// options.
-fn server_builder(args: &ServeArgs, deflate: DeflateConfig) -> ServerBuilder {
+fn server_builder(args: &ServeArgs, deflate: DeflateConfig, local: SocketAddr) -> ServerBuilder {
     let config = Config::new()
         .max_message_size(args.max_message_size)
         .max_frame_size(args.max_message_size)
@@ -276,7 +295,11 @@ fn server_builder(args: &ServeArgs, deflate: DeflateConfig) -> ServerBuilder {
         .deflate(deflate)
         .config(config)
         .max_connections(args.max_connections as usize)
+        .max_connections_per_address(args.max_connections_per_address.0)
         .handshake_timeout(HANDSHAKE_TIMEOUT);
+    if let Some(hosts) = allowed_hosts(args, local) {
+        builder = builder.allowed_hosts(hosts);
+    }
     if !args.subprotocols.is_empty() {
         builder = builder.subprotocols(args.subprotocols.iter().cloned());
     }
@@ -286,6 +309,37 @@ fn server_builder(args: &ServeArgs, deflate: DeflateConfig) -> ServerBuilder {
         builder = builder.allow_origins(args.allow_origins.iter());
     }
     builder
+}
+
+/// The Host allow-list: the names given, or on a loopback address the
+/// loopback names with the server's port; `None` for any Host.
+fn allowed_hosts(args: &ServeArgs, local: SocketAddr) -> Option<Vec<String>> {
+    if args.allow_any_host {
+        return None;
+    }
+    if !args.allow_hosts.is_empty() {
+        return Some(args.allow_hosts.clone());
+    }
+    if !local.ip().is_loopback() {
+        return None;
+    }
+    let port = local.port();
+    let mut hosts = vec![
+        format!("localhost:{port}"),
+        format!("127.0.0.1:{port}"),
+        format!("[::1]:{port}"),
+        // The address itself, which may be another of 127.0.0.0/8.
+        local.to_string(),
+    ];
+    if port == 80 || port == 443 {
+        // A browser leaves its scheme's default port out of Host.
+        hosts.extend(["localhost", "127.0.0.1", "[::1]"].map(String::from));
+        hosts.push(match local.ip() {
+            IpAddr::V4(v4) => v4.to_string(),
+            IpAddr::V6(v6) => format!("[{v6}]"),
+        });
+    }
+    Some(hosts)
 }
 
 /// One TCP connection: TLS if configured, the request head, then a
@@ -355,6 +409,17 @@ async fn open_websocket(
             return None;
         }
     };
+    if let Err(refusal) = shared.server.check_host(&request) {
+        info!(
+            "{peer}: {} {} -> 421 (Host {:?} is not served here)",
+            request.method(),
+            request.uri().path(),
+            request.headers().get(http::header::HOST)
+        );
+        let mut bounded = StallTimeout::new(&mut stream, shared.send_timeout);
+        sockeye::answer_refusal(&mut bounded, &refusal).await;
+        return None;
+    }
     if is_broken_websocket(&request) {
         let mut bounded = StallTimeout::new(&mut stream, shared.send_timeout);
         let status = crate::http::upgrade_required(&mut bounded, &request).await;
@@ -385,6 +450,13 @@ async fn open_websocket(
     }
     // A broadcast member joins before its client can see the 101.
     let membership = (shared.mode == Mode::Broadcast).then(|| shared.room.join());
+    let mut request = request;
+    request
+        .extensions_mut()
+        .insert(sockeye::ConnectionInfo::new(
+            Some(peer),
+            Some(shared.tls.is_some()),
+        ));
     let ws = match shared
         .server
         .accept_request(stream, &request, &leftover)

@@ -152,7 +152,10 @@ fn serve_built_in_page_on_the_websocket_port() {
     assert!(head.starts_with("HTTP/1.1 404"), "{head}");
     let (head, _) = http(
         &server.address,
-        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+        &format!(
+            "POST / HTTP/1.1\r\nHost: {}\r\nContent-Length: 0\r\n\r\n",
+            server.address
+        ),
     );
     assert!(head.starts_with("HTTP/1.1 405"), "{head}");
     assert!(head.contains("Allow: GET, HEAD"), "{head}");
@@ -278,7 +281,10 @@ fn serve_static_files_with_types_head_and_no_traversal() {
     // HEAD: the same head, no body.
     let (head, body) = http(
         &server.address,
-        "HEAD /style.css HTTP/1.1\r\nHost: x\r\n\r\n",
+        &format!(
+            "HEAD /style.css HTTP/1.1\r\nHost: {}\r\n\r\n",
+            server.address
+        ),
     );
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert!(head.contains("Content-Length: 17"), "{head}");

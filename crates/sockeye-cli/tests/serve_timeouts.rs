@@ -88,9 +88,8 @@ fn a_download_that_makes_no_progress_is_dropped() {
     ]);
     let mut client = TcpStream::connect(&server.address).unwrap();
     client.set_read_timeout(Some(WAIT)).unwrap();
-    client
-        .write_all(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
+    let request = format!("GET /big.bin HTTP/1.1\r\nHost: {}\r\n\r\n", server.address);
+    client.write_all(request.as_bytes()).unwrap();
     // Does not read: the buffers fill, the server's writes stall, and
     // after 500 ms without progress it drops the connection.
     server.proc.wait_stderr("accepted no data for 500ms");

@@ -30,6 +30,7 @@ mod client;
 mod error;
 mod handshake_io;
 mod output;
+pub mod policy;
 pub mod proxy;
 mod scratch;
 mod server;
@@ -41,7 +42,8 @@ pub mod upgrade;
 pub use client::{ClientBuilder, client_handshake, connect};
 pub use error::Error;
 pub use output::Parts;
-pub use server::{ServerBuilder, accept, answer_refusal};
+pub use policy::{ConnectionInfo, ServerBuilder};
+pub use server::{accept, answer_refusal};
 pub use sockeye_proto as proto;
 pub use sockeye_proto::extension::deflate::DeflateConfig;
 pub use sockeye_proto::{

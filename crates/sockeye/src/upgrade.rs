@@ -42,7 +42,7 @@ use hyper_util::rt::TokioIo;
 use sockeye_proto::handshake::HandshakeError;
 
 use crate::error::Error;
-use crate::server::ServerBuilder;
+use crate::policy::{ConnectionInfo, ServerBuilder};
 use crate::tokio::WebSocket;
 
 /// A WebSocket over a connection hyper handed over.
@@ -73,7 +73,7 @@ pub struct Refusal {
 pub struct PendingUpgrade {
     on_upgrade: OnUpgrade,
     engine: Option<sockeye_proto::Connection>,
-    permit: Option<crate::server::ConnectionPermit>,
+    permit: Option<crate::policy::ConnectionPermit>,
 }
 
 impl std::fmt::Debug for PendingUpgrade {
@@ -110,18 +110,15 @@ impl ServerBuilder {
         *head.uri_mut() = request.uri().clone();
         *head.version_mut() = request.version();
         *head.headers_mut() = request.headers().clone();
-        let admitted = self
-            .handshake_policy()
-            .accept(&head)
-            .and_then(|accepted| Ok((accepted, self.admit()?)));
-        match admitted {
-            Ok((accepted, permit)) => Ok(Upgrade {
+        *head.extensions_mut() = connection_info(request);
+        match self.admit(&head, ConnectionInfo::new(None, None)) {
+            Ok(admission) => Ok(Upgrade {
                 websocket: PendingUpgrade {
                     on_upgrade: hyper::upgrade::on(request),
-                    engine: Some(self.engine(&accepted.negotiated)),
-                    permit: Some(permit),
+                    engine: Some(admission.engine),
+                    permit: Some(admission.permit),
                 },
-                response: accepted.response,
+                response: admission.response,
             }),
             Err(error) => {
                 let response = error.to_response().unwrap_or_else(|| {
@@ -134,4 +131,18 @@ impl ServerBuilder {
             }
         }
     }
+}
+
+/// The [`ConnectionInfo`] (or bare `SocketAddr`) the application put in
+/// the request's extensions, for the policy's per-address cap and origin
+/// check.
+fn connection_info<B>(request: &Request<B>) -> http::Extensions {
+    let mut extensions = http::Extensions::new();
+    if let Some(info) = request.extensions().get::<ConnectionInfo>() {
+        extensions.insert(*info);
+    }
+    if let Some(address) = request.extensions().get::<std::net::SocketAddr>() {
+        extensions.insert(*address);
+    }
+    extensions
 }

@@ -336,8 +336,11 @@ impl HandshakeError {
         if status == StatusCode::UPGRADE_REQUIRED {
             // RFC 7230 section 6.7: whoever sends Upgrade also lists it in
             // Connection, so intermediaries do not forward it.
+            // And the version it speaks (RFC 6455 section 4.4), so that a
+            // broken WebSocket request learns how to mend itself.
             headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
             headers.insert(CONNECTION, HeaderValue::from_static("Upgrade, close"));
+            headers.insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
         }
         Some(response)
     }

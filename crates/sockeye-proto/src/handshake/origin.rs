@@ -157,14 +157,19 @@ impl OriginPolicy {
 
     /// Whether a request with this `Origin` value and this (validated)
     /// `Host` may connect.
-    pub(crate) fn allows(&self, origin: &[u8], host: HostPort<'_>) -> bool {
+    ///
+    /// `secure` says whether the request came over TLS, when the server
+    /// knows: then the same-host rule also wants the origin's scheme to be
+    /// the connection's (`https` or `wss` over TLS, `http` or `ws`
+    /// without), since an origin is a scheme, a host and a port (RFC 6454).
+    pub(crate) fn allows(&self, origin: &[u8], host: HostPort<'_>, secure: Option<bool>) -> bool {
         let Ok(origin) = std::str::from_utf8(origin) else {
             return matches!(self, OriginPolicy::Any);
         };
         match self {
             OriginPolicy::Any => true,
             OriginPolicy::SameHost => {
-                parse_origin(origin).is_some_and(|origin| same_host(&origin, host))
+                parse_origin(origin).is_some_and(|origin| same_host(&origin, host, secure))
             }
             OriginPolicy::AllowList(allowed) => {
                 let parsed = parse_origin(origin);
@@ -188,10 +193,18 @@ impl OriginPolicy {
 /// `Host` without a port (the client used its scheme's default, 80 or 443)
 /// matches an origin on its own scheme's default port, whichever scheme;
 /// a `Host` with a port matches an origin whose effective port is that
-/// port. Only http, https, ws and wss origins can match.
-fn same_host(origin: &Origin, host: HostPort<'_>) -> bool {
+/// port. Only http, https, ws and wss origins can match. When the server
+/// knows whether the connection is secure, the origin's scheme must be the
+/// connection's, and a `Host` without a port means that scheme's default.
+fn same_host(origin: &Origin, host: HostPort<'_>, secure: Option<bool>) -> bool {
     if default_port(&origin.scheme).is_none() || origin.host != comparable_host(host.host) {
         return false;
+    }
+    if let Some(secure) = secure {
+        let origin_secure = matches!(origin.scheme.as_str(), "https" | "wss");
+        if origin_secure != secure {
+            return false;
+        }
     }
     match host.port {
         Some(port) => origin.port == Some(port),
@@ -287,8 +300,9 @@ mod tests {
     #[test]
     fn same_host_compares_default_ports() {
         let policy = OriginPolicy::SameHost;
-        let allows =
-            |origin: &str, host_header: &str| policy.allows(origin.as_bytes(), host(host_header));
+        let allows = |origin: &str, host_header: &str| {
+            policy.allows(origin.as_bytes(), host(host_header), None)
+        };
         assert!(allows("https://example.com", "example.com"));
         assert!(allows("http://example.com", "example.com"));
         assert!(allows("https://example.com:443", "example.com"));
@@ -309,7 +323,7 @@ mod tests {
     #[test]
     fn allow_list_matches_scheme_host_and_effective_port() {
         let policy = OriginPolicy::allow_list(["https://app.example:443", "null"]);
-        let allows = |origin: &str| policy.allows(origin.as_bytes(), host("ws.example"));
+        let allows = |origin: &str| policy.allows(origin.as_bytes(), host("ws.example"), None);
         assert!(allows("https://app.example"));
         assert!(allows("HTTPS://APP.EXAMPLE:443"));
         assert!(allows("null"));
@@ -321,7 +335,30 @@ mod tests {
 
     #[test]
     fn non_utf8_origins_only_pass_the_any_policy() {
-        assert!(!OriginPolicy::SameHost.allows(b"http://\xff", host("example.com")));
-        assert!(OriginPolicy::Any.allows(b"http://\xff", host("example.com")));
+        assert!(!OriginPolicy::SameHost.allows(b"http://\xff", host("example.com"), None));
+        assert!(OriginPolicy::Any.allows(b"https://a", host("b"), Some(false)));
+        assert!(OriginPolicy::Any.allows(b"http://\xff", host("example.com"), None));
+    }
+
+    #[test]
+    fn same_host_compares_the_scheme_when_the_transport_is_known() {
+        let policy = OriginPolicy::SameHost;
+        let allows = |origin: &str, host_header: &str, secure: bool| {
+            policy.allows(origin.as_bytes(), host(host_header), Some(secure))
+        };
+        // Plain connection: only http and ws origins.
+        assert!(allows("http://localhost:9001", "localhost:9001", false));
+        assert!(allows("ws://localhost:9001", "localhost:9001", false));
+        assert!(!allows("https://localhost:9001", "localhost:9001", false));
+        assert!(allows("http://example.com", "example.com", false));
+        assert!(!allows("https://example.com", "example.com", false));
+        // TLS: only https and wss origins; no port means 443.
+        assert!(allows("https://example.com", "example.com", true));
+        assert!(allows("https://example.com:443", "example.com", true));
+        assert!(!allows("http://example.com", "example.com", true));
+        assert!(!allows("http://example.com:443", "example.com:443", true));
+        // Unknown transport: either scheme, as before.
+        assert!(policy.allows(b"https://example.com", host("example.com"), None));
+        assert!(policy.allows(b"http://example.com", host("example.com"), None));
     }
 }

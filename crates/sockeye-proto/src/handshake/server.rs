@@ -67,7 +67,7 @@ enum SubprotocolChoice {
 /// | method is GET | 405, `Allow: GET` |
 /// | HTTP/1.1 | 400 for HTTP/1.0 and older; 505 for HTTP/2 and later, which upgrade with extended CONNECT (RFC 8441) instead |
 /// | no body: no `Transfer-Encoding`, no `Content-Length` but `0` | 400 |
-/// | `Upgrade` lists `websocket` | 426 with `Upgrade: websocket`: most likely a plain HTTP request, told what this resource speaks (RFC 7231 section 6.5.15) |
+/// | `Upgrade` lists `websocket` | 426 with `Upgrade: websocket` and `Sec-WebSocket-Version: 13`: a plain HTTP request, or a broken WebSocket one, told what this resource speaks (RFC 7231 section 6.5.15) |
 /// | `Connection` lists `upgrade` | 400: a broken WebSocket client or a proxy that dropped it |
 /// | one valid `Host` | 400 (RFC 7230 section 5.4) |
 /// | one `Sec-WebSocket-Version: 13` | 426 with `Sec-WebSocket-Version: 13` (RFC 6455 section 4.4) |
@@ -90,8 +90,10 @@ enum SubprotocolChoice {
 ///   `null` (sandboxed pages, `file:` URLs) and malformed ones, is refused
 ///   with 403. Hosts compare ASCII case-insensitively, ignoring a trailing
 ///   dot; ports compare with the scheme's default filled in, and a `Host`
-///   without a port matches an origin on its scheme's default port (the
-///   server cannot see whether the client used `ws` or `wss`). This is
+///   without a port matches an origin on its scheme's default port (with
+///   [`accept`](Self::accept), the server cannot see whether the client
+///   used `ws` or `wss`; with [`accept_secure`](Self::accept_secure) it
+///   can, and the origin's scheme must match the connection's). This is
 ///   gorilla/websocket's rule with default ports understood.
 /// - [`allow_origins`](Self::allow_origins): only the listed origins.
 /// - [`allow_any_origin`](Self::allow_any_origin): no check.
@@ -256,7 +258,35 @@ impl ServerHandshake {
 
     /// Checks a request and, when it passes, builds the 101 response.
     /// See the table above for the checks and their refusals.
+    ///
+    /// The server is taken not to know whether the request came over TLS:
+    /// the same-host origin rule accepts either scheme. A server that
+    /// knows calls [`ServerHandshake::accept_secure`].
     pub fn accept(&self, request: &Request<()>) -> Result<Accepted, HandshakeError> {
+        self.accept_over(request, None)
+    }
+
+    /// Like [`ServerHandshake::accept`], for a server that knows whether
+    /// the request came over TLS (`secure`): the default same-host origin
+    /// rule then also compares the scheme, so a page on `https://host`
+    /// is not the same origin as a plain `ws://host` connection, nor
+    /// `http://host` as `wss://host` (RFC 6454: an origin is a scheme, a
+    /// host and a port). Behind a proxy that terminates TLS, the server
+    /// does not know what the browser used: call `accept`, or list the
+    /// origins with [`ServerHandshake::allow_origins`].
+    pub fn accept_secure(
+        &self,
+        request: &Request<()>,
+        secure: bool,
+    ) -> Result<Accepted, HandshakeError> {
+        self.accept_over(request, Some(secure))
+    }
+
+    fn accept_over(
+        &self,
+        request: &Request<()>,
+        secure: Option<bool>,
+    ) -> Result<Accepted, HandshakeError> {
         let headers = request.headers();
         check_request_line(request)?;
         check_no_body(headers)?;
@@ -285,7 +315,7 @@ impl ServerHandshake {
         if !is_valid_target(request) {
             return Err(bad_request(HandshakeErrorKind::InvalidRequestTarget));
         }
-        self.check_origin(headers, host)?;
+        self.check_origin(headers, host, secure)?;
         let offered_protocols = parse_tokens(headers, &SEC_WEBSOCKET_PROTOCOL)
             .map_err(|error| invalid_header(SEC_WEBSOCKET_PROTOCOL, error.reason()))?;
         for (index, protocol) in offered_protocols.iter().enumerate() {
@@ -326,7 +356,12 @@ impl ServerHandshake {
         })
     }
 
-    fn check_origin(&self, headers: &HeaderMap, host: HostPort<'_>) -> Result<(), HandshakeError> {
+    fn check_origin(
+        &self,
+        headers: &HeaderMap,
+        host: HostPort<'_>,
+        secure: Option<bool>,
+    ) -> Result<(), HandshakeError> {
         let mut origins = headers.get_all(ORIGIN).iter();
         let (Some(origin), None) = (origins.next(), origins.next()) else {
             if headers.contains_key(ORIGIN) {
@@ -341,7 +376,7 @@ impl ServerHandshake {
             }
             return Ok(());
         };
-        if !self.origin_policy.allows(origin.as_bytes(), host) {
+        if !self.origin_policy.allows(origin.as_bytes(), host, secure) {
             return Err(reject(
                 HandshakeErrorKind::OriginRefused,
                 StatusCode::FORBIDDEN,

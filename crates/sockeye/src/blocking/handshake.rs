@@ -17,7 +17,7 @@ use sockeye_proto::{Config, Connection, Role};
 use super::{Transport, WebSocket};
 use crate::client::Target;
 use crate::error::Error;
-use crate::server::ServerBuilder;
+use crate::policy::{ConnectionInfo, ServerBuilder};
 use crate::tls::default_client_config;
 
 /// What a blocking client connects over: TCP, or TLS for `wss://`.
@@ -184,23 +184,22 @@ pub fn accept_with<S: Transport>(
 ) -> Result<(WebSocket<S>, Request<()>), Error> {
     let deadline = Instant::now() + server.get_handshake_timeout();
     let mut parser = server.request_parser();
+    let known = ConnectionInfo::new(stream.peer_addr(), None);
     let result = read_head(&mut stream, deadline, |bytes| parser.parse(bytes)).and_then(
         |(request, leftover)| {
-            let accepted = server.handshake_policy().accept(&request)?;
-            let permit = server.admit()?;
-            Ok((request, leftover, accepted, permit))
+            let admission = server.admit(&request, known)?;
+            Ok((request, leftover, admission))
         },
     );
     match result {
-        Ok((request, leftover, accepted, permit)) => {
+        Ok((request, leftover, admission)) => {
             let mut bytes = Vec::with_capacity(256);
-            handshake::write_response(&accepted.response, &mut bytes);
+            handshake::write_response(&admission.response, &mut bytes);
             stream.write_all(&bytes)?;
             stream.flush()?;
             stream.set_read_timeout(None)?;
-            let engine = server.engine(&accepted.negotiated);
-            let mut ws = WebSocket::from_engine(stream, engine, &leftover);
-            ws.permit = Some(permit);
+            let mut ws = WebSocket::from_engine(stream, admission.engine, &leftover);
+            ws.permit = Some(admission.permit);
             Ok((ws, request))
         }
         Err(error) => {

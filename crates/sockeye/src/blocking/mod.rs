@@ -79,6 +79,12 @@ pub trait Transport: Read + Write {
     fn shutdown(&mut self) -> io::Result<()> {
         self.flush()
     }
+
+    /// The peer's address, if the transport has one (for a server's
+    /// per-address connection cap). The default: `None`.
+    fn peer_addr(&self) -> Option<std::net::SocketAddr> {
+        None
+    }
 }
 
 impl Transport for TcpStream {
@@ -88,6 +94,10 @@ impl Transport for TcpStream {
 
     fn shutdown(&mut self) -> io::Result<()> {
         TcpStream::shutdown(self, Shutdown::Write)
+    }
+
+    fn peer_addr(&self) -> Option<std::net::SocketAddr> {
+        TcpStream::peer_addr(self).ok()
     }
 }
 
@@ -101,7 +111,7 @@ pub struct WebSocket<S> {
     closed: Option<Closed>,
     finished: bool,
     /// The connection's place under its server's connection limit.
-    pub(crate) permit: Option<crate::server::ConnectionPermit>,
+    pub(crate) permit: Option<crate::policy::ConnectionPermit>,
 }
 
 impl<S: Transport> WebSocket<S> {

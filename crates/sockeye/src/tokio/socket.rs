@@ -18,7 +18,7 @@ use tokio::time::Sleep;
 
 use crate::error::Error;
 use crate::output::{MAX_IOVECS, Output};
-use crate::server::ConnectionPermit;
+use crate::policy::ConnectionPermit;
 
 /// How much spare room the read buffer gets before a read in the middle
 /// of a frame.
