@@ -63,6 +63,8 @@ pub struct ServerBuilder {
     tls: Option<Arc<ServerConfig>>,
     deflate: DeflateConfig,
     limit: Arc<ConnectionLimit>,
+    /// Shutdown: shared by the clones, like the limit.
+    drain: crate::drain::Drain,
 }
 
 /// The default [`ServerBuilder::max_connections`].
@@ -76,13 +78,17 @@ struct ConnectionLimit {
 }
 
 /// A connection's place under [`ServerBuilder::max_connections`], given
-/// back when the connection (its `WebSocket`) is dropped.
+/// back when the connection (its `WebSocket`) is dropped, and its slot in
+/// the builder's [`Drain`](crate::Drain).
 #[derive(Debug)]
-pub(crate) struct ConnectionPermit(Arc<ConnectionLimit>);
+pub(crate) struct ConnectionPermit {
+    limit: Arc<ConnectionLimit>,
+    pub(crate) drain: crate::drain::DrainSlot,
+}
 
 impl Drop for ConnectionPermit {
     fn drop(&mut self) {
-        self.0.active.fetch_sub(1, Ordering::AcqRel);
+        self.limit.active.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -107,6 +113,7 @@ impl ServerBuilder {
                 max: DEFAULT_MAX_CONNECTIONS,
                 active: AtomicUsize::new(0),
             }),
+            drain: crate::drain::Drain::new(),
         }
     }
 
@@ -133,15 +140,25 @@ impl ServerBuilder {
         self.limit.active.load(Ordering::Acquire)
     }
 
-    /// Takes a place under the connection limit, or refuses with 503.
+    /// The handle that drains this server (and its clones): stops
+    /// admitting, closes every connection accepted through it over a
+    /// window, and reports how they ended. See [`Drain`](crate::Drain).
+    /// Every builder has one from [`ServerBuilder::new`], shared by its
+    /// clones.
+    pub fn drain_handle(&self) -> crate::drain::Drain {
+        self.drain.clone()
+    }
+
+    /// Takes a place under the connection limit and a slot in the drain,
+    /// or refuses with 503 (too many connections, or draining).
     pub(crate) fn admit(&self) -> Result<ConnectionPermit, HandshakeError> {
+        self.drain.check()?;
         let limit = &self.limit;
         limit
             .active
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |active| {
                 (active < limit.max).then_some(active + 1)
             })
-            .map(|_| ConnectionPermit(limit.clone()))
             .map_err(|_| {
                 let mut response = handshake::rejection(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -151,7 +168,13 @@ impl ServerBuilder {
                     .headers_mut()
                     .insert(RETRY_AFTER, HeaderValue::from_static("1"));
                 HandshakeError::refused(response)
-            })
+            })?;
+        // Given back by the permit's drop if the drain refuses now.
+        let limit = limit.clone();
+        let drain = self.drain.register().inspect_err(|_| {
+            limit.active.fetch_sub(1, Ordering::AcqRel);
+        })?;
+        Ok(ConnectionPermit { limit, drain })
     }
 
     /// The permessage-deflate policy (RFC 7692): whether to accept it,
