@@ -10,13 +10,17 @@
 //! task woken; the front-end then schedules the Close in the engine
 //! ([`Connection::close_at`](sockeye_proto::Connection::close_at)), whose
 //! timers send it. The front-end records on the slot how the connection
-//! ended. The only cost on the message path is one atomic load per poll.
+//! ended. The only cost on the message path is one atomic load per poll
+//! (and a pointer comparison of wakers).
+//!
+//! Idle connections should cost little: slots are 32 bytes, kept in
+//! chunks of 64 that are reused as connections come and go, and a
+//! connection's handle on its slot is 32 bytes.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::task::{Context, Waker};
 use std::time::{Duration, Instant};
 
@@ -209,7 +213,7 @@ struct Registry {
 /// The drain's parameters, fixed when it starts.
 struct Plan {
     code: CloseCode,
-    reason: String,
+    reason: Arc<str>,
     /// On the clock the front-ends pass to their engines (tokio's, which
     /// follows paused time in tests).
     start: Instant,
@@ -218,9 +222,46 @@ struct Plan {
 
 #[derive(Default)]
 struct State {
-    next_id: u64,
-    open: HashMap<u64, Arc<Slot>>,
+    /// The slots, allocated a chunk at a time as connections come, and
+    /// reused.
+    chunks: Vec<Arc<Chunk>>,
+    /// Which slots hold an open connection: a word per chunk, a bit per
+    /// slot.
+    occupied: Vec<u64>,
+    /// Slots free for the next connections.
+    free: Vec<u32>,
     progress: Option<Progress>,
+}
+
+impl State {
+    /// The slots of open connections.
+    fn open_slots(&self) -> impl Iterator<Item = &Slot> {
+        self.occupied
+            .iter()
+            .zip(&self.chunks)
+            .flat_map(|(&word, chunk)| {
+                (0..CHUNK)
+                    .filter(move |bit| word & (1 << bit) != 0)
+                    .map(|bit| &chunk.slots[bit])
+            })
+    }
+
+    fn open_count(&self) -> usize {
+        self.occupied
+            .iter()
+            .map(|word| word.count_ones() as usize)
+            .sum()
+    }
+}
+
+/// Slots per chunk: the bits of a word of `State::occupied`.
+const CHUNK: usize = 64;
+
+/// A chunk of slots, shared by the registry and the connections in it.
+struct Chunk {
+    /// Weak: a connection does not keep its server's registry alive.
+    registry: Weak<Registry>,
+    slots: [Slot; CHUNK],
 }
 
 struct Progress {
@@ -240,9 +281,9 @@ const SIGNAL_ABORT: u8 = 2;
 #[derive(Default)]
 struct Slot {
     signal: AtomicU8,
-    /// When to close, in nanoseconds after the plan's start (written
+    /// When to close, in microseconds after the plan's start (written
     /// before `signal`).
-    offset_nanos: AtomicU64,
+    offset_micros: AtomicU32,
     waker: AtomicWaker,
 }
 
@@ -254,12 +295,12 @@ impl Slot {
 }
 
 /// What the drain asks a front-end to do now.
-pub(crate) enum DrainSignal<'a> {
+pub(crate) enum DrainSignal {
     /// Schedule the closing handshake.
     Close {
         at: Instant,
         code: CloseCode,
-        reason: &'a str,
+        reason: Arc<str>,
     },
     /// The deadline passed: end now, without waiting for the peer.
     Abort,
@@ -268,9 +309,9 @@ pub(crate) enum DrainSignal<'a> {
 /// A connection's slot, held by its front-end (in its connection permit).
 /// Dropping it records an end that was not clean, unless one was recorded.
 pub(crate) struct DrainSlot {
-    id: u64,
-    slot: Arc<Slot>,
-    registry: Arc<Registry>,
+    chunk: Arc<Chunk>,
+    /// The slot's number in the registry.
+    index: u32,
     /// The last signal acted on.
     seen: u8,
     /// The waker last registered, so that a poll with the same one costs
@@ -282,7 +323,7 @@ pub(crate) struct DrainSlot {
 impl fmt::Debug for DrainSlot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DrainSlot")
-            .field("id", &self.id)
+            .field("index", &self.index)
             .field("seen", &self.seen)
             .finish_non_exhaustive()
     }
@@ -321,7 +362,7 @@ impl Drain {
             }
             let plan = Plan {
                 code: config.code,
-                reason: config.reason,
+                reason: config.reason.into(),
                 start: now,
                 deadline: now + config.timeout,
             };
@@ -329,18 +370,18 @@ impl Drain {
             // list of connections to close.
             let _ = registry.plan.set(plan);
             registry.started.store(true, Ordering::Release);
-            let count = state.open.len();
+            let count = state.open_count();
             state.progress = Some(Progress {
                 connections: count,
                 clean: 0,
                 failed: 0,
                 report: None,
             });
-            let window = window.as_nanos();
-            for (index, slot) in state.open.values().enumerate() {
-                let offset = window * index as u128 / count as u128;
-                let offset = u64::try_from(offset).unwrap_or(u64::MAX);
-                slot.offset_nanos.store(offset, Ordering::Relaxed);
+            let window = window.as_micros();
+            for (rank, slot) in state.open_slots().enumerate() {
+                let offset = window * rank as u128 / count as u128;
+                let offset = u32::try_from(offset).unwrap_or(u32::MAX);
+                slot.offset_micros.store(offset, Ordering::Relaxed);
                 slot.tell(SIGNAL_CLOSE);
             }
         }
@@ -412,7 +453,7 @@ impl Drain {
     /// makes the report.
     fn cut_the_rest(&self, plan: &Plan) -> DrainReport {
         let mut state = self.registry.lock();
-        for slot in state.open.values() {
+        for slot in state.open_slots() {
             slot.tell(SIGNAL_ABORT);
         }
         let progress = state
@@ -443,14 +484,33 @@ impl Drain {
         if state.progress.is_some() {
             return Err(refusal());
         }
-        let id = state.next_id;
-        state.next_id += 1;
-        let slot = Arc::new(Slot::default());
-        state.open.insert(id, slot.clone());
+        let index = match state.free.pop() {
+            Some(index) => index,
+            None => {
+                let first = state.chunks.len() * CHUNK;
+                let (Ok(first), Ok(end)) = (u32::try_from(first), u32::try_from(first + CHUNK))
+                else {
+                    return Err(refusal());
+                };
+                state.chunks.push(Arc::new(Chunk {
+                    registry: Arc::downgrade(&self.registry),
+                    slots: std::array::from_fn(|_| Slot::default()),
+                }));
+                state.occupied.push(0);
+                // Lowest first.
+                state.free.extend((first + 1..end).rev());
+                first
+            }
+        };
+        let (word, bit) = (index as usize / CHUNK, index as usize % CHUNK);
+        state.occupied[word] |= 1 << bit;
+        let chunk = state.chunks[word].clone();
+        chunk.slots[bit]
+            .signal
+            .store(SIGNAL_NONE, Ordering::Relaxed);
         Ok(DrainSlot {
-            id,
-            slot,
-            registry: self.registry.clone(),
+            chunk,
+            index,
             seen: SIGNAL_NONE,
             registered: None,
             ended: false,
@@ -497,10 +557,11 @@ impl DrainSlot {
     /// front-ends), the task is woken when the drain asks something. One
     /// atomic load when nothing changed and the waker is the one
     /// registered before.
-    pub(crate) fn poll(&mut self, cx: Option<&Context<'_>>) -> Option<DrainSignal<'_>> {
+    pub(crate) fn poll(&mut self, cx: Option<&Context<'_>>) -> Option<DrainSignal> {
         if self.ended || self.seen == SIGNAL_ABORT {
             return None;
         }
+        let slot = &self.chunk.slots[self.index as usize % CHUNK];
         if let Some(cx) = cx {
             // Before the first signal the registered waker stays in place
             // (only a signal takes it), so the same waker needs no new
@@ -511,29 +572,30 @@ impl DrainSlot {
                 .as_ref()
                 .is_some_and(|waker| waker.will_wake(cx.waker()));
             if !same || self.seen != SIGNAL_NONE {
-                self.slot.waker.register(cx.waker());
+                slot.waker.register(cx.waker());
                 if !same {
                     self.registered = Some(cx.waker().clone());
                 }
             }
         }
-        let signal = self.slot.signal.load(Ordering::Acquire);
+        let signal = slot.signal.load(Ordering::Acquire);
         if signal == self.seen {
             return None;
         }
         if let Some(cx) = cx {
             // The wake that brought this signal took the waker.
-            self.slot.waker.register(cx.waker());
+            slot.waker.register(cx.waker());
         }
         self.seen = signal;
-        let plan = self.registry.plan.get()?;
         match signal {
             SIGNAL_CLOSE => {
-                let offset = self.slot.offset_nanos.load(Ordering::Relaxed);
+                let registry = self.chunk.registry.upgrade()?;
+                let plan = registry.plan.get()?;
+                let offset = slot.offset_micros.load(Ordering::Relaxed);
                 Some(DrainSignal::Close {
-                    at: plan.start + Duration::from_nanos(offset),
+                    at: plan.start + Duration::from_micros(offset.into()),
                     code: plan.code,
-                    reason: &plan.reason,
+                    reason: plan.reason.clone(),
                 })
             }
             SIGNAL_ABORT => Some(DrainSignal::Abort),
@@ -547,9 +609,17 @@ impl DrainSlot {
             return;
         }
         self.ended = true;
+        // The slot may go to another connection: let go of this one's task.
+        let (word, bit) = (self.index as usize / CHUNK, self.index as usize % CHUNK);
+        drop(self.chunk.slots[bit].waker.take());
+        self.registered = None;
+        let Some(registry) = self.chunk.registry.upgrade() else {
+            return;
+        };
         let counted = {
-            let mut state = self.registry.lock();
-            state.open.remove(&self.id);
+            let mut state = registry.lock();
+            state.occupied[word] &= !(1 << bit);
+            state.free.push(self.index);
             match &mut state.progress {
                 Some(progress) => {
                     if clean {
@@ -563,7 +633,7 @@ impl DrainSlot {
             }
         };
         if counted {
-            self.registry.changed.notify_waiters();
+            registry.changed.notify_waiters();
         }
     }
 }
@@ -647,5 +717,24 @@ mod tests {
         assert_eq!(report.elapsed, Duration::from_secs(10));
         assert!(matches!(slots[2].poll(None), Some(DrainSignal::Abort)));
         assert_eq!(drain.wait().await, report);
+    }
+
+    #[test]
+    fn slots_are_reused_and_small() {
+        let drain = Drain::new();
+        let first: Vec<DrainSlot> = (0..CHUNK + 1).map(|_| drain.register().unwrap()).collect();
+        assert_eq!(drain.registry.lock().chunks.len(), 2);
+        let index = first[3].index;
+        drop(first);
+        let state = drain.registry.lock();
+        assert_eq!(state.open_count(), 0);
+        assert_eq!(state.free.len(), 2 * CHUNK);
+        drop(state);
+        let again: Vec<DrainSlot> = (0..CHUNK).map(|_| drain.register().unwrap()).collect();
+        assert_eq!(drain.registry.lock().chunks.len(), 2, "no new chunk");
+        assert!(again.iter().any(|slot| slot.index == index));
+        // What an idle connection pays (bench scenario f).
+        assert_eq!(std::mem::size_of::<Slot>(), 32);
+        assert_eq!(std::mem::size_of::<DrainSlot>(), 32);
     }
 }

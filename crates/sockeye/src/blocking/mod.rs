@@ -237,7 +237,7 @@ impl<S: Transport> WebSocket<S> {
     fn poll_drain(&mut self) -> Option<Error> {
         match self.permit.as_mut()?.drain.poll(None)? {
             DrainSignal::Close { at, code, reason } => {
-                let _ = self.conn.close_at(at, code, reason);
+                let _ = self.conn.close_at(at, code, &reason);
                 None
             }
             DrainSignal::Abort => {

@@ -285,7 +285,7 @@ where
                 Some(DrainSignal::Close { at, code, reason }) => {
                     // The engine's timers send it; a connection already
                     // closing keeps its own handshake.
-                    let _ = self.conn.close_at(at, code, reason);
+                    let _ = self.conn.close_at(at, code, &reason);
                 }
                 Some(DrainSignal::Abort) if !self.finished => return self.abort(cx),
                 Some(DrainSignal::Abort) => {}
