@@ -2,7 +2,7 @@
 //! connection accepted through the builder is closed with the chosen code
 //! over the window and counted; requests during the drain get 503; a
 //! client that never answers is cut at the deadline; the blocking
-//! front-end is drained too.
+//! front-end and connections upgraded through hyper are drained too.
 //!
 //! Real time (paused time would let tokio jump the clock while real
 //! sockets are busy), short windows, and only generous upper bounds,
@@ -264,6 +264,76 @@ async fn blocking_connections_are_drained_too() {
             .unwrap()
             .unwrap();
         assert!(server_end.is_clean(), "{server_end:?}");
+    })
+    .await
+    .expect("bounded");
+}
+
+#[tokio::test]
+async fn hyper_upgrades_are_drained_and_refused_with_503() {
+    use hyper::server::conn::http1;
+    use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
+
+    tokio::time::timeout(GUARD, async {
+        let server = ServerBuilder::new();
+        let drain = server.drain_handle();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}/", listener.local_addr().unwrap());
+        let accepting = server.clone();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let server = accepting.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |mut request: http::Request<_>| {
+                        let answer = match server.upgrade(&mut request) {
+                            Ok(upgrade) => {
+                                tokio::spawn(async move {
+                                    let Ok(mut ws) = upgrade.websocket.await else {
+                                        return;
+                                    };
+                                    while let Some(Ok(message)) = ws.recv().await {
+                                        if ws.send(message).await.is_err() {
+                                            break;
+                                        }
+                                    }
+                                });
+                                upgrade
+                                    .response
+                                    .map(|()| http_body_util::Full::<bytes::Bytes>::default())
+                            }
+                            Err(refusal) => refusal.response.map(http_body_util::Full::new),
+                        };
+                        async move { Ok::<_, std::convert::Infallible>(answer) }
+                    });
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(tcp), service)
+                        .with_upgrades()
+                        .await;
+                });
+            }
+        });
+        let (mut ws, _) = ClientBuilder::new(&url).connect().await.unwrap();
+        ws.send(Message::text("over hyper")).await.unwrap();
+        assert_eq!(
+            ws.recv().await.unwrap().unwrap(),
+            Message::text("over hyper")
+        );
+        drain.start(DrainConfig::new().window(Duration::ZERO));
+        assert!(ws.recv().await.is_none(), "not a clean close");
+        assert_eq!(
+            ws.closed().unwrap().received.as_ref().unwrap().code,
+            CloseCode::GOING_AWAY
+        );
+        let Err(Error::Handshake(refusal)) = ClientBuilder::new(&url).connect().await else {
+            panic!("admitted during the drain");
+        };
+        assert_eq!(
+            refusal.status(),
+            Some(http::StatusCode::SERVICE_UNAVAILABLE)
+        );
+        let report = drain.wait().await;
+        assert_eq!((report.connections, report.clean), (1, 1), "{report}");
     })
     .await
     .expect("bounded");
