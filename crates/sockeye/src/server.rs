@@ -169,7 +169,7 @@ impl ServerBuilder {
                     .insert(RETRY_AFTER, HeaderValue::from_static("1"));
                 HandshakeError::refused(response)
             })?;
-        // Given back by the permit's drop if the drain refuses now.
+        // The place is given back if the drain started meanwhile.
         let limit = limit.clone();
         let drain = self.drain.register().inspect_err(|_| {
             limit.active.fetch_sub(1, Ordering::AcqRel);
