@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use sockeye::{CloseCode, Message, PreparedMessage, SendHalf, ServerStream, WebSocket};
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, mpsc};
 use tracing::{debug, info};
 
 /// What goes into each member's queue: one message, prepared once for the
@@ -134,14 +134,14 @@ impl Room {
         }
     }
 
-    /// Serves one member until it leaves, is dropped, or the server shuts
-    /// down (Close 1001).
+    /// Serves one member until it leaves, is dropped, or the server's
+    /// drain closes it (the library sends that Close, from the reading
+    /// half).
     pub async fn serve(
         &self,
         membership: Membership,
         ws: WebSocket<ServerStream>,
         peer: SocketAddr,
-        shutdown: watch::Receiver<bool>,
     ) {
         let Membership {
             id,
@@ -151,7 +151,7 @@ impl Room {
         } = membership;
         info!("{peer}: joined the room ({present} present)");
         let (mut receiver, sender) = ws.split();
-        let writer = tokio::spawn(write_queue(sender, outgoing, kicked, shutdown, peer));
+        let writer = tokio::spawn(write_queue(sender, outgoing, kicked, peer));
 
         // The reader: hands what the member says to the room, until the
         // connection ends (which includes the Close the writer sent being
@@ -172,47 +172,46 @@ impl Room {
 }
 
 /// Drains one member's queue, writing whatever has piled up in one go.
-/// Ends with Close 1008 when the member is dropped, 1001 on shutdown.
+/// Ends with Close 1008 when the member is dropped. (The server's drain
+/// closes the connection from the reading half; a send then fails, and the
+/// reader, seeing the end, stops this task.)
 async fn write_queue(
     mut sender: SendHalf<ServerStream>,
     mut outgoing: mpsc::Receiver<Outgoing>,
     kicked: Arc<Notify>,
-    mut shutdown: watch::Receiver<bool>,
     peer: SocketAddr,
 ) {
-    const TOO_SLOW: (CloseCode, &str) = (CloseCode::POLICY_VIOLATION, "too slow to keep up");
-    const GOING_AWAY: (CloseCode, &str) = (CloseCode::GOING_AWAY, "server shutting down");
-    let (code, reason) = loop {
+    loop {
         let first = tokio::select! {
             next = outgoing.recv() => match next {
                 Some(first) => first,
                 // Dropped from the room (its queue was full).
-                None => break TOO_SLOW,
+                None => break,
             },
-            () = kicked.notified() => break TOO_SLOW,
-            _ = shutdown.wait_for(|stop| *stop) => break GOING_AWAY,
+            () = kicked.notified() => break,
         };
         let batch = write_batch(&mut sender, &mut outgoing, first);
         let written = tokio::select! {
             written = tokio::time::timeout(SEND_TIMEOUT, batch) => written,
             // Dropped while a write waits for it: give up on it now.
-            () = kicked.notified() => break TOO_SLOW,
-            _ = shutdown.wait_for(|stop| *stop) => break GOING_AWAY,
+            () = kicked.notified() => break,
         };
         match written {
             Ok(Ok(())) => {}
-            // The connection failed; the reader sees it too.
+            // The connection failed or is closing; the reader sees it too.
             Ok(Err(_)) => return,
             Err(_) => {
                 info!("{peer}: stalled for {SEND_TIMEOUT:?}");
-                break TOO_SLOW;
+                break;
             }
         }
-    };
-    if code == CloseCode::POLICY_VIOLATION {
-        info!("{peer}: too slow to keep up, closing with 1008");
     }
-    let _ = tokio::time::timeout(CLOSE_WRITE_WAIT, sender.close(code, reason)).await;
+    info!("{peer}: too slow to keep up, closing with 1008");
+    let _ = tokio::time::timeout(
+        CLOSE_WRITE_WAIT,
+        sender.close(CloseCode::POLICY_VIOLATION, "too slow to keep up"),
+    )
+    .await;
 }
 
 /// Writes `first` and whatever else is queued.

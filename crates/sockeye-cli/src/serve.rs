@@ -12,9 +12,15 @@
 //! [`HANDSHAKE_TIMEOUT`], an HTTP response `--send-timeout` without
 //! progress, a WebSocket the keepalive (`--ping-interval`,
 //! `--ping-timeout`), optionally `--idle-timeout`, and the closing
-//! handshake [`SHUTDOWN_WAIT`]. Ctrl-C (or SIGTERM) stops
-//! accepting, closes every WebSocket with 1001 (going away), waits a
-//! bounded time for the closing handshakes, and exits 0.
+//! handshake [`CLOSE_TIMEOUT`].
+//!
+//! Ctrl-C (or SIGTERM) drains the server with the library's
+//! [`sockeye::Drain`]: WebSocket requests are answered 503 from then on
+//! (pages are still served), every WebSocket is closed with 1001 (going
+//! away; `--drain-code 1012` for a restart) at its own moment in
+//! `--drain-window`, the closing handshakes are awaited until
+//! `--drain-timeout`, one line reports how many closed cleanly and how
+//! many were cut, and the process exits 0.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -28,10 +34,10 @@ use http::{Request, StatusCode};
 use rustls::ServerConfig;
 use sockeye::proto::Config;
 use sockeye::proto::handshake::{self, HandshakeError, RequestParser};
-use sockeye::{CloseCode, DeflateConfig, ServerBuilder, ServerStream, WebSocket};
+use sockeye::{CloseCode, DeflateConfig, DrainConfig, ServerBuilder, ServerStream, WebSocket};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
@@ -48,8 +54,9 @@ use crate::stall::StallTimeout;
 /// How long a client may take for TLS and its request head.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How long shutting down waits for clients to answer Close 1001.
-const SHUTDOWN_WAIT: Duration = Duration::from_secs(3);
+/// How long a closing handshake may take (a client that does not answer
+/// a Close within it is cut).
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Options of `sockeye serve`.
 #[derive(Debug, clap::Args)]
@@ -139,6 +146,22 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = 1024,
           value_parser = clap::value_parser!(u32).range(1..))]
     queue: u32,
+    /// On Ctrl-C or SIGTERM: the window over which the WebSockets are
+    /// closed, each at its own moment, so that their clients do not all
+    /// reconnect at once (0: all at once).
+    #[arg(long, value_name = "DURATION", default_value = "1s",
+          value_parser = parse_optional_duration)]
+    drain_window: OptionalDuration,
+    /// On Ctrl-C or SIGTERM: how long to wait for the closing handshakes
+    /// (from the start of the drain); connections still open then are
+    /// cut.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    drain_timeout: Duration,
+    /// On Ctrl-C or SIGTERM: the close code, 1001 (going away) or 1012
+    /// (service restart).
+    #[arg(long, value_name = "CODE", default_value_t = 1001,
+          value_parser = parse_drain_code)]
+    drain_code: u16,
     /// Worker threads (default: one per CPU).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     threads: Option<u32>,
@@ -170,7 +193,6 @@ struct Shared {
     site: Site,
     mode: Mode,
     room: Room,
-    shutdown: watch::Receiver<bool>,
     /// How long an HTTP answer may make no progress.
     send_timeout: Duration,
 }
@@ -205,14 +227,12 @@ async fn run(args: ServeArgs) -> Result<(), Failure> {
     let mut interrupts = Interrupts::new()?;
 
     let deflate = DeflateConfig::new().enabled(!args.no_compression);
-    let (stop, shutdown) = watch::channel(false);
     let shared = Arc::new(Shared {
         server: server_builder(&args, deflate, local),
         tls,
         site,
         mode,
         room: Room::new(args.queue as usize),
-        shutdown,
         send_timeout: args.send_timeout,
     });
     let (ws, http) = match shared.tls {
@@ -229,39 +249,86 @@ async fn run(args: ServeArgs) -> Result<(), Failure> {
     // per connection (every idle connection's bytes count, see
     // bench/NOTES.md).
     let tasks = TaskTracker::new();
+    let accept = |accepted: std::io::Result<(TcpStream, SocketAddr)>| match accepted {
+        Ok((tcp, peer)) => {
+            match limit.clone().try_acquire_owned() {
+                Ok(permit) => tasks.spawn(serve_connection(tcp, peer, shared.clone(), permit)),
+                Err(_) => tasks.spawn(refuse_busy(tcp, peer, shared.clone())),
+            };
+            false
+        }
+        Err(error) => {
+            // Out of file descriptors, most likely: wait for some
+            // connections to end rather than spin.
+            warn!("accept failed: {error}");
+            true
+        }
+    };
     loop {
         tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((tcp, peer)) => match limit.clone().try_acquire_owned() {
-                    Ok(permit) => {
-                        tasks.spawn(serve_connection(tcp, peer, shared.clone(), permit));
-                    }
-                    Err(_) => {
-                        tasks.spawn(refuse_busy(tcp, peer, shared.clone()));
-                    }
-                },
-                Err(error) => {
-                    // Out of file descriptors, most likely: wait for some
-                    // connections to end rather than spin.
-                    warn!("accept failed: {error}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
+            accepted = listener.accept() => if accept(accepted) {
+                tokio::time::sleep(Duration::from_millis(100)).await;
             },
             () = interrupts.recv() => break,
         }
     }
+
+    // The drain: still accepting, so that WebSocket requests get 503
+    // (with Retry-After) rather than a refused connection, until the
+    // WebSockets are closed or the deadline passes.
+    let code = CloseCode::new(args.drain_code);
+    let window = args.drain_window.0.unwrap_or(Duration::ZERO);
+    let drain = shared.server.drain_handle();
+    status!(
+        "sockeye: shutting down: closing {} WebSocket connection(s) with {code} over {window:?}",
+        shared.server.open_connections()
+    );
+    drain.start(
+        DrainConfig::new()
+            .code(code)
+            .reason(if code == CloseCode::SERVICE_RESTART {
+                "server restarting"
+            } else {
+                "server shutting down"
+            })
+            .window(window)
+            .timeout(args.drain_timeout),
+    );
+    let deadline = tokio::time::Instant::now() + args.drain_timeout;
+    let mut drained = std::pin::pin!(drain.wait());
+    let report = loop {
+        tokio::select! {
+            report = &mut drained => break report,
+            accepted = listener.accept() => if accept(accepted) {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            },
+        }
+    };
     drop(listener);
+    status!("sockeye: shutdown: {report} in {:.2?}", report.elapsed);
+    // HTTP answers still going, and connections told to end at the
+    // deadline, get until the deadline; the rest is dropped with the
+    // runtime when `main` returns.
     tasks.close();
-    let open = tasks.len();
-    status!("sockeye: shutting down, closing {open} connection(s) with 1001");
-    let _ = stop.send(true);
-    let drained = tokio::time::timeout(SHUTDOWN_WAIT + Duration::from_secs(1), tasks.wait()).await;
-    if drained.is_err() {
-        // Dropped with the runtime when `main` returns.
-        warn!("{} connection(s) did not close in time", tasks.len());
+    if tokio::time::timeout_at(deadline, tasks.wait())
+        .await
+        .is_err()
+    {
+        debug!("{} task(s) left at the deadline", tasks.len());
     }
     status!("sockeye: stopped");
     Ok(())
+}
+
+/// A close code a drain may use.
+fn parse_drain_code(text: &str) -> Result<u16, String> {
+    match text.trim() {
+        "1001" => Ok(1001),
+        "1012" => Ok(1012),
+        other => Err(format!(
+            "{other:?}: expected 1001 (going away) or 1012 (service restart)"
+        )),
+    }
 }
 
 /// The listen address: an IP address and port, or a host name and port.
@@ -287,7 +354,7 @@ fn server_builder(args: &ServeArgs, deflate: DeflateConfig, local: SocketAddr) -
     let config = Config::new()
         .max_message_size(args.max_message_size)
         .max_frame_size(args.max_message_size)
-        .close_timeout(SHUTDOWN_WAIT)
+        .close_timeout(CLOSE_TIMEOUT)
         .keepalive_interval(args.ping_interval.0)
         .keepalive_timeout(args.ping_timeout)
         .idle_timeout(args.idle_timeout.0);
@@ -360,11 +427,10 @@ async fn serve_connection(
     let Some((ws, membership)) = Box::pin(open_websocket(tcp, peer, &shared)).await else {
         return;
     };
-    let mut shutdown = shared.shutdown.clone();
     match membership {
-        None => echo(ws, peer, &mut shutdown).await,
+        None => echo(ws, peer).await,
         Some(membership) => {
-            Box::pin(shared.room.serve(membership, *ws, peer, shutdown)).await;
+            Box::pin(shared.room.serve(membership, *ws, peer)).await;
         }
     }
 }
@@ -589,26 +655,14 @@ where
     stream.flush().await
 }
 
-/// Echo mode: every message goes back as it came. `recv` and `send` are
-/// cancel-safe, so the loop can be dropped at any point for the shutdown
-/// close.
-async fn echo(
-    mut ws: Box<WebSocket<ServerStream>>,
-    peer: SocketAddr,
-    shutdown: &mut watch::Receiver<bool>,
-) {
-    let ended = tokio::select! {
-        result = echo_loop(&mut ws) => Some(result),
-        _ = shutdown.wait_for(|stop| *stop) => None,
-    };
+/// Echo mode: every message goes back as it came, until the connection
+/// ends (the drain's Close included: the library sends it).
+async fn echo(mut ws: Box<WebSocket<ServerStream>>, peer: SocketAddr) {
+    let ended = echo_loop(&mut ws).await;
     match (ended, ws.closed()) {
-        (None, _) => {
-            going_away(&mut ws).await;
-            debug!("{peer}: closed for shutdown");
-        }
-        (Some(Err(error)), _) => info!("{peer}: connection failed: {error}"),
-        (Some(Ok(())), Some(closed)) => info!("{peer}: closed {}", closed.code()),
-        (Some(Ok(())), None) => info!("{peer}: closed"),
+        (Err(error), _) => info!("{peer}: connection failed: {error}"),
+        (Ok(()), Some(closed)) => info!("{peer}: closed {}", closed.code()),
+        (Ok(()), None) => info!("{peer}: closed"),
     }
 }
 
@@ -628,19 +682,6 @@ async fn echo_loop(ws: &mut WebSocket<ServerStream>) -> Result<(), sockeye::Erro
         }
     })
     .await
-}
-
-/// Closes with 1001 for the shutdown, waiting a bounded time for the
-/// client's answer.
-pub async fn going_away<S>(ws: &mut WebSocket<S>)
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let _ = tokio::time::timeout(
-        SHUTDOWN_WAIT,
-        ws.close(CloseCode::GOING_AWAY, "server shutting down"),
-    )
-    .await;
 }
 
 #[cfg(test)]

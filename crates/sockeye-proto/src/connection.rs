@@ -229,6 +229,9 @@ pub struct Connection {
     /// The engine wants the transport shut down once output is written.
     close_transport: bool,
     timers: Timers,
+    /// The Close frame [`Connection::close_at`] scheduled; boxed, as idle
+    /// connections should be small.
+    scheduled_close: Option<Box<CloseFrame>>,
 }
 
 impl Connection {
@@ -255,6 +258,7 @@ impl Connection {
             closed_reported: false,
             close_transport: false,
             timers: Timers::default(),
+            scheduled_close: None,
         }
     }
 
@@ -832,6 +836,7 @@ impl Connection {
 
     fn enter_closed(&mut self) {
         self.state = State::Closed;
+        self.scheduled_close = None;
         self.input = BytesMut::new();
         self.frame = None;
         self.message = None;
@@ -1020,16 +1025,62 @@ impl Connection {
     /// most 123 bytes.
     pub fn send_close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
         self.check_open()?;
+        let frame = Self::close_frame(code, reason)?;
+        self.start_closing(frame);
+        Ok(())
+    }
+
+    /// Schedules the closing handshake for `at` (a time on the clock the
+    /// front-end passes to [`Connection::handle_timeout`]): from then on
+    /// [`Connection::poll_timeout`] hands `at` out as a deadline, and
+    /// `handle_timeout` at or after `at` does what
+    /// [`Connection::send_close`] does with `code` and `reason`, so a peer
+    /// that answers ends the connection cleanly. A server that shuts down
+    /// uses it to spread its Close frames over a window, so that clients
+    /// do not all reconnect at once; the front-end needs no timer of its
+    /// own.
+    ///
+    /// A time already past closes at the next `handle_timeout`. A later
+    /// call replaces the schedule. The schedule is dropped once the
+    /// connection closes some other way (either side's Close, a failure,
+    /// a timeout). Fails like `send_close`: [`Error::AlreadyClosed`] once
+    /// closing, [`Error::InvalidInput`] for a code that may not be sent or
+    /// a reason over 123 bytes.
+    pub fn close_at(&mut self, at: Instant, code: CloseCode, reason: &str) -> Result<(), Error> {
+        self.check_open()?;
+        let frame = Self::close_frame(code, reason)?;
+        self.scheduled_close = Some(Box::new(frame));
+        self.timers.schedule_close(at);
+        Ok(())
+    }
+
+    /// When the close scheduled by [`Connection::close_at`] is due, while
+    /// it still is.
+    pub fn scheduled_close(&self) -> Option<Instant> {
+        if self.state == State::Open {
+            self.timers.scheduled_close()
+        } else {
+            None
+        }
+    }
+
+    /// A Close frame the application may send.
+    fn close_frame(code: CloseCode, reason: &str) -> Result<CloseFrame, Error> {
         if !code.is_sendable() {
             return Err(Error::InvalidInput("close code may not be sent"));
         }
         if reason.len() > CloseFrame::MAX_REASON_LEN {
             return Err(Error::InvalidInput("close reason over 123 bytes"));
         }
-        self.queue_close(Some(CloseFrame::new(code, reason)));
+        Ok(CloseFrame::new(code, reason))
+    }
+
+    /// Sends our Close first and waits for the peer's.
+    fn start_closing(&mut self, frame: CloseFrame) {
+        self.queue_close(Some(frame));
         self.ending().initiated_by = Some(Initiator::Local);
         self.state = State::Closing;
-        Ok(())
+        self.scheduled_close = None;
     }
 
     fn check_open(&self) -> Result<(), Error> {
@@ -1130,6 +1181,7 @@ impl Connection {
                 .config
                 .get_message_timeout(self.role)
                 .filter(|_| open && self.peer_message_started()),
+            scheduled_close: open,
         };
         self.timers.arm(now, armed)
     }
@@ -1144,7 +1196,8 @@ impl Connection {
     /// Runs the timers that expired by `now`: sends a keepalive Ping, fails
     /// the connection when a Pong is overdue ([`Timeout::Keepalive`], close
     /// code 1011) or a started message is overdue ([`Timeout::Message`],
-    /// 1008), closes an idle one ([`Timeout::Idle`], 1001), and gives up on
+    /// 1008), closes an idle one ([`Timeout::Idle`], 1001), starts the
+    /// closing handshake [`Connection::close_at`] scheduled, and gives up on
     /// a closing handshake that took too long ([`Timeout::Close`]). Once
     /// the connection is closed, the close timer expiring means: stop
     /// waiting for the peer, close the transport now even if output is
@@ -1190,6 +1243,16 @@ impl Connection {
                 Utf8Bytes::from_static("keepalive ping timeout"),
             )));
             self.end(Error::Timeout(Timeout::Keepalive), Initiator::Local);
+            return;
+        }
+        if self.timers.take_scheduled_close_due(now) {
+            let frame = self.scheduled_close.take().map_or_else(
+                || CloseFrame::new(CloseCode::NORMAL, Utf8Bytes::default()),
+                |frame| *frame,
+            );
+            // Like `send_close`: a Ping still queued may go first, and the
+            // closing handshake is bounded by the close timer.
+            self.start_closing(frame);
             return;
         }
         if let Some(payload) = self

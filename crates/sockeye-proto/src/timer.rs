@@ -1,6 +1,6 @@
 //! The engine's timers, driven by the time the front-end passes in: the
 //! keepalive Ping, its Pong deadline, the idle and message-completion
-//! deadlines and the closing-handshake deadline.
+//! deadlines, a scheduled close and the closing-handshake deadline.
 //!
 //! The invariant every front-end relies on: once
 //! [`Connection::handle_timeout`](crate::Connection::handle_timeout) has
@@ -37,6 +37,8 @@ pub(crate) struct Armed {
     /// The message-completion timeout, while the peer has a frame or
     /// message started and not finished.
     pub(crate) message: Option<Duration>,
+    /// Whether a scheduled close still applies (while open).
+    pub(crate) scheduled_close: bool,
 }
 
 /// Deadlines, armed lazily by [`Timers::arm`] with the first `now` after
@@ -54,6 +56,9 @@ pub(crate) struct Timers {
     /// Input arrived since the idle deadline was last set.
     activity: bool,
     message_deadline: Option<Instant>,
+    /// When the application asked the connection to close by itself (see
+    /// `Connection::close_at`); an absolute time, not a delay.
+    scheduled_close: Option<Instant>,
     pings_sent: u64,
 }
 
@@ -91,16 +96,42 @@ impl Timers {
             }
             None => self.message_deadline = None,
         }
+        if !armed.scheduled_close {
+            self.scheduled_close = None;
+        }
         [
             self.next_ping,
             self.pong_deadline,
             self.close_deadline,
             self.idle_deadline,
             self.message_deadline,
+            self.scheduled_close,
         ]
         .into_iter()
         .flatten()
         .min()
+    }
+
+    /// Schedules the close at `at`, replacing any earlier schedule. The
+    /// time is the caller's: it is handed out as a deadline as it is, and
+    /// one already past fires at the next `handle_timeout`, which consumes
+    /// it, so the invariant holds.
+    pub(crate) fn schedule_close(&mut self, at: Instant) {
+        self.scheduled_close = Some(at);
+    }
+
+    /// When the scheduled close is due, if one is scheduled.
+    pub(crate) fn scheduled_close(&self) -> Option<Instant> {
+        self.scheduled_close
+    }
+
+    /// Whether the scheduled close is due by `now`; if so, it is consumed.
+    pub(crate) fn take_scheduled_close_due(&mut self, now: Instant) -> bool {
+        let due = self.scheduled_close.is_some_and(|at| now >= at);
+        if due {
+            self.scheduled_close = None;
+        }
+        due
     }
 
     /// Whether the closing-handshake deadline passed; if so, the close
@@ -209,6 +240,7 @@ mod tests {
             close: Some(Duration::ZERO),
             idle: Some(Duration::ZERO),
             message: Some(Duration::ZERO),
+            scheduled_close: false,
         };
         assert_eq!(timers.arm(t0, armed), Some(t0 + MIN_DELAY));
     }
@@ -226,5 +258,25 @@ mod tests {
         assert!(timers.close_fired());
         assert_eq!(timers.arm(deadline, close), None);
         assert!(!timers.take_close_expired(deadline));
+    }
+
+    #[test]
+    fn a_scheduled_close_is_a_deadline_until_taken_or_disarmed() {
+        let t0 = Instant::now();
+        let at = t0 + Duration::from_millis(300);
+        let open = Armed {
+            scheduled_close: true,
+            ..Armed::default()
+        };
+        let mut timers = Timers::default();
+        timers.schedule_close(at);
+        assert_eq!(timers.arm(t0, open), Some(at));
+        assert!(!timers.take_scheduled_close_due(t0));
+        assert!(timers.take_scheduled_close_due(at));
+        assert_eq!(timers.arm(at, open), None);
+        // No longer open: the schedule is dropped.
+        timers.schedule_close(at);
+        assert_eq!(timers.arm(t0, Armed::default()), None);
+        assert_eq!(timers.scheduled_close(), None);
     }
 }

@@ -5,8 +5,9 @@
 //!
 //! A property test over random configs (keepalive interval below, equal to
 //! and above the Pong timeout; idle, close and message timeouts on and
-//! off; zero durations) and random clocks and peers, plus regression
-//! tests for the silent peer.
+//! off; zero durations), random clocks and peers, and closes scheduled
+//! with `Connection::close_at` (in the past, now, or later), plus
+//! regression tests for the silent peer and the scheduled close.
 
 mod common;
 
@@ -33,6 +34,9 @@ enum Step {
     PeerClose,
     /// The application closes.
     LocalClose,
+    /// The application schedules a close this many milliseconds from now
+    /// (negative: in the past), as a server's drain does.
+    ScheduleClose(i64),
     /// The transport ends.
     Eof,
 }
@@ -46,6 +50,7 @@ fn step() -> impl Strategy<Value = Step> {
         2 => Just(Step::Dribble),
         1 => Just(Step::PeerClose),
         1 => Just(Step::LocalClose),
+        2 => (-2_000i64..40_000).prop_map(Step::ScheduleClose),
         1 => Just(Step::Eof),
     ]
 }
@@ -152,6 +157,15 @@ proptest! {
                 Step::LocalClose => {
                     let _ = conn.send_close(CloseCode::NORMAL, "");
                 }
+                Step::ScheduleClose(ms) => {
+                let at = if ms < 0 {
+                    now.checked_sub(Duration::from_millis(ms.unsigned_abs()))
+                        .unwrap_or(now)
+                } else {
+                    now + Duration::from_millis(ms as u64)
+                };
+                let _ = conn.close_at(at, CloseCode::GOING_AWAY, "draining");
+            }
                 Step::Eof => conn.receive_eof(),
             }
             drain(&mut conn, &mut last_ping);
@@ -314,4 +328,84 @@ fn a_fragmented_message_must_be_finished_within_the_timeout() {
     server.handle_timeout(t0 + secs(30));
     assert_eq!(output(&mut server)[0].payload[..2], 1008u16.to_be_bytes());
     assert_eq!(server.state(), State::Closed);
+}
+
+#[test]
+fn a_scheduled_close_goes_out_at_its_time_and_ends_cleanly_when_answered() {
+    let millis = Duration::from_millis;
+    let config = Config::new().keepalive_interval(None);
+    let mut server = Connection::new(Role::Server, config);
+    let t0 = Instant::now();
+    server
+        .close_at(t0 + millis(250), CloseCode::SERVICE_RESTART, "restarting")
+        .unwrap();
+    assert_eq!(server.scheduled_close(), Some(t0 + millis(250)));
+    assert_eq!(server.poll_timeout(t0), Some(t0 + millis(250)));
+    // Not yet: messages still flow.
+    server.handle_timeout(t0 + millis(249));
+    assert!(output(&mut server).is_empty());
+    assert_eq!(server.state(), State::Open);
+    server.handle_timeout(t0 + millis(250));
+    let close = output(&mut server);
+    assert_eq!(close.len(), 1);
+    assert_eq!(close[0].opcode, 8);
+    assert_eq!(close[0].payload[..], close_payload(1012, "restarting")[..]);
+    assert_eq!(server.state(), State::Closing);
+    assert_eq!(server.scheduled_close(), None);
+    // Now the close timer runs, later than now.
+    let next = server.poll_timeout(t0 + millis(250)).unwrap();
+    assert!(next > t0 + millis(250));
+    let events = feed(
+        &mut server,
+        &client_frame(true, 8, &close_payload(1012, "")),
+    );
+    let Some(Event::Closed(closed)) = events.last() else {
+        panic!("not closed: {events:?}")
+    };
+    assert!(closed.is_clean(), "{closed:?}");
+    assert_eq!(
+        closed.sent.as_ref().map(|frame| frame.code),
+        Some(CloseCode::SERVICE_RESTART)
+    );
+}
+
+#[test]
+fn a_scheduled_close_in_the_past_fires_at_the_next_look_at_the_clock() {
+    let mut server = Connection::new(Role::Server, Config::default());
+    let t0 = Instant::now();
+    let now = t0 + Duration::from_secs(5);
+    server.close_at(t0, CloseCode::GOING_AWAY, "").unwrap();
+    assert_eq!(server.poll_timeout(now), Some(t0));
+    server.handle_timeout(now);
+    assert_eq!(output(&mut server)[0].payload[..2], 1001u16.to_be_bytes());
+    assert!(server.poll_timeout(now).unwrap() > now);
+}
+
+#[test]
+fn a_scheduled_close_is_dropped_when_the_connection_closes_first() {
+    let secs = Duration::from_secs;
+    let mut server = Connection::new(Role::Server, Config::new().keepalive_interval(None));
+    let t0 = Instant::now();
+    server
+        .close_at(t0 + secs(1), CloseCode::GOING_AWAY, "")
+        .unwrap();
+    feed(
+        &mut server,
+        &client_frame(true, 8, &close_payload(1000, "")),
+    );
+    output(&mut server);
+    assert_eq!(server.state(), State::Closed);
+    assert_eq!(server.scheduled_close(), None);
+    server.handle_timeout(t0 + secs(1));
+    assert!(output(&mut server).is_empty(), "no second Close");
+    // Closing already: nothing more can be scheduled.
+    assert_eq!(
+        server.close_at(t0, CloseCode::GOING_AWAY, ""),
+        Err(Error::AlreadyClosed)
+    );
+    let mut other = Connection::new(Role::Server, Config::default());
+    assert!(matches!(
+        other.close_at(t0, CloseCode::ABNORMAL, ""),
+        Err(Error::InvalidInput(_))
+    ));
 }

@@ -27,6 +27,7 @@
 
 pub mod blocking;
 mod client;
+mod drain;
 mod error;
 mod handshake_io;
 mod output;
@@ -40,6 +41,7 @@ pub mod tokio;
 pub mod upgrade;
 
 pub use client::{ClientBuilder, client_handshake, connect};
+pub use drain::{DEFAULT_DRAIN_TIMEOUT, DEFAULT_DRAIN_WINDOW, Drain, DrainConfig, DrainReport};
 pub use error::Error;
 pub use output::Parts;
 pub use policy::{ConnectionInfo, ServerBuilder};

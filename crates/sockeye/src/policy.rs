@@ -66,6 +66,8 @@ pub struct ServerBuilder {
     pub(crate) deflate: DeflateConfig,
     pub(crate) hosts: Option<Arc<[AllowedHost]>>,
     pub(crate) limits: Arc<Limits>,
+    /// Shutdown: shared by the clones, like the limits.
+    pub(crate) drain: crate::drain::Drain,
 }
 
 /// The default [`ServerBuilder::max_connections`].
@@ -121,6 +123,33 @@ impl Limits {
         }
     }
 
+    /// Counts one more connection from `address`, unless it has `max`.
+    fn take_address(&self, address: AddressKey, max: usize) -> bool {
+        let mut addresses = self.addresses();
+        let count = addresses.entry(address).or_insert(0);
+        if *count >= max {
+            if *count == 0 {
+                addresses.remove(&address);
+            }
+            return false;
+        }
+        *count += 1;
+        true
+    }
+
+    /// Gives back a connection's places: in all, and its address's.
+    fn release(&self, address: Option<AddressKey>) {
+        self.active.fetch_sub(1, Ordering::AcqRel);
+        let Some(address) = address else { return };
+        let mut addresses = self.addresses();
+        if let Some(count) = addresses.get_mut(&address) {
+            *count -= 1;
+            if *count == 0 {
+                addresses.remove(&address);
+            }
+        }
+    }
+
     fn addresses(&self) -> std::sync::MutexGuard<'_, HashMap<AddressKey, usize>> {
         // A panic while the lock was held cannot leave the counts torn
         // (each update is one statement): carry on.
@@ -132,25 +161,18 @@ impl Limits {
 
 /// A connection's place under [`ServerBuilder::max_connections`] (and its
 /// address's under [`ServerBuilder::max_connections_per_address`]), given
-/// back when the connection (its `WebSocket`) is dropped.
+/// back when the connection (its `WebSocket`) is dropped, and its slot in
+/// the builder's [`Drain`](crate::Drain).
 #[derive(Debug)]
 pub(crate) struct ConnectionPermit {
     limits: Arc<Limits>,
     address: Option<AddressKey>,
+    pub(crate) drain: crate::drain::DrainSlot,
 }
 
 impl Drop for ConnectionPermit {
     fn drop(&mut self) {
-        self.limits.active.fetch_sub(1, Ordering::AcqRel);
-        if let Some(address) = self.address {
-            let mut addresses = self.limits.addresses();
-            if let Some(count) = addresses.get_mut(&address) {
-                *count -= 1;
-                if *count == 0 {
-                    addresses.remove(&address);
-                }
-            }
-        }
+        self.limits.release(self.address);
     }
 }
 
@@ -308,7 +330,17 @@ impl ServerBuilder {
             deflate: DeflateConfig::new(),
             hosts: None,
             limits: Arc::new(Limits::new(DEFAULT_MAX_CONNECTIONS, None)),
+            drain: crate::drain::Drain::new(),
         }
+    }
+
+    /// The handle that drains this server (and its clones): stops
+    /// admitting, closes every connection accepted through it over a
+    /// window, and reports how they ended. See [`Drain`](crate::Drain).
+    /// Every builder has one from [`ServerBuilder::new`], shared by its
+    /// clones.
+    pub fn drain_handle(&self) -> crate::drain::Drain {
+        self.drain.clone()
     }
 
     /// The most connections open at once through this builder and its
@@ -572,8 +604,10 @@ impl ServerBuilder {
         )))
     }
 
-    /// Takes a place under the connection limits, or refuses with 503.
+    /// Takes a place under the connection limits and a slot in the drain,
+    /// or refuses with 503 (too many connections, or draining).
     fn take_permit(&self, peer: Option<IpAddr>) -> Result<ConnectionPermit, HandshakeError> {
+        self.drain.check()?;
         let limits = &self.limits;
         limits
             .active
@@ -581,27 +615,30 @@ impl ServerBuilder {
                 (active < limits.max).then_some(active + 1)
             })
             .map_err(|_| unavailable("too many connections, try again later", "1"))?;
-        let mut permit = ConnectionPermit {
-            limits: limits.clone(),
-            address: None,
-        };
-        if let (Some(max), Some(peer)) = (limits.per_address, peer) {
-            let key = AddressKey::of(peer);
-            let mut addresses = limits.addresses();
-            let count = addresses.entry(key).or_insert(0);
-            if *count >= max {
-                if *count == 0 {
-                    addresses.remove(&key);
+        let address = match (limits.per_address, peer) {
+            (Some(max), Some(peer)) => {
+                let key = AddressKey::of(peer);
+                if !limits.take_address(key, max) {
+                    limits.active.fetch_sub(1, Ordering::AcqRel);
+                    return Err(unavailable(
+                        "too many connections from your address, try again later",
+                        PER_ADDRESS_RETRY_AFTER,
+                    ));
                 }
-                return Err(unavailable(
-                    "too many connections from your address, try again later",
-                    PER_ADDRESS_RETRY_AFTER,
-                ));
+                Some(key)
             }
-            *count += 1;
-            permit.address = Some(key);
-        }
-        Ok(permit)
+            _ => None,
+        };
+        // The places are given back if the drain started meanwhile.
+        let drain = self
+            .drain
+            .register()
+            .inspect_err(|_| limits.release(address))?;
+        Ok(ConnectionPermit {
+            limits: limits.clone(),
+            address,
+            drain,
+        })
     }
 
     /// The engine for a connection that negotiated `negotiated`.

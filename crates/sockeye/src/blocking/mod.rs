@@ -59,8 +59,15 @@ use std::time::{Duration, Instant};
 
 use sockeye_proto::{CloseCode, Closed, Config, Connection, Event, Message, Role};
 
+use crate::drain::DrainSignal;
 use crate::error::Error;
 use crate::output::{MAX_IOVECS, Output};
+
+/// The longest a blocking connection accepted through a
+/// [`ServerBuilder`](crate::ServerBuilder) waits in one read, so that it
+/// sees its server's [`Drain`](crate::Drain) start (and reach its
+/// deadline) while its peer is silent: one wake-up a second at most.
+pub const DRAIN_CHECK: Duration = Duration::from_secs(1);
 
 mod handshake;
 
@@ -184,10 +191,18 @@ impl<S: Transport> WebSocket<S> {
     }
 
     /// Blocks until the next event: messages, Pings, Pongs, and the end.
+    ///
+    /// A connection accepted through a [`ServerBuilder`](crate::ServerBuilder)
+    /// sees its server's [`Drain`](crate::Drain) here: it waits at most
+    /// [`DRAIN_CHECK`] in each read, so that it notices the drain's start
+    /// and its deadline.
     pub fn recv_event(&mut self) -> Option<Result<Event, Error>> {
         loop {
             if self.finished {
                 return None;
+            }
+            if let Some(error) = self.poll_drain() {
+                return Some(Err(error));
             }
             if self.closed.is_none() {
                 match self.conn.next_event() {
@@ -213,6 +228,8 @@ impl<S: Transport> WebSocket<S> {
                 if self.conn.should_close_transport() {
                     let _ = self.stream.shutdown();
                     self.finished = true;
+                    let clean = self.closed.as_ref().is_some_and(Closed::is_clean);
+                    self.record_end(clean);
                     return self.closed.clone().map(|closed| Ok(Event::Closed(closed)));
                 }
             }
@@ -225,18 +242,46 @@ impl<S: Transport> WebSocket<S> {
         }
     }
 
-    /// One read, bounded by the engine's next deadline.
+    /// Acts on the server's drain: schedules the Close it asks for, or
+    /// ends the connection at its deadline.
+    fn poll_drain(&mut self) -> Option<Error> {
+        match self.permit.as_mut()?.drain.poll(None)? {
+            DrainSignal::Close { at, code, reason } => {
+                let _ = self.conn.close_at(at, code, &reason);
+                None
+            }
+            DrainSignal::Abort => {
+                let _ = self.stream.shutdown();
+                self.finished = true;
+                self.record_end(false);
+                Some(Error::Timeout(sockeye_proto::Timeout::Close))
+            }
+        }
+    }
+
+    /// Tells the server's drain how the connection ended.
+    fn record_end(&mut self, clean: bool) {
+        if let Some(permit) = &mut self.permit {
+            permit.drain.finish(clean);
+        }
+    }
+
+    /// One read, bounded by the engine's next deadline (and by
+    /// [`DRAIN_CHECK`] for a connection a server's drain may close).
     fn read_once(&mut self) -> io::Result<()> {
         let now = Instant::now();
-        if let Some(deadline) = self.conn.poll_timeout(now) {
-            if deadline <= now {
+        let mut wait = match self.conn.poll_timeout(now) {
+            Some(deadline) if deadline <= now => {
                 self.conn.handle_timeout(now);
                 return Ok(());
             }
-            self.stream.set_read_timeout(Some(deadline - now))?;
-        } else {
-            self.stream.set_read_timeout(None)?;
+            Some(deadline) => Some(deadline - now),
+            None => None,
+        };
+        if self.permit.is_some() {
+            wait = Some(wait.map_or(DRAIN_CHECK, |wait| wait.min(DRAIN_CHECK)));
         }
+        self.stream.set_read_timeout(wait)?;
         if !self.conn.wants_read() {
             // Only a Pong backlog stops reading; writing clears it.
             return self.write_out();
@@ -269,6 +314,7 @@ impl<S: Transport> WebSocket<S> {
 
     fn fail_io<T>(&mut self, error: io::Error) -> Option<Result<T, Error>> {
         self.finished = true;
+        self.record_end(false);
         Some(Err(Error::Io(error)))
     }
 

@@ -16,6 +16,7 @@ use sockeye_proto::{CloseCode, Closed, Config, Connection, Event, Message, Prepa
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Sleep;
 
+use crate::drain::DrainSignal;
 use crate::error::Error;
 use crate::output::{MAX_IOVECS, Output};
 use crate::policy::ConnectionPermit;
@@ -278,6 +279,18 @@ where
 
     /// Polls for the next event; see [`WebSocket::recv_event`].
     pub fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Event, Error>>> {
+        if let Some(permit) = &mut self.permit {
+            match permit.drain.poll(Some(cx)) {
+                None => {}
+                Some(DrainSignal::Close { at, code, reason }) => {
+                    // The engine's timers send it; a connection already
+                    // closing keeps its own handshake.
+                    let _ = self.conn.close_at(at, code, &reason);
+                }
+                Some(DrainSignal::Abort) if !self.finished => return self.abort(cx),
+                Some(DrainSignal::Abort) => {}
+            }
+        }
         loop {
             if self.finished {
                 return Poll::Ready(None);
@@ -327,6 +340,8 @@ where
                         return Poll::Pending;
                     }
                     self.finished = true;
+                    let clean = self.closed.as_ref().is_some_and(|closed| closed.is_clean());
+                    self.record_end(clean);
                     return Poll::Ready(
                         self.closed
                             .as_deref()
@@ -399,7 +414,27 @@ where
     /// The transport failed: the connection is over.
     fn fail_io<T>(&mut self, error: io::Error) -> Poll<Option<Result<T, Error>>> {
         self.finished = true;
+        self.record_end(false);
         Poll::Ready(Some(Err(Error::Io(error))))
+    }
+
+    /// The server's drain reached its deadline before the closing
+    /// handshake finished: the connection ends now. The transport's write
+    /// side is shut down if that does not wait (dropping the `WebSocket`
+    /// closes it in any case).
+    fn abort(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Event, Error>>> {
+        let _ = Pin::new(&mut self.stream).poll_shutdown(cx);
+        self.shut_down = true;
+        self.finished = true;
+        self.record_end(false);
+        Poll::Ready(Some(Err(Error::Timeout(sockeye_proto::Timeout::Close))))
+    }
+
+    /// Tells the server's drain how the connection ended.
+    fn record_end(&mut self, clean: bool) {
+        if let Some(permit) = &mut self.permit {
+            permit.drain.finish(clean);
+        }
     }
 
     /// After failing the connection on a violation (the peer is alive and
