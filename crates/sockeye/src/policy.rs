@@ -54,6 +54,19 @@ use sockeye_proto::{Config, Connection, Role};
 /// | the opening handshake ([`ServerHandshake`]: method, headers, version, key, Origin, subprotocols, extensions, the request filter) | 400, 403, 405, 426, ... |
 /// | [`max_connections`](Self::max_connections) | 503 with `Retry-After: 1` |
 /// | [`max_connections_per_address`](Self::max_connections_per_address) | 503 with `Retry-After: 5` |
+/// | a [drain](Self::drain_handle) has started | 503 with `Retry-After: 1` |
+///
+/// # Defaults
+///
+/// | setting | default | why |
+/// |---|---|---|
+/// | [`handshake_timeout`](Self::handshake_timeout) | 10 s | a request dribbled a byte at a time cannot hold a connection |
+/// | [`max_head_size`](Self::max_head_size) / [`max_headers`](Self::max_headers) | 16 KiB / 64 | far above what browsers send, far below what exhausts memory |
+/// | [`allowed_hosts`](Self::allowed_hosts) | any host | only the application knows its names; a server on loopback should list them (`sockeye serve` does) |
+/// | [`max_connections`](Self::max_connections) | 10,000 | about the default file-descriptor budget of a tuned host |
+/// | [`max_connections_per_address`](Self::max_connections_per_address) | off | clients behind one NAT share an address; `sockeye serve` uses 256 |
+/// | [`config`](Self::config) | [`Config::default`]: for servers, a keepalive Ping every 20 s (1011 after 20 s without its Pong), a 60 s message-completion timeout (1008) | dead and silent peers give their slots back; see [`Config`] for every engine limit |
+/// | [drain](Self::drain_handle) | 1 s window, 10 s timeout ([`DrainConfig`](crate::DrainConfig)) | clients do not all reconnect at once; a shutdown never hangs |
 #[derive(Debug, Clone)]
 pub struct ServerBuilder {
     pub(crate) handshake: ServerHandshake,
