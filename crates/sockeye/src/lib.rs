@@ -26,6 +26,7 @@
 #![warn(missing_docs)]
 
 pub mod blocking;
+mod budget;
 mod client;
 mod error;
 mod handshake_io;
@@ -38,6 +39,9 @@ pub mod tokio;
 #[cfg(feature = "hyper")]
 pub mod upgrade;
 
+pub use budget::{
+    DEFAULT_MEMORY_BUDGET_FALLBACK, DEFAULT_MEMORY_BUDGET_TIMEOUT, MEMORY_BUDGET_SMALL_HOLDING,
+};
 pub use client::{ClientBuilder, client_handshake, connect};
 pub use error::Error;
 pub use output::Parts;

@@ -13,6 +13,7 @@ use sockeye_proto::{Config, Connection, Role};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::budget::{DEFAULT_MEMORY_BUDGET_TIMEOUT, MemoryBudget, default_memory_budget};
 use crate::error::Error;
 use crate::handshake_io::{read_head, write_all};
 use crate::tls::ServerStream;
@@ -63,6 +64,8 @@ pub struct ServerBuilder {
     tls: Option<Arc<ServerConfig>>,
     deflate: DeflateConfig,
     limit: Arc<ConnectionLimit>,
+    /// The memory budget (`budget.rs`), shared by clones.
+    pub(crate) budget: Arc<MemoryBudget>,
 }
 
 /// The default [`ServerBuilder::max_connections`].
@@ -107,6 +110,10 @@ impl ServerBuilder {
                 max: DEFAULT_MAX_CONNECTIONS,
                 active: AtomicUsize::new(0),
             }),
+            budget: Arc::new(MemoryBudget::new(
+                default_memory_budget(),
+                DEFAULT_MEMORY_BUDGET_TIMEOUT,
+            )),
         }
     }
 
@@ -423,6 +430,7 @@ impl ServerBuilder {
             Ok(Ok((negotiated, permit))) => {
                 let mut ws = WebSocket::from_engine(stream, self.engine(&negotiated), leftover);
                 ws.permit = Some(permit);
+                ws.budget = Some(self.budget.join());
                 Ok(ws)
             }
             Ok(Err(error)) => {

@@ -74,6 +74,7 @@ pub struct PendingUpgrade {
     on_upgrade: OnUpgrade,
     engine: Option<sockeye_proto::Connection>,
     permit: Option<crate::server::ConnectionPermit>,
+    budget: Option<Box<crate::budget::Member>>,
 }
 
 impl std::fmt::Debug for PendingUpgrade {
@@ -92,6 +93,7 @@ impl Future for PendingUpgrade {
         let engine = this.engine.take().ok_or(Error::AlreadyClosed)?;
         let mut ws = WebSocket::from_engine(TokioIo::new(upgraded), engine, &[]);
         ws.permit = this.permit.take();
+        ws.budget = this.budget.take();
         Poll::Ready(Ok(ws))
     }
 }
@@ -120,6 +122,7 @@ impl ServerBuilder {
                     on_upgrade: hyper::upgrade::on(request),
                     engine: Some(self.engine(&accepted.negotiated)),
                     permit: Some(permit),
+                    budget: Some(self.budget.join()),
                 },
                 response: accepted.response,
             }),
