@@ -46,7 +46,9 @@ fn an_offender_is_closed_with_1013_while_others_are_echoed() {
     let server = serve(&["--memory-budget", "1MiB", "-v"]);
     let stderr = server.proc.stderr_lines();
     assert!(
-        stderr.iter().any(|line| line.contains("memory budget: 1 MiB")),
+        stderr
+            .iter()
+            .any(|line| line.contains("memory budget: 1 MiB")),
         "{stderr:?}"
     );
     let started = Instant::now();

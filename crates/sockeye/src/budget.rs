@@ -24,8 +24,9 @@
 //! one relaxed atomic addition when it changes, none while it holds less
 //! than [`MEMORY_BUDGET_SMALL_HOLDING`] (so a small-message echo never touches the
 //! shared counter), and checks the total with one relaxed load before a
-//! read. Locks are taken when a connection joins or leaves, stalls, or
-//! sheds others.
+//! read. Locks are taken when a connection first holds that much (it joins
+//! the budget's list then; idle and small-message connections never do),
+//! when it ends, stalls, or sheds others.
 //!
 //! The total can pass the budget by what reads admitted just before it
 //! was reached take: one read (64 KiB, or what a compressed read inflates
@@ -178,8 +179,14 @@ impl MemoryBudget {
         self.in_use.load(Ordering::Relaxed) < self.limit
     }
 
-    /// A new connection's share, holding nothing.
-    pub(crate) fn join(self: &Arc<Self>) -> Box<Member> {
+    /// A new connection's share, holding nothing: joins the budget when
+    /// it first holds [`MEMORY_BUDGET_SMALL_HOLDING`].
+    pub(crate) fn share(self: &Arc<Self>) -> Share {
+        Share::Idle(self.clone())
+    }
+
+    /// A member, listed for shedding.
+    fn join(self: &Arc<Self>) -> Box<Member> {
         let entry = Arc::new(Entry::default());
         {
             let mut members = lock(&self.members);
@@ -285,7 +292,54 @@ impl MemoryBudget {
 }
 
 /// A connection's share of its server's budget, kept by its front-end.
-/// Dropping it gives back what it was charged.
+/// A connection that never holds [`MEMORY_BUDGET_SMALL_HOLDING`] (an idle
+/// one, or one of small messages) costs the budget nothing: no allocation,
+/// no entry in its list.
+#[derive(Debug)]
+pub(crate) enum Share {
+    /// Never held enough to be counted.
+    Idle(Arc<MemoryBudget>),
+    /// Counted (or was).
+    Joined(Box<Member>),
+}
+
+impl Share {
+    /// The connection holds `held` bytes now: updates the budget's total
+    /// if that changes what it is charged.
+    #[inline]
+    pub(crate) fn update(&mut self, held: usize) {
+        match self {
+            Share::Joined(member) => member.update(held),
+            Share::Idle(_) if held < MEMORY_BUDGET_SMALL_HOLDING => {}
+            Share::Idle(budget) => {
+                let mut member = budget.join();
+                member.update(held);
+                *self = Share::Joined(member);
+            }
+        }
+    }
+
+    /// See [`Member::poll_shed`].
+    #[inline]
+    pub(crate) fn poll_shed(&self, cx: &mut Context<'_>) -> bool {
+        match self {
+            Share::Joined(member) => member.poll_shed(cx),
+            Share::Idle(_) => false,
+        }
+    }
+
+    /// See [`Member::poll_read`].
+    #[inline]
+    pub(crate) fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        match self {
+            Share::Joined(member) => member.poll_read(cx),
+            Share::Idle(_) => Poll::Ready(()),
+        }
+    }
+}
+
+/// A connection counted by the budget. Dropping it gives back what it
+/// was charged.
 pub(crate) struct Member {
     budget: Arc<MemoryBudget>,
     entry: Arc<Entry>,
@@ -305,10 +359,9 @@ impl fmt::Debug for Member {
 }
 
 impl Member {
-    /// The connection holds `held` bytes now: updates the budget's total
-    /// if that changes what this member is charged.
+    /// See [`Share::update`].
     #[inline]
-    pub(crate) fn update(&mut self, held: usize) {
+    fn update(&mut self, held: usize) {
         let charged = if held < MEMORY_BUDGET_SMALL_HOLDING {
             0
         } else {
@@ -337,7 +390,7 @@ impl Member {
     /// abort at once). While it holds memory, registers the task, so that
     /// the budget can wake it to tell it.
     #[inline]
-    pub(crate) fn poll_shed(&self, cx: &mut Context<'_>) -> bool {
+    fn poll_shed(&self, cx: &mut Context<'_>) -> bool {
         if self.charged == 0 {
             return false;
         }
@@ -350,7 +403,7 @@ impl Member {
     /// when this connection is to be shed, or when it has waited for the
     /// budget's timeout (it then sheds the largest holders).
     #[inline]
-    pub(crate) fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         if self.charged == 0 || self.budget.has_room() {
             self.stall_timer = None;
             return Poll::Ready(());
@@ -420,8 +473,8 @@ impl ServerBuilder {
     /// cannot be read. `usize::MAX` turns the budget off.
     ///
     /// Applies to connections from [`ServerBuilder::accept`] (and its
-    /// variants) and [`ServerBuilder::upgrade`](crate::ServerBuilder::upgrade),
-    /// not to [`crate::blocking`] ones. Not counted: zlib's state (fixed
+    /// variants) and `ServerBuilder::upgrade` (hyper), not to
+    /// [`crate::blocking`] ones. Not counted: zlib's state (fixed
     /// per connection, bounded by the window bits), the kernel's socket
     /// buffers, and messages the application has received and keeps.
     ///
@@ -470,14 +523,18 @@ mod tests {
     #[test]
     fn small_holdings_are_not_counted_and_large_ones_are_exact() {
         let budget = Arc::new(MemoryBudget::new(1 << 20, Duration::from_secs(1)));
-        let mut member = budget.join();
+        let mut member = budget.share();
         member.update(MEMORY_BUDGET_SMALL_HOLDING - 1);
         assert_eq!(budget.in_use(), 0);
+        assert!(
+            lock(&budget.members).is_empty(),
+            "small holders are not listed"
+        );
         member.update(300_000);
         assert_eq!(budget.in_use(), 300_000);
         member.update(200_000);
         assert_eq!(budget.in_use(), 200_000);
-        let mut other = budget.join();
+        let mut other = budget.share();
         other.update(100_000);
         assert_eq!(budget.in_use(), 300_000);
         drop(member);

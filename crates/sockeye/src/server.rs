@@ -430,7 +430,7 @@ impl ServerBuilder {
             Ok(Ok((negotiated, permit))) => {
                 let mut ws = WebSocket::from_engine(stream, self.engine(&negotiated), leftover);
                 ws.permit = Some(permit);
-                ws.budget = Some(self.budget.join());
+                ws.budget = Some(self.budget.share());
                 Ok(ws)
             }
             Ok(Err(error)) => {

@@ -74,7 +74,7 @@ pub struct PendingUpgrade {
     on_upgrade: OnUpgrade,
     engine: Option<sockeye_proto::Connection>,
     permit: Option<crate::server::ConnectionPermit>,
-    budget: Option<Box<crate::budget::Member>>,
+    budget: Option<crate::budget::Share>,
 }
 
 impl std::fmt::Debug for PendingUpgrade {
@@ -122,7 +122,7 @@ impl ServerBuilder {
                     on_upgrade: hyper::upgrade::on(request),
                     engine: Some(self.engine(&accepted.negotiated)),
                     permit: Some(permit),
-                    budget: Some(self.budget.join()),
+                    budget: Some(self.budget.share()),
                 },
                 response: accepted.response,
             }),

@@ -16,7 +16,7 @@ use sockeye_proto::{CloseCode, Closed, Config, Connection, Event, Message, Prepa
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Sleep;
 
-use crate::budget::Member;
+use crate::budget::Share;
 use crate::error::Error;
 use crate::output::{MAX_IOVECS, Output};
 use crate::server::ConnectionPermit;
@@ -74,7 +74,7 @@ pub struct WebSocket<S> {
     /// The connection's place under its server's connection limit.
     pub(crate) permit: Option<ConnectionPermit>,
     /// The connection's share of its server's memory budget.
-    pub(crate) budget: Option<Box<Member>>,
+    pub(crate) budget: Option<Share>,
 }
 
 /// How long a failed connection drains the peer's input at most.
