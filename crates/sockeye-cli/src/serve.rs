@@ -84,6 +84,14 @@ pub struct ServeArgs {
     /// also the largest frame.
     #[arg(long, value_name = "BYTES", default_value = "64MiB", value_parser = parse_size)]
     max_message_size: usize,
+    /// The most memory all WebSocket connections may hold together for
+    /// their clients (incomplete messages, inflated data, replies queued
+    /// for clients that do not read). Past it, connections holding 64 KiB
+    /// or more stop reading; if that lasts 3 s, the ones holding the most
+    /// are closed with 1013 (try again later). Default: a quarter of the
+    /// machine's memory (or of the cgroup's limit).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    memory_budget: Option<usize>,
     /// The most connections served at once; more are answered with 503.
     #[arg(long, value_name = "N", default_value_t = 10_000,
           value_parser = clap::value_parser!(u32).range(1..))]
@@ -235,6 +243,10 @@ async fn run(args: ServeArgs) -> Result<(), Failure> {
         room: Room::new(args.queue as usize),
         send_timeout: args.send_timeout,
     });
+    info!(
+        "memory budget: {} MiB",
+        shared.server.get_memory_budget() >> 20
+    );
     let (ws, http) = match shared.tls {
         Some(_) => ("wss", "https"),
         None => ("ws", "http"),
@@ -366,6 +378,9 @@ fn server_builder(args: &ServeArgs, deflate: DeflateConfig, local: SocketAddr) -
         .handshake_timeout(HANDSHAKE_TIMEOUT);
     if let Some(hosts) = allowed_hosts(args, local) {
         builder = builder.allowed_hosts(hosts);
+    }
+    if let Some(bytes) = args.memory_budget {
+        builder = builder.memory_budget(bytes);
     }
     if !args.subprotocols.is_empty() {
         builder = builder.subprotocols(args.subprotocols.iter().cloned());

@@ -1155,6 +1155,73 @@ impl Connection {
         self.timers.close_fired()
     }
 
+    // ----- memory ------------------------------------------------------
+
+    /// The bytes this engine holds now on the peer's account, for a
+    /// front-end that shares a memory budget among many connections:
+    /// received bytes not yet delivered (the filled part of the input
+    /// buffer), a fragmented or compressed message being assembled (its
+    /// buffer's capacity: inflating writes all of it), the inflate buffer
+    /// kept between messages, and output queued and not yet taken with
+    /// [`Connection::poll_transmit`]. Cheap: a few loads and additions, no
+    /// walk over any queue, so a front-end can ask after every step.
+    ///
+    /// Not counted: room reserved in the input buffer for a frame whose
+    /// header arrived (address space that the frame's bytes fill as they
+    /// are read, so a front-end that gates its reads on this figure bounds
+    /// it too), zlib's state (fixed per connection, see
+    /// [`Connection::enable_deflate`]), and messages already delivered
+    /// (they belong to the application).
+    pub fn memory_held(&self) -> usize {
+        let message = self
+            .message
+            .as_ref()
+            .map_or(0, |message| message.payload.capacity());
+        let inflate = self
+            .deflate
+            .as_ref()
+            .map_or(0, |deflate| deflate.inflated.capacity());
+        self.input.len() + message + inflate + self.outgoing.len()
+    }
+
+    /// Ends the connection at once and gives its memory back: drops the
+    /// input not yet parsed, the message being received, zlib's state and
+    /// every frame queued and not yet taken, queues a Close frame with
+    /// `code` and `reason`, and asks for the transport to be closed
+    /// ([`Connection::should_close_transport`]). The connection ends with
+    /// [`Error::Aborted`]. For a server that sheds load (a memory budget
+    /// exhausted: [`CloseCode::TRY_AGAIN_LATER`]); a peer that reads sees
+    /// the Close, one that does not cannot stop the memory being freed.
+    ///
+    /// No Close frame is queued when none may follow what was sent: after
+    /// a Close already queued or sent, or when the last chunk taken with
+    /// [`Connection::poll_transmit`] ended inside a frame (the rest of that
+    /// frame is dropped). A front-end that drops output it took and did not
+    /// write whole must not send the Close either: it takes it with
+    /// `poll_transmit` (the only chunk left) and drops it.
+    ///
+    /// `code` must be sendable ([`CloseCode::is_sendable`]) and `reason` at
+    /// most 123 bytes. Fails with [`Error::AlreadyClosed`] once the
+    /// connection is closed.
+    pub fn abort(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        if self.state == State::Closed {
+            return Err(Error::AlreadyClosed);
+        }
+        if !code.is_sendable() {
+            return Err(Error::InvalidInput("close code may not be sent"));
+        }
+        if reason.len() > CloseFrame::MAX_REASON_LEN {
+            return Err(Error::InvalidInput("close reason over 123 bytes"));
+        }
+        let at_frame_boundary = !self.outgoing.mid_frame();
+        self.outgoing.clear();
+        if self.state == State::Open && at_frame_boundary {
+            self.queue_close(Some(CloseFrame::new(code, reason)));
+        }
+        self.end(Error::Aborted(code), Initiator::Local);
+        Ok(())
+    }
+
     // ----- time --------------------------------------------------------
 
     /// When [`Connection::handle_timeout`] should next be called, or `None`

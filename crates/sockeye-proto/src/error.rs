@@ -157,6 +157,11 @@ pub enum Error {
     /// This endpoint failed (its compressor broke); the connection was
     /// closed with 1011.
     Internal(&'static str),
+    /// This endpoint ended the connection at once with
+    /// [`Connection::abort`](crate::Connection::abort), dropping what it
+    /// held, with a Close frame carrying this code if one could still be
+    /// sent (a server shedding load sends 1013, try again later).
+    Aborted(CloseCode),
 }
 
 impl Error {
@@ -169,6 +174,7 @@ impl Error {
             }
             Error::Timeout(Timeout::Message) => Some(CloseCode::POLICY_VIOLATION),
             Error::UnexpectedEof => Some(CloseCode::ABNORMAL),
+            Error::Aborted(code) => Some(*code),
             _ => None,
         }
     }
@@ -194,6 +200,7 @@ impl fmt::Display for Error {
             Error::AlreadyClosed => f.write_str("connection already closed"),
             Error::InvalidInput(what) => write!(f, "invalid input: {what}"),
             Error::Internal(what) => write!(f, "internal error: {what}"),
+            Error::Aborted(code) => write!(f, "connection aborted (close code {code})"),
         }
     }
 }

@@ -175,6 +175,17 @@ impl Outgoing {
         self.queued -= self.control.len();
         self.control.clear();
     }
+
+    /// Whether the last chunk handed out ended inside a frame (a header
+    /// whose payload is the next chunk).
+    pub(crate) fn mid_frame(&self) -> bool {
+        self.mid_frame
+    }
+
+    /// Drops everything not yet handed out, and its memory.
+    pub(crate) fn clear(&mut self) {
+        *self = Outgoing::default();
+    }
 }
 
 #[cfg(test)]

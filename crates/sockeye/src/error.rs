@@ -36,6 +36,12 @@ pub enum Error {
     UnexpectedEof,
     /// The connection is closing or closed: nothing more can be sent.
     AlreadyClosed,
+    /// This side ended the connection at once, dropping what it held, with
+    /// a Close frame carrying this code if one could still be sent: a
+    /// server over its memory budget
+    /// ([`ServerBuilder::memory_budget`](crate::ServerBuilder::memory_budget))
+    /// closes the connections holding the most with 1013 (try again later).
+    Aborted(CloseCode),
     /// The application asked for something the protocol does not allow.
     InvalidInput(&'static str),
     /// The proxy did not open a tunnel to the server, or its URL cannot be
@@ -66,6 +72,7 @@ impl Error {
             Error::Protocol(error) => Some(error.close_code()),
             Error::UnexpectedEof | Error::Io(_) => Some(CloseCode::ABNORMAL),
             Error::Timeout(sockeye_proto::Timeout::Keepalive) => Some(CloseCode::INTERNAL_ERROR),
+            Error::Aborted(code) => Some(*code),
             _ => None,
         }
     }
@@ -91,6 +98,7 @@ impl From<sockeye_proto::Error> for Error {
             sockeye_proto::Error::UnexpectedEof => Error::UnexpectedEof,
             sockeye_proto::Error::AlreadyClosed => Error::AlreadyClosed,
             sockeye_proto::Error::InvalidInput(what) => Error::InvalidInput(what),
+            sockeye_proto::Error::Aborted(code) => Error::Aborted(code),
             // The engine's error is non-exhaustive; a variant added later
             // is still a failed connection.
             _ => Error::UnexpectedEof,
@@ -113,6 +121,7 @@ impl fmt::Display for Error {
             Error::Timeout(_) => f.write_str("closing handshake timed out"),
             Error::UnexpectedEof => f.write_str("connection closed without a close frame"),
             Error::AlreadyClosed => f.write_str("connection already closed"),
+            Error::Aborted(code) => write!(f, "connection aborted (close code {code})"),
             Error::InvalidInput(what) => write!(f, "invalid input: {what}"),
             Error::Proxy(error) => write!(f, "{error}"),
             Error::TooManyRedirects { max } => {

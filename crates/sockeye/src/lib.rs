@@ -26,6 +26,7 @@
 #![warn(missing_docs)]
 
 pub mod blocking;
+mod budget;
 mod client;
 mod drain;
 mod error;
@@ -40,6 +41,9 @@ pub mod tokio;
 #[cfg(feature = "hyper")]
 pub mod upgrade;
 
+pub use budget::{
+    DEFAULT_MEMORY_BUDGET_FALLBACK, DEFAULT_MEMORY_BUDGET_TIMEOUT, MEMORY_BUDGET_SMALL_HOLDING,
+};
 pub use client::{ClientBuilder, client_handshake, connect};
 pub use drain::{DEFAULT_DRAIN_TIMEOUT, DEFAULT_DRAIN_WINDOW, Drain, DrainConfig, DrainReport};
 pub use error::Error;

@@ -16,6 +16,9 @@ pub(crate) struct Output {
     chunks: VecDeque<Bytes>,
     /// Bytes in `chunks`, kept so `len` is O(1): every `send` asks.
     len: usize,
+    /// Bytes of the first chunk already written: still in memory until
+    /// the chunk is written whole.
+    front_written: usize,
 }
 
 impl Output {
@@ -47,6 +50,12 @@ impl Output {
         self.len
     }
 
+    /// Bytes held in memory: those not yet written, and the written part
+    /// of a chunk written partly.
+    pub(crate) fn held(&self) -> usize {
+        self.len + self.front_written
+    }
+
     /// Fills `slices` for a vectored write and returns how many were used.
     pub(crate) fn slices<'a>(&'a self, slices: &mut [IoSlice<'a>; MAX_IOVECS]) -> usize {
         let mut used = 0;
@@ -67,8 +76,10 @@ impl Output {
             if written >= front.len() {
                 written -= front.len();
                 self.chunks.pop_front();
+                self.front_written = 0;
             } else {
                 front.advance(written);
+                self.front_written += written;
                 return;
             }
         }
@@ -114,10 +125,15 @@ mod tests {
         assert_eq!(output.len(), total);
         output.advance(3);
         assert_eq!(output.len(), total - 3);
+        // The header chunk (4 bytes) is still whole in memory.
+        assert_eq!(output.held(), total);
         output.advance(5000);
         assert_eq!(output.len(), total - 5003);
+        // The payload chunk is held whole until it is written whole.
+        assert_eq!(output.held(), total - 4);
         output.advance(total - 5003);
         assert_eq!(output.len(), 0);
+        assert_eq!(output.held(), 0);
         assert!(output.is_empty());
     }
 }

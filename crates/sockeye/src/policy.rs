@@ -23,6 +23,8 @@ use sockeye_proto::extension::deflate::{DeflateConfig, DeflateNegotiator};
 use sockeye_proto::handshake::{self, HandshakeError, Negotiated, RequestParser, ServerHandshake};
 use sockeye_proto::{Config, Connection, Role};
 
+use crate::budget::{DEFAULT_MEMORY_BUDGET_TIMEOUT, MemoryBudget, Share, default_memory_budget};
+
 /// A server's policy, limits and config. Build it once and accept every
 /// connection with it (it is cheap to clone, and its clones share the
 /// connection counts).
@@ -66,6 +68,7 @@ use sockeye_proto::{Config, Connection, Role};
 /// | [`max_connections`](Self::max_connections) | 10,000 | about the default file-descriptor budget of a tuned host |
 /// | [`max_connections_per_address`](Self::max_connections_per_address) | off | clients behind one NAT share an address; `sockeye serve` uses 256 |
 /// | [`config`](Self::config) | [`Config::default`]: for servers, a keepalive Ping every 20 s (1011 after 20 s without its Pong), a 60 s message-completion timeout (1008) | dead and silent peers give their slots back; see [`Config`] for every engine limit |
+/// | [`memory_budget`](Self::memory_budget) | a quarter of the machine's memory (or of the cgroup's limit); 1 GiB where unknown | the connections' buffers together cannot exhaust the host; stalled past 3 s, the largest holders get 1013 |
 /// | [drain](Self::drain_handle) | 1 s window, 10 s timeout ([`DrainConfig`](crate::DrainConfig)) | clients do not all reconnect at once; a shutdown never hangs |
 #[derive(Debug, Clone)]
 pub struct ServerBuilder {
@@ -81,6 +84,8 @@ pub struct ServerBuilder {
     pub(crate) limits: Arc<Limits>,
     /// Shutdown: shared by the clones, like the limits.
     pub(crate) drain: crate::drain::Drain,
+    /// The memory budget (`budget.rs`), shared by the clones.
+    pub(crate) budget: Arc<MemoryBudget>,
 }
 
 /// The default [`ServerBuilder::max_connections`].
@@ -252,6 +257,8 @@ pub(crate) struct Admission {
     /// The engine, with the negotiated extensions enabled.
     pub(crate) engine: Connection,
     pub(crate) permit: ConnectionPermit,
+    /// The connection's account under the memory budget.
+    pub(crate) budget: Share,
 }
 
 /// An entry of [`ServerBuilder::allowed_hosts`].
@@ -344,6 +351,10 @@ impl ServerBuilder {
             hosts: None,
             limits: Arc::new(Limits::new(DEFAULT_MAX_CONNECTIONS, None)),
             drain: crate::drain::Drain::new(),
+            budget: Arc::new(MemoryBudget::new(
+                default_memory_budget(),
+                DEFAULT_MEMORY_BUDGET_TIMEOUT,
+            )),
         }
     }
 
@@ -586,6 +597,7 @@ impl ServerBuilder {
             response: accepted.response,
             engine: self.engine(&accepted.negotiated),
             permit,
+            budget: self.budget.share(),
         })
     }
 

@@ -195,6 +195,7 @@ impl ServerBuilder {
             Ok(Ok(admission)) => {
                 let mut ws = WebSocket::from_engine(stream, admission.engine, leftover);
                 ws.permit = Some(admission.permit);
+                ws.budget = Some(admission.budget);
                 Ok(ws)
             }
             Ok(Err(error)) => {

@@ -74,6 +74,7 @@ pub struct PendingUpgrade {
     on_upgrade: OnUpgrade,
     engine: Option<sockeye_proto::Connection>,
     permit: Option<crate::policy::ConnectionPermit>,
+    budget: Option<crate::budget::Share>,
 }
 
 impl std::fmt::Debug for PendingUpgrade {
@@ -92,6 +93,7 @@ impl Future for PendingUpgrade {
         let engine = this.engine.take().ok_or(Error::AlreadyClosed)?;
         let mut ws = WebSocket::from_engine(TokioIo::new(upgraded), engine, &[]);
         ws.permit = this.permit.take();
+        ws.budget = this.budget.take();
         Poll::Ready(Ok(ws))
     }
 }
@@ -117,6 +119,7 @@ impl ServerBuilder {
                     on_upgrade: hyper::upgrade::on(request),
                     engine: Some(admission.engine),
                     permit: Some(admission.permit),
+                    budget: Some(admission.budget),
                 },
                 response: admission.response,
             }),

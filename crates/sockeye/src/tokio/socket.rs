@@ -16,6 +16,7 @@ use sockeye_proto::{CloseCode, Closed, Config, Connection, Event, Message, Prepa
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Sleep;
 
+use crate::budget::Share;
 use crate::drain::DrainSignal;
 use crate::error::Error;
 use crate::output::{MAX_IOVECS, Output};
@@ -73,6 +74,8 @@ pub struct WebSocket<S> {
     linger: Option<Pin<Box<Sleep>>>,
     /// The connection's place under its server's connection limit.
     pub(crate) permit: Option<ConnectionPermit>,
+    /// The connection's share of its server's memory budget.
+    pub(crate) budget: Option<Share>,
 }
 
 /// How long a failed connection drains the peer's input at most.
@@ -104,6 +107,7 @@ where
             shut_down: false,
             linger: None,
             permit: None,
+            budget: None,
         }
     }
 
@@ -296,7 +300,10 @@ where
                 return Poll::Ready(None);
             }
             if self.closed.is_none() {
-                match self.conn.next_event() {
+                self.poll_shed(cx);
+                let event = self.conn.next_event();
+                self.account();
+                match event {
                     Some(Event::Closed(closed)) => {
                         self.closed = Some(Box::new(closed));
                         continue;
@@ -368,9 +375,16 @@ where
                 // Waiting for the socket to take our writes, or a timer.
                 return Poll::Pending;
             }
+            if let Some(member) = &mut self.budget
+                && member.poll_read(cx).is_pending()
+            {
+                // The server's memory budget is exhausted: the peer's
+                // writes stall until memory is freed.
+                return Poll::Pending;
+            }
             match self.poll_read(cx) {
                 Poll::Ready(Ok(0)) => self.conn.receive_eof(),
-                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Ok(_)) => self.account(),
                 Poll::Ready(Err(error)) => {
                     self.conn.receive_eof();
                     if self.closed.is_none() {
@@ -444,10 +458,12 @@ where
     /// destroy our Close frame before the peer reads it. A clean closing
     /// handshake needs no draining: the peer's Close was its last frame.
     fn poll_linger(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let failed = self
-            .closed
-            .as_ref()
-            .is_some_and(|closed| matches!(closed.error, Some(sockeye_proto::Error::Protocol(_))));
+        let failed = self.closed.as_ref().is_some_and(|closed| {
+            matches!(
+                closed.error,
+                Some(sockeye_proto::Error::Protocol(_) | sockeye_proto::Error::Aborted(_))
+            )
+        });
         if !failed {
             return Poll::Ready(());
         }
@@ -511,9 +527,52 @@ where
             && self.buffered_amount() < self.conn.config().get_max_buffered_bytes()
     }
 
+    /// Updates the connection's share of its server's memory budget, if
+    /// it has one: what the engine holds and what was taken to write.
+    #[inline]
+    fn account(&mut self) {
+        if let Some(member) = &mut self.budget {
+            member.update(self.conn.memory_held() + self.output.held());
+        }
+    }
+
+    /// Aborts the connection with 1013 if its server's memory budget chose
+    /// it to be shed: what it holds is dropped at once, and the Close
+    /// goes out if it can follow what was written.
+    fn poll_shed(&mut self, cx: &mut Context<'_>) {
+        let Some(member) = &self.budget else {
+            return;
+        };
+        let ended = self.closed.is_some() || self.conn.state() == sockeye_proto::State::Closed;
+        if ended || !member.poll_shed(cx) {
+            return;
+        }
+        let unwritten = !self.output.is_empty();
+        // Output taken and not written whole may end inside a frame: it
+        // is dropped, and then no Close may follow it.
+        self.output = Output::default();
+        let aborted = self
+            .conn
+            .abort(CloseCode::TRY_AGAIN_LATER, "memory budget exhausted");
+        if aborted.is_ok() && unwritten {
+            while self.conn.poll_transmit().is_some() {}
+        }
+        self.account();
+        // Whichever task waits on this connection (a split half's other
+        // half too) must see the end.
+        cx.waker().wake_by_ref();
+    }
+
     /// Writes all queued output with vectored writes, then flushes the
     /// stream (TLS streams buffer).
     pub(crate) fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_shed(cx);
+        let written = self.poll_write_queued(cx);
+        self.account();
+        written
+    }
+
+    fn poll_write_queued(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         loop {
             self.output.refill(&mut self.conn);
             if self.output.is_empty() {
