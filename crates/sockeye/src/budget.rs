@@ -344,6 +344,45 @@ impl Share {
     }
 }
 
+impl Share {
+    /// The blocking front-end's [`Share::poll_read`]: blocks the thread
+    /// until the connection may read (true), or for at most `max` (false;
+    /// the front-end then runs its timers and its drain check, and asks
+    /// again). Sheds the largest holders when the budget's timeout passes,
+    /// as a stalled tokio connection does.
+    pub(crate) fn wait_for_room(&mut self, max: Duration) -> bool {
+        match self {
+            Share::Joined(member) => member.wait_for_room(max),
+            Share::Idle(_) => true,
+        }
+    }
+
+    /// Whether the budget chose this connection to be shed (for the
+    /// blocking front-end, which is woken by its read timeouts rather than
+    /// by a waker).
+    pub(crate) fn chosen_to_shed(&self) -> bool {
+        match self {
+            Share::Joined(member) => {
+                member.charged > 0 && member.entry.shed.load(Ordering::Relaxed)
+            }
+            Share::Idle(_) => false,
+        }
+    }
+}
+
+/// Wakes a thread parked in [`Share::wait_for_room`].
+struct Unpark(std::thread::Thread);
+
+impl std::task::Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
 /// A connection counted by the budget. Dropping it gives back what it
 /// was charged.
 pub(crate) struct Member {
@@ -417,6 +456,42 @@ impl Member {
         self.poll_stalled(cx)
     }
 
+    /// See [`Share::wait_for_room`].
+    #[cold]
+    fn wait_for_room(&mut self, max: Duration) -> bool {
+        if self.charged == 0 || self.budget.has_room() {
+            return true;
+        }
+        let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+        self.entry.waker.register(&waker);
+        let until = Instant::now() + max;
+        loop {
+            if self.entry.shed.load(Ordering::Relaxed) {
+                // The caller sees it and aborts.
+                return true;
+            }
+            let now = Instant::now();
+            let due = self.budget.stall(&self.entry, now);
+            // Memory freed before this member was listed woke nobody.
+            if self.budget.has_room() {
+                return true;
+            }
+            if now >= until {
+                return false;
+            }
+            let wake = if due <= now {
+                self.budget.shed_largest(now);
+                // Never sooner than a millisecond, even with a zero
+                // timeout: the shed need their turn to free memory.
+                now + self.budget.timeout.max(Duration::from_millis(1))
+            } else {
+                due
+            };
+            // Woken early when memory is freed or this one is shed.
+            std::thread::park_timeout(wake.min(until) - now);
+        }
+    }
+
     #[cold]
     fn poll_stalled(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         self.entry.waker.register(cx.waker());
@@ -479,9 +554,10 @@ impl ServerBuilder {
     /// Linux), or [`DEFAULT_MEMORY_BUDGET_FALLBACK`] (1 GiB) where that
     /// cannot be read. `usize::MAX` turns the budget off.
     ///
-    /// Applies to connections from [`ServerBuilder::accept`] (and its
-    /// variants) and `ServerBuilder::upgrade` (hyper), not to
-    /// [`crate::blocking`] ones. Not counted: zlib's state (fixed
+    /// Applies to every connection accepted through the builder: tokio
+    /// ([`ServerBuilder::accept`] and its variants), hyper
+    /// (`ServerBuilder::upgrade`) and [`crate::blocking`] (whose threads
+    /// wait in their reads). Not counted: zlib's state (fixed
     /// per connection, bounded by the window bits), the kernel's socket
     /// buffers, and messages the application has received and keeps.
     ///

@@ -44,6 +44,9 @@ pub enum Error {
     Aborted(CloseCode),
     /// The application asked for something the protocol does not allow.
     InvalidInput(&'static str),
+    /// This endpoint failed (its compressor broke); the connection was
+    /// closed with 1011.
+    Internal(&'static str),
     /// The proxy did not open a tunnel to the server, or its URL cannot be
     /// used; [`ProxyError::status`] gives an HTTP proxy's refusal status.
     Proxy(ProxyError),
@@ -99,6 +102,7 @@ impl From<sockeye_proto::Error> for Error {
             sockeye_proto::Error::AlreadyClosed => Error::AlreadyClosed,
             sockeye_proto::Error::InvalidInput(what) => Error::InvalidInput(what),
             sockeye_proto::Error::Aborted(code) => Error::Aborted(code),
+            sockeye_proto::Error::Internal(what) => Error::Internal(what),
             // The engine's error is non-exhaustive; a variant added later
             // is still a failed connection.
             _ => Error::UnexpectedEof,
@@ -115,14 +119,13 @@ impl fmt::Display for Error {
             Error::OpenTimeout => f.write_str("opening handshake timed out"),
             Error::InvalidUrl(why) => write!(f, "invalid URL: {why}"),
             Error::Protocol(error) => write!(f, "protocol error: {error}"),
-            Error::Timeout(sockeye_proto::Timeout::Keepalive) => {
-                f.write_str("keepalive ping timed out")
-            }
-            Error::Timeout(_) => f.write_str("closing handshake timed out"),
+            // The engine says which timer, in its words.
+            Error::Timeout(timeout) => sockeye_proto::Error::Timeout(*timeout).fmt(f),
             Error::UnexpectedEof => f.write_str("connection closed without a close frame"),
             Error::AlreadyClosed => f.write_str("connection already closed"),
             Error::Aborted(code) => write!(f, "connection aborted (close code {code})"),
             Error::InvalidInput(what) => write!(f, "invalid input: {what}"),
+            Error::Internal(what) => write!(f, "internal error: {what}"),
             Error::Proxy(error) => write!(f, "{error}"),
             Error::TooManyRedirects { max } => {
                 write!(f, "too many redirects (more than {max})")
@@ -152,5 +155,30 @@ impl From<Error> for io::Error {
             Error::Io(error) => error,
             other => io::Error::other(other),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sockeye_proto::Timeout;
+
+    #[test]
+    fn engine_errors_keep_their_kind_and_their_words() {
+        let internal: Error = sockeye_proto::Error::Internal("compressor failed").into();
+        assert!(matches!(internal, Error::Internal("compressor failed")));
+        for timeout in [
+            Timeout::Keepalive,
+            Timeout::Close,
+            Timeout::Idle,
+            Timeout::Message,
+        ] {
+            let engine = sockeye_proto::Error::Timeout(timeout);
+            assert_eq!(Error::from(engine.clone()).to_string(), engine.to_string());
+        }
+        assert_eq!(
+            Error::Timeout(Timeout::Message).to_string(),
+            "a message was not completed within the message timeout"
+        );
     }
 }

@@ -200,6 +200,7 @@ pub fn accept_with<S: Transport>(
             stream.set_read_timeout(None)?;
             let mut ws = WebSocket::from_engine(stream, admission.engine, &leftover);
             ws.permit = Some(admission.permit);
+            ws.budget = Some(admission.budget);
             Ok((ws, request))
         }
         Err(error) => {

@@ -119,6 +119,8 @@ pub struct WebSocket<S> {
     finished: bool,
     /// The connection's place under its server's connection limit.
     pub(crate) permit: Option<crate::policy::ConnectionPermit>,
+    /// The connection's share of its server's memory budget.
+    pub(crate) budget: Option<crate::budget::Share>,
 }
 
 impl<S: Transport> WebSocket<S> {
@@ -141,6 +143,7 @@ impl<S: Transport> WebSocket<S> {
             closed: None,
             finished: false,
             permit: None,
+            budget: None,
         }
     }
 
@@ -204,8 +207,11 @@ impl<S: Transport> WebSocket<S> {
             if let Some(error) = self.poll_drain() {
                 return Some(Err(error));
             }
+            self.shed_if_chosen();
             if self.closed.is_none() {
-                match self.conn.next_event() {
+                let event = self.conn.next_event();
+                self.account();
+                match event {
                     Some(Event::Closed(closed)) => self.closed = Some(closed),
                     Some(event) => {
                         if self.conn.control_pending()
@@ -259,6 +265,37 @@ impl<S: Transport> WebSocket<S> {
         }
     }
 
+    /// Updates the connection's share of its server's memory budget, if
+    /// it has one: what the engine holds and what was taken to write.
+    fn account(&mut self) {
+        if let Some(share) = &mut self.budget {
+            share.update(self.conn.memory_held() + self.output.held());
+        }
+    }
+
+    /// Aborts the connection with 1013 if its server's memory budget chose
+    /// it to be shed (as the tokio front-end does).
+    fn shed_if_chosen(&mut self) {
+        let chosen = self
+            .budget
+            .as_ref()
+            .is_some_and(|share| share.chosen_to_shed());
+        if !chosen || self.closed.is_some() || self.conn.state() == sockeye_proto::State::Closed {
+            return;
+        }
+        let unwritten = !self.output.is_empty();
+        // Output taken and not written whole may end inside a frame: it
+        // is dropped, and then no Close may follow it.
+        self.output = Output::default();
+        let aborted = self
+            .conn
+            .abort(CloseCode::TRY_AGAIN_LATER, "memory budget exhausted");
+        if aborted.is_ok() && unwritten {
+            while self.conn.poll_transmit().is_some() {}
+        }
+        self.account();
+    }
+
     /// Tells the server's drain how the connection ended.
     fn record_end(&mut self, clean: bool) {
         if let Some(permit) = &mut self.permit {
@@ -286,6 +323,13 @@ impl<S: Transport> WebSocket<S> {
             // Only a Pong backlog stops reading; writing clears it.
             return self.write_out();
         }
+        if let Some(share) = &mut self.budget
+            && !share.wait_for_room(wait.unwrap_or(DRAIN_CHECK))
+        {
+            // The server's memory budget is exhausted: the peer's writes
+            // stall. Back to the timers and the drain check, then again.
+            return Ok(());
+        }
         let stream = &mut self.stream;
         let conn = &mut self.conn;
         let read = crate::scratch::with(|chunk| {
@@ -297,7 +341,7 @@ impl<S: Transport> WebSocket<S> {
         });
         match read {
             Ok(0) => self.conn.receive_eof(),
-            Ok(_) => {}
+            Ok(_) => self.account(),
             Err(error)
                 if matches!(
                     error.kind(),
@@ -356,6 +400,12 @@ impl<S: Transport> WebSocket<S> {
     }
 
     fn write_out(&mut self) -> io::Result<()> {
+        let written = self.write_queued();
+        self.account();
+        written
+    }
+
+    fn write_queued(&mut self) -> io::Result<()> {
         loop {
             self.output.refill(&mut self.conn);
             if self.output.is_empty() {
