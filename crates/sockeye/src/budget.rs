@@ -40,12 +40,11 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use futures_util::task::AtomicWaker;
+use sockeye_proto::{CloseCode, Connection};
 use tokio::time::Sleep;
 
+use crate::output::Output;
 use crate::policy::ServerBuilder;
-
-#[cfg(doc)]
-use sockeye_proto::Connection;
 
 /// Connections holding less than this are neither counted against the
 /// budget nor stopped by it: one read's worth (the front-end reads at most
@@ -367,6 +366,20 @@ impl Share {
             }
             Share::Idle(_) => false,
         }
+    }
+}
+
+/// Aborts a connection its budget chose to shed, for every front-end:
+/// what it holds is dropped at once (the engine's input and queue, and
+/// `output`, what the front-end took to write), and Close 1013 goes out
+/// if it can follow what was written: output taken and not written whole
+/// may end inside a frame, and then no Close may follow it.
+pub(crate) fn shed(conn: &mut Connection, output: &mut Output) {
+    let unwritten = !output.is_empty();
+    *output = Output::default();
+    let aborted = conn.abort(CloseCode::TRY_AGAIN_LATER, "memory budget exhausted");
+    if aborted.is_ok() && unwritten {
+        while conn.poll_transmit().is_some() {}
     }
 }
 

@@ -547,16 +547,7 @@ where
         if ended || !member.poll_shed(cx) {
             return;
         }
-        let unwritten = !self.output.is_empty();
-        // Output taken and not written whole may end inside a frame: it
-        // is dropped, and then no Close may follow it.
-        self.output = Output::default();
-        let aborted = self
-            .conn
-            .abort(CloseCode::TRY_AGAIN_LATER, "memory budget exhausted");
-        if aborted.is_ok() && unwritten {
-            while self.conn.poll_transmit().is_some() {}
-        }
+        crate::budget::shed(&mut self.conn, &mut self.output);
         self.account();
         // Whichever task waits on this connection (a split half's other
         // half too) must see the end.
