@@ -114,7 +114,7 @@ pub struct ServeArgs {
     /// [::1] with the server's port (against DNS rebinding: a web page
     /// whose name is pointed at 127.0.0.1 cannot reach the server); on
     /// any other address, every Host.
-    #[arg(long = "allow-host", value_name = "HOST")]
+    #[arg(long = "allow-host", value_name = "HOST", value_parser = parse_allowed_host)]
     allow_hosts: Vec<String>,
     /// Accepts any Host header, even on a loopback address.
     #[arg(long, conflicts_with = "allow_hosts")]
@@ -391,6 +391,17 @@ fn server_builder(args: &ServeArgs, deflate: DeflateConfig, local: SocketAddr) -
         builder = builder.allow_origins(args.allow_origins.iter());
     }
     builder
+}
+
+/// An --allow-host entry, checked as the library reads it.
+fn parse_allowed_host(text: &str) -> Result<String, String> {
+    if sockeye::policy::is_valid_allowed_host(text) {
+        Ok(text.to_owned())
+    } else {
+        Err(format!(
+            "expected a host name, name:port, [v6]:port or *.domain, not {text:?}"
+        ))
+    }
 }
 
 /// The Host allow-list: the names given, or on a loopback address the

@@ -193,6 +193,16 @@ fn bad_timer_values() {
         2,
         "too short",
     );
+    assert_fails(
+        &run(&["serve", "--allow-host", "example.com:http"], b""),
+        2,
+        "--allow-host",
+    );
+    assert_fails(
+        &run(&["serve", "--max-connections-per-address", "0"], b""),
+        2,
+        "--max-connections-per-address",
+    );
 }
 
 #[test]

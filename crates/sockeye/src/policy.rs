@@ -291,6 +291,20 @@ impl AllowedHost {
     }
 }
 
+/// Whether `entry` is one that [`ServerBuilder::allowed_hosts`] takes:
+/// `name`, `name:port`, `[v6]`, `[v6]:port` or `*.domain`. The builder
+/// ignores the others (so a typo refuses that host rather than admitting
+/// any); check with this first to report them.
+///
+/// ```
+/// assert!(sockeye::policy::is_valid_allowed_host("localhost:9001"));
+/// assert!(sockeye::policy::is_valid_allowed_host("*.example.com"));
+/// assert!(!sockeye::policy::is_valid_allowed_host("example.com:http"));
+/// ```
+pub fn is_valid_allowed_host(entry: &str) -> bool {
+    AllowedHost::parse(entry).is_some()
+}
+
 /// Splits `host[:port]`, IPv6 literals in brackets. `None` if malformed.
 fn split_host_port(text: &str) -> Option<(&str, Option<u16>)> {
     let (host, rest) = if text.starts_with('[') {
@@ -422,7 +436,8 @@ impl ServerBuilder {
     /// does not serve (RFC 9110 section 15.5.20), which is not a matter of
     /// permission, and the status tells it apart from a refused `Origin`.
     ///
-    /// Default: none (any `Host`). Entries that do not parse are ignored.
+    /// Default: none (any `Host`). Entries that do not parse are ignored
+    /// ([`is_valid_allowed_host`] tells them).
     pub fn allowed_hosts<I, S>(mut self, hosts: I) -> ServerBuilder
     where
         I: IntoIterator<Item = S>,
