@@ -515,29 +515,18 @@ async fn open_websocket(
     if is_broken_websocket(&request) {
         let mut bounded = StallTimeout::new(&mut stream, shared.send_timeout);
         let status = crate::http::upgrade_required(&mut bounded, &request).await;
-        info!(
-            "{peer}: {} {} -> {} (WebSocket headers without the upgrade)",
-            request.method(),
-            request.uri().path(),
-            status.map_or_else(
-                |error| format!("failed: {error}"),
-                |status| status.to_string()
-            )
+        log_answer(
+            peer,
+            &request,
+            status,
+            " (WebSocket headers without the upgrade)",
         );
         return None;
     }
     if !wants_websocket(&request) {
         let mut bounded = StallTimeout::new(&mut stream, shared.send_timeout);
         let status = crate::http::respond(&mut bounded, &request, &shared.site).await;
-        info!(
-            "{peer}: {} {} -> {}",
-            request.method(),
-            request.uri().path(),
-            status.map_or_else(
-                |error| format!("failed: {error}"),
-                |status| status.to_string()
-            )
-        );
+        log_answer(peer, &request, status, "");
         return None;
     }
     // A broadcast member joins before its client can see the 101.
@@ -622,7 +611,7 @@ where
 /// Whether the request asks for a WebSocket (`Upgrade: websocket`); the
 /// handshake policy then checks the rest, and answers 400 or 426 itself.
 fn wants_websocket(request: &Request<()>) -> bool {
-    lists_token(request, &http::header::UPGRADE, "websocket")
+    handshake::contains_token(request.headers(), &http::header::UPGRADE, "websocket")
 }
 
 /// Whether the request is a WebSocket client's that lacks the upgrade
@@ -635,18 +624,27 @@ fn is_broken_websocket(request: &Request<()>) -> bool {
     let websocket_headers = headers.contains_key(http::header::SEC_WEBSOCKET_KEY)
         || headers.contains_key(http::header::SEC_WEBSOCKET_VERSION);
     websocket_headers
-        && !(wants_websocket(request) && lists_token(request, &http::header::CONNECTION, "upgrade"))
+        && !(wants_websocket(request)
+            && handshake::contains_token(headers, &http::header::CONNECTION, "upgrade"))
 }
 
-/// Whether a comma-separated header lists `token` (case-insensitively).
-fn lists_token(request: &Request<()>, name: &http::HeaderName, token: &str) -> bool {
-    request
-        .headers()
-        .get_all(name)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .any(|listed| listed.trim().eq_ignore_ascii_case(token))
+/// Logs a plain HTTP answer: the request, and the status sent or why
+/// sending failed.
+fn log_answer(
+    peer: SocketAddr,
+    request: &Request<()>,
+    status: std::io::Result<StatusCode>,
+    note: &str,
+) {
+    let status = status.map_or_else(
+        |error| format!("failed: {error}"),
+        |status| status.to_string(),
+    );
+    info!(
+        "{peer}: {} {} -> {status}{note}",
+        request.method(),
+        request.uri().path()
+    );
 }
 
 /// Over the connection limit: reads the request (so the client sees the

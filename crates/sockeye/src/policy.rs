@@ -20,7 +20,10 @@ use http::header::{HOST, RETRY_AFTER};
 use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
 use rustls::ServerConfig;
 use sockeye_proto::extension::deflate::{DeflateConfig, DeflateNegotiator};
-use sockeye_proto::handshake::{self, HandshakeError, Negotiated, RequestParser, ServerHandshake};
+use sockeye_proto::handshake::{
+    self, HandshakeError, Negotiated, RequestParser, ServerHandshake, comparable_host,
+    parse_host_port,
+};
 use sockeye_proto::{Config, Connection, Role};
 
 use crate::budget::{DEFAULT_MEMORY_BUDGET_TIMEOUT, MemoryBudget, Share, default_memory_budget};
@@ -273,10 +276,11 @@ pub(crate) struct AllowedHost {
 impl AllowedHost {
     /// Parses `host`, `host:port`, `[v6]`, `[v6]:port` or `*.domain`.
     fn parse(text: &str) -> Option<AllowedHost> {
-        let (host, port) = split_host_port(text.trim())?;
+        // The `Host` header's own grammar (whose reg-name has `*`).
+        let parsed = parse_host_port(text.trim())?;
         Some(AllowedHost {
-            host: normalize_host(host),
-            port,
+            host: comparable_host(parsed.host),
+            port: parsed.port,
         })
     }
 
@@ -303,45 +307,6 @@ impl AllowedHost {
 /// ```
 pub fn is_valid_allowed_host(entry: &str) -> bool {
     AllowedHost::parse(entry).is_some()
-}
-
-/// Splits `host[:port]`, IPv6 literals in brackets. `None` if malformed.
-fn split_host_port(text: &str) -> Option<(&str, Option<u16>)> {
-    let (host, rest) = if text.starts_with('[') {
-        let close = text.find(']')?;
-        text.get(1..close)?.parse::<std::net::Ipv6Addr>().ok()?;
-        (text.get(..=close)?, text.get(close + 1..)?)
-    } else {
-        let host = text.split_once(':').map_or(text, |(host, _)| host);
-        // RFC 3986 section 3.2.2's reg-name, which covers DNS names and
-        // IPv4 addresses (and the `*` of a wildcard entry).
-        let reg_name =
-            |byte: u8| byte.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=".contains(&byte);
-        if !host.bytes().all(reg_name) {
-            return None;
-        }
-        (host, text.get(host.len()..)?)
-    };
-    if host.is_empty() {
-        return None;
-    }
-    let port = match rest.strip_prefix(':') {
-        Some(digits) => Some(digits.parse::<u16>().ok()?),
-        None if rest.is_empty() => None,
-        None => return None,
-    };
-    Some((host, port))
-}
-
-/// Hosts compare ASCII case-insensitively, with or without the trailing
-/// dot of a fully qualified name.
-fn normalize_host(host: &str) -> String {
-    let host = if host.starts_with('[') {
-        host
-    } else {
-        host.strip_suffix('.').unwrap_or(host)
-    };
-    host.to_ascii_lowercase()
 }
 
 impl Default for ServerBuilder {
@@ -631,11 +596,14 @@ impl ServerBuilder {
         let (Some(value), None) = (values.next(), values.next()) else {
             return Ok(());
         };
-        let Some((host, port)) = value.to_str().ok().and_then(split_host_port) else {
+        let Some(parsed) = value.to_str().ok().and_then(parse_host_port) else {
             return Ok(());
         };
-        let host = normalize_host(host);
-        if allowed.iter().any(|entry| entry.matches(&host, port)) {
+        let host = comparable_host(parsed.host);
+        if allowed
+            .iter()
+            .any(|entry| entry.matches(&host, parsed.port))
+        {
             return Ok(());
         }
         Err(HandshakeError::refused(handshake::rejection(

@@ -90,5 +90,6 @@ pub use headers::{
 };
 pub use key::{WEBSOCKET_GUID, accept_key, generate_key, is_valid_key};
 pub use negotiate::{ExtensionNegotiator, Negotiated, NoExtensions};
+pub use origin::{HostPort, comparable_host, parse_host_port};
 pub use serialize::{write_request, write_response, write_response_with_body};
 pub use server::{Accepted, ServerHandshake};

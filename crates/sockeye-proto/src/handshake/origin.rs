@@ -12,18 +12,18 @@ use std::net::Ipv6Addr;
 
 /// A `host [ ":" port ]` as found in `Host` or a URI authority.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct HostPort<'a> {
+pub struct HostPort<'a> {
     /// The host as written, IPv6 literals with their brackets.
-    pub(crate) host: &'a str,
+    pub host: &'a str,
     /// The explicit port, if any.
-    pub(crate) port: Option<u16>,
+    pub port: Option<u16>,
 }
 
 /// Parses `uri-host [ ":" port ]` (RFC 3986 section 3.2.2), strictly: a
 /// non-empty host, an IPv6 literal that parses, a port of 1 to 5 digits
 /// that fits in 16 bits (an empty port after the colon is refused). No
 /// userinfo.
-pub(crate) fn parse_host_port(text: &str) -> Option<HostPort<'_>> {
+pub fn parse_host_port(text: &str) -> Option<HostPort<'_>> {
     let (host, rest) = if text.starts_with('[') {
         let close = text.find(']')?;
         let literal = text.get(1..close)?;
@@ -69,7 +69,7 @@ pub(crate) fn default_port(scheme: &str) -> Option<u16> {
 /// A host in the form hosts are compared in: ASCII lowercase, without the
 /// trailing dot of a fully qualified name (`example.com.` and `example.com`
 /// name the same host, so neither form may slip past a comparison).
-fn comparable_host(host: &str) -> String {
+pub fn comparable_host(host: &str) -> String {
     let host = if host.starts_with('[') {
         host
     } else {
