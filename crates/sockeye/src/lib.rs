@@ -31,6 +31,7 @@ mod client;
 mod drain;
 mod error;
 mod handshake_io;
+pub mod hub;
 mod output;
 pub mod policy;
 pub mod proxy;

@@ -595,7 +595,7 @@ where
     }
 
     /// Whether queued output exceeds the backpressure bound.
-    fn over_buffer_limit(&self) -> bool {
+    pub(crate) fn over_buffer_limit(&self) -> bool {
         self.buffered_amount() >= self.conn.config().get_max_buffered_bytes()
     }
 }

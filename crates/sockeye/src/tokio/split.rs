@@ -184,6 +184,22 @@ where
         self.flush().await
     }
 
+    /// Waits until the engine's queue is under the backpressure bound
+    /// (writing meanwhile).
+    pub(crate) async fn wait_room(&mut self) -> Result<(), Error> {
+        poll_fn(|cx| {
+            self.shared
+                .poll_with(cx, |w| &w.sender, |socket, cx| socket.poll_room(cx))
+        })
+        .await
+    }
+
+    /// Runs `f` on the connection, under the lock shared with the other
+    /// half (never across a wait).
+    pub(crate) fn with_socket<T>(&self, f: impl FnOnce(&mut WebSocket<S>) -> T) -> T {
+        f(&mut self.shared.lock())
+    }
+
     /// Bytes queued and not yet written; see [`WebSocket::buffered_amount`].
     pub fn buffered_amount(&self) -> usize {
         self.shared.lock().buffered_amount()
