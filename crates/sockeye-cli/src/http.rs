@@ -140,6 +140,26 @@ where
     Ok(status)
 }
 
+/// Answers a WebSocket request for a resource this server does not have
+/// (RFC 6455 section 4.2.2: the server may answer with any HTTP status
+/// other than 101) with 404 and `why`, and shuts the connection down.
+pub async fn not_found<S>(
+    stream: &mut S,
+    request: &Request<()>,
+    why: &str,
+) -> io::Result<StatusCode>
+where
+    S: AsyncWrite + Unpin,
+{
+    let mut response = plain(StatusCode::NOT_FOUND, why);
+    response
+        .headers_mut()
+        .insert(CONNECTION, HeaderValue::from_static("close"));
+    let status = send_response(stream, response, request.method() == Method::HEAD).await?;
+    let _ = stream.shutdown().await;
+    Ok(status)
+}
+
 /// Maps the request to what to send, without touching the file contents.
 fn resolve(request: &Request<()>, site: &Site) -> Target {
     if request.method() != Method::GET && request.method() != Method::HEAD {
@@ -196,7 +216,7 @@ fn resolve(request: &Request<()>, site: &Site) -> Target {
 
 /// `%41` becomes `A`; `None` for a malformed escape or a result that is
 /// not UTF-8.
-fn percent_decode(path: &str) -> Option<String> {
+pub fn percent_decode(path: &str) -> Option<String> {
     let bytes = path.as_bytes();
     let mut decoded = Vec::with_capacity(bytes.len());
     let mut index = 0;

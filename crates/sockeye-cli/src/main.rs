@@ -15,12 +15,12 @@ macro_rules! status {
 }
 
 mod bench;
+mod broadcast;
 mod connect;
 mod failure;
 mod http;
 mod options;
 mod report;
-mod room;
 mod serve;
 mod signals;
 mod stall;

@@ -41,13 +41,13 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
+use crate::broadcast::{self, Member};
 use crate::failure::Failure;
 use crate::http::Site;
 use crate::options::{
     OptionalCount, OptionalDuration, parse_duration, parse_optional_count, parse_optional_duration,
     parse_size,
 };
-use crate::room::Room;
 use crate::signals::Interrupts;
 use crate::stall::StallTimeout;
 
@@ -67,7 +67,9 @@ pub struct ServeArgs {
     /// Echoes every message back to its sender (the default mode).
     #[arg(long, conflicts_with = "broadcast")]
     echo: bool,
-    /// A chat room: every message goes to all the other clients.
+    /// Chat rooms: every message goes to all the other clients in its
+    /// room. A WebSocket at / joins the default room, one at /room/NAME
+    /// joins room NAME.
     #[arg(long)]
     broadcast: bool,
     /// Also serves the files under PATH over HTTP on the same port
@@ -154,6 +156,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = 1024,
           value_parser = clap::value_parser!(u32).range(1..))]
     queue: u32,
+    /// Broadcast: what happens to a client whose queue is full: close
+    /// (with 1008), drop-oldest or drop-newest (it misses messages).
+    #[arg(long, value_name = "POLICY", default_value = "close",
+          value_parser = broadcast::parse_slow_policy)]
+    slow_policy: sockeye::hub::SlowPolicy,
     /// On Ctrl-C or SIGTERM: the window over which the WebSockets are
     /// closed, each at its own moment, so that their clients do not all
     /// reconnect at once (0: all at once).
@@ -200,7 +207,7 @@ struct Shared {
     tls: Option<Arc<ServerConfig>>,
     site: Site,
     mode: Mode,
-    room: Room,
+    hub: sockeye::hub::Hub,
     /// How long an HTTP answer may make no progress.
     send_timeout: Duration,
 }
@@ -240,7 +247,10 @@ async fn run(args: ServeArgs) -> Result<(), Failure> {
         tls,
         site,
         mode,
-        room: Room::new(args.queue as usize),
+        hub: sockeye::hub::Hub::builder()
+            .queue_capacity(args.queue as usize)
+            .slow_policy(args.slow_policy)
+            .build(),
         send_timeout: args.send_timeout,
     });
     info!(
@@ -450,27 +460,25 @@ async fn serve_connection(
     // boxed so the futures that own it are not each as large as it is, and
     // so is the broadcast mode's state. Idle connections cost about 2 KiB
     // (bench scenario f; see bench/NOTES.md).
-    let Some((ws, membership)) = Box::pin(open_websocket(tcp, peer, &shared)).await else {
+    let Some((ws, member)) = Box::pin(open_websocket(tcp, peer, &shared)).await else {
         return;
     };
-    match membership {
+    match member {
         None => echo(ws, peer).await,
-        Some(membership) => {
-            Box::pin(shared.room.serve(membership, *ws, peer)).await;
+        Some(member) => {
+            Box::pin(broadcast::serve(&shared.hub, member, *ws, peer)).await;
         }
     }
 }
 
 /// Reads the request and answers it: HTTP for files and the page, a
-/// refusal, or a 101 and the WebSocket (with its broadcast membership).
+/// refusal, or a 101 and the WebSocket (with its room, in broadcast
+/// mode).
 async fn open_websocket(
     tcp: TcpStream,
     peer: SocketAddr,
     shared: &Shared,
-) -> Option<(
-    Box<WebSocket<ServerStream>>,
-    Option<crate::room::Membership>,
-)> {
+) -> Option<(Box<WebSocket<ServerStream>>, Option<Member>)> {
     let _ = tcp.set_nodelay(true);
     let opened = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
         let mut stream = open_stream(tcp, shared).await?;
@@ -529,8 +537,19 @@ async fn open_websocket(
         log_answer(peer, &request, status, "");
         return None;
     }
-    // A broadcast member joins before its client can see the 101.
-    let membership = (shared.mode == Mode::Broadcast).then(|| shared.room.join());
+    // A broadcast member joins its room before its client can see the 101.
+    let member = match shared.mode {
+        Mode::Echo => None,
+        Mode::Broadcast => match broadcast::room_for_path(request.uri().path()) {
+            Ok(room) => Some(broadcast::join(&shared.hub, room)),
+            Err(why) => {
+                let mut bounded = StallTimeout::new(&mut stream, shared.send_timeout);
+                let status = crate::http::not_found(&mut bounded, &request, why).await;
+                log_answer(peer, &request, status, &format!(" ({why})"));
+                return None;
+            }
+        },
+    };
     let mut request = request;
     request
         .extensions_mut()
@@ -563,7 +582,7 @@ async fn open_websocket(
             ""
         }
     );
-    Some((ws, membership))
+    Some((ws, member))
 }
 
 /// Plain TCP, or TLS when the server has a certificate.

@@ -436,7 +436,7 @@ fn broadcast_drops_a_client_too_slow_to_keep_up() {
     });
     server
         .proc
-        .wait_stderr("too slow to keep up, closing with 1008");
+        .wait_stderr("too slow to keep up (queue full), closed with 1008");
 
     // The room goes on without it.
     let mut newcomer = connect(&server.url, &[]);

@@ -6,7 +6,7 @@
 //! one task wake-up serves many messages).
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
@@ -71,12 +71,26 @@ pub(crate) enum Status {
     Ended,
 }
 
+/// Why the hub closed a subscriber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cause {
+    /// Its queue was full ([`SlowPolicy::Close`]).
+    Slow,
+    /// A write made no progress for the stall timeout.
+    Stalled,
+}
+
 #[derive(Debug)]
 struct State {
     items: VecDeque<Outgoing>,
     status: Status,
+    /// Why the hub closed it, if it did.
+    cause: Option<Cause>,
     /// The writer, when it waits for something to write.
     waker: Option<Waker>,
+    /// The writer, while it writes: told only if the subscriber is closed
+    /// for being slow meanwhile (pushes do not wake it).
+    kick_waker: Option<Waker>,
 }
 
 /// What the writer takes from its mailbox.
@@ -105,6 +119,8 @@ pub(crate) struct Mailbox {
     pub(crate) delivered: AtomicU64,
     /// Messages dropped from or refused by this queue.
     pub(crate) dropped: AtomicU64,
+    /// Whether a writer was started for it.
+    pub(crate) attached: AtomicBool,
 }
 
 impl Mailbox {
@@ -116,11 +132,14 @@ impl Mailbox {
             state: Mutex::new(State {
                 items: VecDeque::new(),
                 status: Status::Open,
+                cause: None,
                 waker: None,
+                kick_waker: None,
             }),
             positions: Mutex::new(HashMap::new()),
             delivered: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+            attached: AtomicBool::new(false),
         }
     }
 
@@ -147,12 +166,13 @@ impl Mailbox {
             match self.policy {
                 SlowPolicy::Close => {
                     state.status = Status::Kicked;
+                    state.cause = Some(Cause::Slow);
                     let lost = state.items.len() as u64 + 1;
                     state.items.clear();
                     self.dropped.fetch_add(lost, Ordering::Relaxed);
-                    let waker = state.waker.take();
+                    let wakers = [state.waker.take(), state.kick_waker.take()];
                     drop(state);
-                    if let Some(waker) = waker {
+                    for waker in wakers.into_iter().flatten() {
                         waker.wake();
                     }
                     return Offer::Kicked(lost);
@@ -257,6 +277,21 @@ impl Mailbox {
         Poll::Pending
     }
 
+    /// Ready once the subscriber is closed for being slow; the writer
+    /// polls it while it writes, so that a write stuck on a client that
+    /// does not read is abandoned at once.
+    pub(crate) fn poll_kicked(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut state = self.state();
+        if state.status == Status::Kicked {
+            return Poll::Ready(());
+        }
+        match &state.kick_waker {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            _ => state.kick_waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
     /// Messages waiting to be written.
     pub(crate) fn depth(&self) -> usize {
         self.state().items.len()
@@ -264,6 +299,17 @@ impl Mailbox {
 
     pub(crate) fn status(&self) -> Status {
         self.state().status
+    }
+
+    /// Where it stands, and why the hub closed it if it did.
+    pub(crate) fn status_and_cause(&self) -> (Status, Option<Cause>) {
+        let state = self.state();
+        (state.status, state.cause)
+    }
+
+    /// The writer closed it for making no progress.
+    pub(crate) fn mark_stalled(&self) {
+        self.state().cause = Some(Cause::Stalled);
     }
 }
 

@@ -73,6 +73,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 pub use backplane::{Backplane, BackplaneLink, BackplaneStatus, NodeId};
 pub use mailbox::SlowPolicy;
+
 use mailbox::{Mailbox, Offer};
 
 use crate::tokio::SendHalf;
@@ -504,16 +505,21 @@ impl Hub {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
+        let subscriber = self.subscriber();
+        subscriber.attach(sender);
+        subscriber
+    }
+
+    /// A subscriber with no connection yet: it can subscribe, and what is
+    /// published to it queues (under its [`SlowPolicy`]) until
+    /// [`Subscriber::attach`] gives it one. A server subscribes this way
+    /// before it answers the handshake, so that a client that sees itself
+    /// connected already receives what is published.
+    pub fn subscriber(&self) -> Subscriber {
         let shared = &self.shared;
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
         let mailbox = Arc::new(Mailbox::new(id, shared.queue_capacity, shared.slow_policy));
         shared.mailboxes_mut().insert(id, mailbox.clone());
-        tokio::spawn(writer::run(
-            mailbox.clone(),
-            Arc::downgrade(shared),
-            sender,
-            shared.stall_timeout,
-        ));
         Subscriber {
             mailbox,
             hub: self.clone(),
@@ -610,6 +616,25 @@ impl Hub {
     }
 }
 
+/// Where a subscriber stands, from [`Subscriber::state`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SubscriberState {
+    /// Messages are queued for it and written.
+    Open,
+    /// [`Subscriber::close`] was called: what was queued before is
+    /// written, then the Close frame.
+    Closing,
+    /// Closed by the hub with 1008 because its queue was full
+    /// ([`SlowPolicy::Close`]).
+    TooSlow,
+    /// Closed by the hub with 1008 because a write made no progress for
+    /// the stall timeout ([`HubBuilder::stall_timeout`]).
+    Stalled,
+    /// Its connection ended, or the handle was dropped.
+    Ended,
+}
+
 /// Which subscriber: unique within its hub.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SubscriberId(pub u64);
@@ -635,6 +660,30 @@ impl Subscriber {
     /// This subscriber's id.
     pub fn id(&self) -> SubscriberId {
         SubscriberId(self.mailbox.id)
+    }
+
+    /// Gives a subscriber from [`Hub::subscriber`] its connection: the hub
+    /// writes to it from now on, from a task spawned on the current tokio
+    /// runtime. Returns `false`, and drops `sender`, if it already has
+    /// one.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime.
+    pub fn attach<S>(&self, sender: SendHalf<S>) -> bool
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        if self.mailbox.attached.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        let shared = &self.hub.shared;
+        tokio::spawn(writer::run(
+            self.mailbox.clone(),
+            Arc::downgrade(shared),
+            sender,
+            shared.stall_timeout,
+        ));
+        true
     }
 
     /// Subscribes to `topic`. Returns `false` if it was subscribed
@@ -696,10 +745,24 @@ impl Subscriber {
         self.mailbox.dropped.load(Ordering::Relaxed)
     }
 
-    /// Whether the hub still writes to it (not closed, dropped for being
-    /// slow, or failed).
+    /// Whether the hub still takes messages for it (not closing, closed
+    /// for being slow, or ended).
     pub fn is_open(&self) -> bool {
         self.mailbox.status() == mailbox::Status::Open
+    }
+
+    /// Where it stands: open, closing, closed by the hub (and why), or
+    /// ended.
+    pub fn state(&self) -> SubscriberState {
+        use mailbox::{Cause, Status};
+        match self.mailbox.status_and_cause() {
+            (_, Some(Cause::Slow)) => SubscriberState::TooSlow,
+            (_, Some(Cause::Stalled)) => SubscriberState::Stalled,
+            (Status::Open, None) => SubscriberState::Open,
+            (Status::Closing, None) => SubscriberState::Closing,
+            (Status::Kicked, None) => SubscriberState::TooSlow,
+            (Status::Detached | Status::Ended, None) => SubscriberState::Ended,
+        }
     }
 }
 

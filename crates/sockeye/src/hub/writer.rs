@@ -6,9 +6,10 @@
 //! the system call is shared by every message that piled up meanwhile.
 
 use std::collections::VecDeque;
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
+use std::task::Poll;
 use std::time::Duration;
 
 use sockeye_proto::CloseCode;
@@ -59,17 +60,40 @@ pub(crate) async fn run<S>(
             }
             Take::Detached => break,
         }
-        let written = tokio::time::timeout(
-            stall_timeout,
-            write_batch(&mut sender, &mut batch, &mailbox, &hub),
-        )
-        .await;
+        let written = {
+            let write = tokio::time::timeout(
+                stall_timeout,
+                write_batch(&mut sender, &mut batch, &mailbox, &hub),
+            );
+            let mut write = std::pin::pin!(write);
+            poll_fn(|cx| {
+                // Closed for being slow while a write waits for the client.
+                if mailbox.poll_kicked(cx).is_ready() {
+                    return Poll::Ready(None);
+                }
+                write.as_mut().poll(cx).map(Some)
+            })
+            .await
+        };
+        let Some(written) = written else {
+            if let Some(hub) = hub.upgrade() {
+                hub.counters.kicked.fetch_add(1, Ordering::Relaxed);
+            }
+            close(
+                &mut sender,
+                CloseCode::POLICY_VIOLATION,
+                "too slow to keep up",
+            )
+            .await;
+            break;
+        };
         match written {
             Ok(Ok(Written::All)) => {}
             Ok(Ok(Written::Closed)) => break,
             // The connection failed or closed; its reader sees it too.
             Ok(Err(_)) => break,
             Err(_) => {
+                mailbox.mark_stalled();
                 if let Some(hub) = hub.upgrade() {
                     hub.counters.stalled.fetch_add(1, Ordering::Relaxed);
                 }

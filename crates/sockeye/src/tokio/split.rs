@@ -221,6 +221,11 @@ where
     /// The Close frame is queued before the first wait.
     pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
         self.shared.lock().conn.send_close(code, reason)?;
+        // The close timer now bounds the connection: the receiving half,
+        // which may be waiting on a later deadline (or none), re-arms its
+        // timer, so that a peer that never answers (or never reads) is
+        // dropped when the close timeout passes.
+        self.shared.wakers.receiver.wake();
         self.flush().await
     }
 
