@@ -21,7 +21,8 @@
 //!
 //! The protocol itself lives in [`sockeye_proto`] (re-exported as
 //! [`proto`]), a sans-I/O engine; this crate moves bytes between it and
-//! sockets.
+//! sockets. Publish/subscribe (topics, fan-out, backplanes to other
+//! nodes) is in [`hub`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
