@@ -28,7 +28,8 @@ pub(crate) enum Phase {
     /// Not connected now (not started yet, connecting, or waiting to
     /// connect again).
     Connecting,
-    /// Connected, subscriptions restored.
+    /// Both connections up: publishes are taken (the subscriptions are
+    /// being restored, or are).
     Connected,
     /// Stopped for good: shut down, dropped, or its hub is gone.
     Stopped,
@@ -284,8 +285,10 @@ impl RedisBackplane {
         &self.handle.shared
     }
 
-    /// Whether it is connected now: both connections up and the
-    /// subscriptions restored.
+    /// Whether it is connected now: both connections are up and publishes
+    /// are taken. (After a reconnect, the subscriptions are restored right
+    /// after this turns true; [`BackplaneStatus::subscriptions`] counts
+    /// them as they are.)
     pub fn is_connected(&self) -> bool {
         self.shared().connected.load(Ordering::Acquire)
     }
@@ -341,7 +344,10 @@ impl RedisBackplane {
         RedisStatus {
             backplane: self.status(),
             sharded,
-            queued: shared.settings.queue_capacity - shared.queue.capacity(),
+            queued: shared
+                .settings
+                .queue_capacity
+                .saturating_sub(shared.queue.capacity()),
             queued_bytes: shared.queued_bytes.load(Ordering::Relaxed),
             failed_connects: shared.counters.failed_connects.load(Ordering::Relaxed),
             lost_incoming: shared.counters.lost_incoming.load(Ordering::Relaxed),

@@ -375,7 +375,7 @@ async fn publish(
         }
         let counters = &shared.counters;
         counters.published.fetch_add(published, Ordering::Relaxed);
-        shared.count_dropped(count - published as usize);
+        shared.count_dropped(count.saturating_sub(published as usize));
         if let Some(why) = lost {
             return End::Lost(format!("publishing: {why}"));
         }

@@ -142,7 +142,10 @@ impl RedisServer {
     /// A plain client, for looking at the server and publishing on it.
     pub async fn client(&self) -> Client {
         let config = Config::from_url(&self.url()).unwrap();
-        let client = Builder::from_config(config).build().unwrap();
+        let client = Builder::from_config(config)
+            .with_performance_config(|performance| performance.default_command_timeout = PATIENCE)
+            .build()
+            .unwrap();
         tokio::time::timeout(PATIENCE, client.init())
             .await
             .expect("connect in time")
