@@ -517,6 +517,43 @@ async fn a_server_that_stops_answering_is_noticed_and_left() {
     assert_eq!(first_client.next().await, Message::text("after"));
 }
 
+/// The URL's password and database are used; a wrong password is a failed
+/// connection attempt, reported, not a panic.
+#[tokio::test]
+async fn the_url_carries_password_and_database() {
+    let Some(server) =
+        RedisServer::start_with("the_url_carries_password", &["--requirepass", "s3cret"])
+    else {
+        return;
+    };
+    let url = |credentials: &str| format!("redis://{credentials}@127.0.0.1:{}/3", server.port);
+    let first = Node::new(RedisBackplane::builder(&url(":s3cret")));
+    let second = Node::new(RedisBackplane::builder(&url("default:s3cret")));
+    first.connected().await;
+    second.connected().await;
+    let mut client = second.client();
+    assert!(client.subscriber.subscribe("room"));
+    let checker = common::client_at(&url(":s3cret")).await;
+    let sharded = second.backplane.redis_status().sharded.expect("connected");
+    wait_subscribers(&checker, "sockeye:room", sharded, 1).await;
+    first.hub.publish("room", Message::text("authenticated"));
+    assert_eq!(client.next().await, Message::text("authenticated"));
+    assert!(!format!("{:?}", first.backplane).contains("s3cret"));
+
+    let refused = Node::new(
+        RedisBackplane::builder(&url(":wrong"))
+            .reconnect_backoff(Duration::from_millis(10), Duration::from_millis(50)),
+    );
+    eventually("the wrong password is reported", || {
+        refused.backplane.redis_status().failed_connects >= 2
+    })
+    .await;
+    let status = refused.backplane.redis_status();
+    assert!(!status.backplane.connected);
+    println!("wrong password: {:?}", status.last_error);
+    assert!(status.last_error.is_some());
+}
+
 /// Without a server (none listening on the port): publishes are refused at
 /// once and counted, connection attempts are counted with their error, and
 /// shutdown ends the task. Needs no `redis-server`.

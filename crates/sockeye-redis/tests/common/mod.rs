@@ -41,6 +41,8 @@ fn redis_server_path() -> Option<PathBuf> {
 pub struct RedisServer {
     path: PathBuf,
     pub port: u16,
+    /// Arguments after the port, bind and persistence ones.
+    extra: Vec<String>,
     child: Option<Child>,
 }
 
@@ -48,6 +50,12 @@ impl RedisServer {
     /// Starts a server on a free port; `None`, after printing why, when
     /// `redis-server` is not installed (the test then passes as skipped).
     pub fn start(test: &str) -> Option<RedisServer> {
+        RedisServer::start_with(test, &[])
+    }
+
+    /// Like [`RedisServer::start`], with more arguments
+    /// (`["--requirepass", "secret"]`, say).
+    pub fn start_with(test: &str, extra: &[&str]) -> Option<RedisServer> {
         let Some(path) = redis_server_path() else {
             println!("{test}: skipped: redis-server not installed");
             return None;
@@ -60,6 +68,7 @@ impl RedisServer {
             let mut server = RedisServer {
                 path: path.clone(),
                 port,
+                extra: extra.iter().map(|argument| argument.to_string()).collect(),
                 child: None,
             };
             match server.spawn() {
@@ -75,6 +84,7 @@ impl RedisServer {
             .args(["--port", &self.port.to_string()])
             .args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
+            .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -141,17 +151,22 @@ impl RedisServer {
 
     /// A plain client, for looking at the server and publishing on it.
     pub async fn client(&self) -> Client {
-        let config = Config::from_url(&self.url()).unwrap();
-        let client = Builder::from_config(config)
-            .with_performance_config(|performance| performance.default_command_timeout = PATIENCE)
-            .build()
-            .unwrap();
-        tokio::time::timeout(PATIENCE, client.init())
-            .await
-            .expect("connect in time")
-            .expect("connect");
-        client
+        client_at(&self.url()).await
     }
+}
+
+/// A plain client for the server at `url`.
+pub async fn client_at(url: &str) -> Client {
+    let config = Config::from_url(url).unwrap();
+    let client = Builder::from_config(config)
+        .with_performance_config(|performance| performance.default_command_timeout = PATIENCE)
+        .build()
+        .unwrap();
+    tokio::time::timeout(PATIENCE, client.init())
+        .await
+        .expect("connect in time")
+        .expect("connect");
+    client
 }
 
 impl Drop for RedisServer {
@@ -177,7 +192,8 @@ fn answers_ping(port: u16) -> bool {
         return false;
     }
     let mut reply = [0; 7];
-    stream.read_exact(&mut reply).is_ok() && &reply == b"+PONG\r\n"
+    // A server with a password answers `-NOAUTH ...`: up all the same.
+    stream.read_exact(&mut reply).is_ok() && (&reply == b"+PONG\r\n" || reply[0] == b'-')
 }
 
 /// How many subscriber connections the server has for `channel`, in the
