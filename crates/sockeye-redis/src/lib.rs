@@ -44,8 +44,9 @@
 //!   [`Backplane::publish`](sockeye::hub::Backplane::publish): one
 //!   envelope per message (never one per subscriber), taken from a bounded
 //!   queue in order and sent pipelined: whatever piled up while the last
-//!   batch was on its way (up to 512 envelopes) leaves in one write, and the
-//!   replies are read after. `publish` itself never waits.
+//!   batch was on its way (up to 512 envelopes) leaves at once, without
+//!   waiting for a reply between two, and the replies are read after.
+//!   `publish` itself never waits.
 //! - The **subscriber** is subscribed to the channel of every topic that
 //!   has local subscribers, and hands each message to
 //!   [`BackplaneLink::deliver`](sockeye::hub::BackplaneLink::deliver),

@@ -249,8 +249,8 @@ impl Session {
         })
     }
 
-    /// Restores the subscriptions, then publishes, receives and follows
-    /// the hub's topics until the session ends.
+    /// Publishes, receives, restores the subscriptions and follows the
+    /// hub's topics, until the session ends.
     async fn run(
         &mut self,
         shared: &Shared,
@@ -326,8 +326,8 @@ fn is_connection_error(error: &FredError) -> bool {
 }
 
 /// Sends the queued envelopes in order, in pipelined batches: whatever
-/// piled up while the previous batch was on its way goes out in one write,
-/// and the replies are read after.
+/// piled up while the previous batch was on its way goes out at once (fred
+/// flushes every 200 commands), and the replies are read after.
 async fn publish(
     client: &Client,
     sharded: bool,

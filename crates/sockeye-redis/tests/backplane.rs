@@ -488,7 +488,11 @@ async fn a_server_that_stops_answering_is_noticed_and_left() {
     wait_subscribers(&checker, "sockeye:room", sharded, 2).await;
 
     if !server.pause(true) {
-        println!("a_server_that_stops_answering: skipped: cannot signal redis-server");
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "a_server_that_stops_answering: skipped: cannot signal redis-server"
+        );
         return;
     }
     let paused = Instant::now();

@@ -24,8 +24,14 @@ pub const PATIENCE: Duration = Duration::from_secs(10);
 /// How long a test waits to be sure that nothing more arrives.
 pub const QUIET: Duration = Duration::from_millis(300);
 
-/// Where `redis-server` is, if installed.
+/// Where `redis-server` is, if installed: `$SOCKEYE_TEST_REDIS_SERVER` if
+/// set (a path that does not exist there skips the tests), else the first
+/// on `PATH`, in `/usr/bin` or in `/usr/local/bin`.
 fn redis_server_path() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("SOCKEYE_TEST_REDIS_SERVER") {
+        let path = PathBuf::from(path);
+        return path.is_file().then_some(path);
+    }
     let candidates = std::env::var_os("PATH")
         .map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
         .unwrap_or_default();
@@ -57,7 +63,13 @@ impl RedisServer {
     /// (`["--requirepass", "secret"]`, say).
     pub fn start_with(test: &str, extra: &[&str]) -> Option<RedisServer> {
         let Some(path) = redis_server_path() else {
-            println!("{test}: skipped: redis-server not installed");
+            // Straight to stderr: the test harness would hide a println of
+            // a passing test.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "{test}: skipped: redis-server not installed"
+            );
             return None;
         };
         // Another process may take the free port before the server binds
