@@ -161,6 +161,13 @@ pub struct ServeArgs {
     #[arg(long, value_name = "POLICY", default_value = "close",
           value_parser = broadcast::parse_slow_policy)]
     slow_policy: sockeye::hub::SlowPolicy,
+    /// Broadcast: spreads the rooms over every node on this backplane
+    /// (redis://HOST:PORT or nats://HOST:PORT): a message said on one node
+    /// reaches the room's members on all of them, at most once, in order
+    /// per node. Without it, one process is the whole server.
+    #[arg(long, value_name = "URL", requires = "broadcast",
+          value_parser = broadcast::parse_backplane)]
+    backplane: Option<broadcast::BackplaneUrl>,
     /// On Ctrl-C or SIGTERM: the window over which the WebSockets are
     /// closed, each at its own moment, so that their clients do not all
     /// reconnect at once (0: all at once).
@@ -247,10 +254,11 @@ async fn run(args: ServeArgs) -> Result<(), Failure> {
         tls,
         site,
         mode,
-        hub: sockeye::hub::Hub::builder()
-            .queue_capacity(args.queue as usize)
-            .slow_policy(args.slow_policy)
-            .build(),
+        hub: broadcast::hub(
+            args.queue as usize,
+            args.slow_policy,
+            args.backplane.as_ref(),
+        )?,
         send_timeout: args.send_timeout,
     });
     info!(

@@ -329,4 +329,10 @@ impl Backplane for NatsBackplane {
             counters.subscriptions.load(Ordering::Relaxed),
         )
     }
+
+    /// The hub was dropped: stops the backplane's thread and closes its
+    /// connection at once.
+    fn stop(&self) {
+        self.shared.shut_down();
+    }
 }

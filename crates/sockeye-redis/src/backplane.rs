@@ -425,6 +425,12 @@ impl Backplane for RedisBackplane {
             counters.subscriptions.load(Ordering::Relaxed),
         )
     }
+
+    /// The hub was dropped: closes the connections at once, as
+    /// [`RedisBackplane::shutdown`] does.
+    fn stop(&self) {
+        self.shutdown();
+    }
 }
 
 impl RedisBackplane {

@@ -71,7 +71,7 @@ use std::time::Duration;
 use sockeye_proto::{CloseCode, Message, PreparedMessage};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-pub use backplane::{Backplane, BackplaneLink, BackplaneStatus, NodeId};
+pub use backplane::{Backplane, BackplaneLink, BackplaneStatus, Delivered, NodeId};
 pub use mailbox::SlowPolicy;
 
 use mailbox::{Mailbox, Offer};
@@ -281,6 +281,14 @@ pub(crate) struct HubShared {
     node: NodeId,
     backplane: Option<Arc<dyn Backplane>>,
     pub(crate) counters: Counters,
+}
+
+impl Drop for HubShared {
+    fn drop(&mut self) {
+        if let Some(backplane) = &self.backplane {
+            backplane.stop();
+        }
+    }
 }
 
 /// What one local publication did, added to the counters at once.
@@ -559,6 +567,13 @@ impl Hub {
             .collect()
     }
 
+    /// A handle that does not keep the hub alive.
+    pub fn downgrade(&self) -> WeakHub {
+        WeakHub {
+            shared: Arc::downgrade(&self.shared),
+        }
+    }
+
     /// This node's id on the backplane.
     pub fn node_id(&self) -> NodeId {
         self.shared.node
@@ -633,6 +648,21 @@ pub enum SubscriberState {
     Stalled,
     /// Its connection ended, or the handle was dropped.
     Ended,
+}
+
+/// A handle on a [`Hub`] that does not keep it alive, from
+/// [`Hub::downgrade`] (for a task that should end with the hub, such as a
+/// metrics reporter).
+#[derive(Clone, Debug)]
+pub struct WeakHub {
+    shared: std::sync::Weak<HubShared>,
+}
+
+impl WeakHub {
+    /// The hub, if it still exists.
+    pub fn upgrade(&self) -> Option<Hub> {
+        self.shared.upgrade().map(|shared| Hub { shared })
+    }
 }
 
 /// Which subscriber: unique within its hub.
