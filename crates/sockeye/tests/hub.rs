@@ -1070,3 +1070,32 @@ async fn the_connection_ending_ends_the_subscriber() {
     );
     assert!(!x.me.send("too late"));
 }
+
+#[tokio::test]
+async fn direct_sends_are_counted_like_publications() {
+    let hub = Hub::builder()
+        .queue_capacity(2)
+        .slow_policy(SlowPolicy::DropOldest)
+        .build();
+    let me = hub.subscriber();
+    assert!(me.send("one"));
+    assert!(me.send("two"));
+    assert!(me.send("three"), "queued, the oldest dropped for it");
+    let stats = hub.stats();
+    assert_eq!(stats.published, 0, "sent to one subscriber, not published");
+    assert_eq!(stats.queued, 3);
+    assert_eq!(stats.dropped_full, 1);
+    assert_eq!(stats.queue_depth_total, 2);
+    assert_eq!(me.dropped(), 1);
+
+    let (sender, mut client, _server) = pipe(1 << 20, 1 << 20);
+    me.attach(sender);
+    assert_eq!(texts(&mut client, 2).await, ["two", "three"]);
+    eventually("delivered counted", || hub.stats().delivered == 2).await;
+    let stats = hub.stats();
+    assert_eq!(
+        stats.queued,
+        stats.delivered + stats.dropped_full,
+        "every queued message is delivered or dropped: {stats:?}"
+    );
+}

@@ -239,7 +239,8 @@ pub struct HubStats {
     pub published: u64,
     /// Messages received from other nodes through the backplane.
     pub received_remote: u64,
-    /// Messages queued for subscribers (one per subscriber reached).
+    /// Messages queued for subscribers: one per subscriber a publication
+    /// reached, and one per [`Subscriber::send`].
     pub queued: u64,
     /// Messages handed to subscribers' connections.
     pub delivered: u64,
@@ -283,12 +284,29 @@ pub(crate) struct HubShared {
     pub(crate) counters: Counters,
 }
 
-/// What one local publication did, added to the counters at once.
+/// What one local publication (or one direct send) did, added to the
+/// counters at once.
 #[derive(Default)]
 struct Tally {
     queued: u64,
     dropped_full: u64,
     dropped_slow: u64,
+}
+
+impl Tally {
+    /// Adds what one offer to a mailbox did.
+    fn add(&mut self, offer: Offer) {
+        match offer {
+            Offer::Queued => self.queued += 1,
+            Offer::DroppedOldest => {
+                self.queued += 1;
+                self.dropped_full += 1;
+            }
+            Offer::DroppedNewest => self.dropped_full += 1,
+            Offer::Kicked(lost) => self.dropped_slow += lost,
+            Offer::Gone => {}
+        }
+    }
 }
 
 impl HubShared {
@@ -324,18 +342,15 @@ impl HubShared {
             if Some(mailbox.id) == except {
                 continue;
             }
-            match mailbox.offer(&prepared) {
-                Offer::Queued => tally.queued += 1,
-                Offer::DroppedOldest => {
-                    tally.queued += 1;
-                    tally.dropped_full += 1;
-                }
-                Offer::DroppedNewest => tally.dropped_full += 1,
-                Offer::Kicked(lost) => tally.dropped_slow += lost,
-                Offer::Gone => {}
-            }
+            tally.add(mailbox.offer(&prepared));
         }
         drop(topics);
+        self.count(&tally);
+        tally.queued as usize
+    }
+
+    /// Adds a tally to the counters.
+    fn count(&self, tally: &Tally) {
         let counters = &self.counters;
         if tally.queued > 0 {
             counters.queued.fetch_add(tally.queued, Ordering::Relaxed);
@@ -350,7 +365,6 @@ impl HubShared {
                 .dropped_slow
                 .fetch_add(tally.dropped_slow, Ordering::Relaxed);
         }
-        tally.queued as usize
     }
 
     /// Publishes locally, then to the backplane.
@@ -711,15 +725,13 @@ impl Subscriber {
     /// and under the same [`SlowPolicy`]. Returns whether it was queued.
     pub fn send(&self, message: impl Into<Message>) -> bool {
         let prepared = PreparedMessage::new(message.into());
-        match self.mailbox.offer(&prepared) {
-            Offer::Queued | Offer::DroppedOldest => true,
-            Offer::Kicked(lost) => {
-                let counters = &self.hub.shared.counters;
-                counters.dropped_slow.fetch_add(lost, Ordering::Relaxed);
-                false
-            }
-            Offer::DroppedNewest | Offer::Gone => false,
-        }
+        let offer = self.mailbox.offer(&prepared);
+        // Counted as a publication's are, so that what is delivered adds
+        // up with what was queued.
+        let mut tally = Tally::default();
+        tally.add(offer);
+        self.hub.shared.count(&tally);
+        matches!(offer, Offer::Queued | Offer::DroppedOldest)
     }
 
     /// Closes the connection with `code` and `reason` once what is queued
