@@ -1099,3 +1099,21 @@ async fn direct_sends_are_counted_like_publications() {
         "every queued message is delivered or dropped: {stats:?}"
     );
 }
+
+#[tokio::test]
+async fn dropping_a_subscriber_that_never_had_a_connection_counts_its_queue() {
+    let hub = Hub::new();
+    let me = hub.subscriber();
+    me.subscribe("t");
+    for text in ["one", "two", "three"] {
+        assert_eq!(hub.publish("t", text), 1);
+    }
+    drop(me);
+    let stats = hub.stats();
+    assert_eq!((stats.subscribers, stats.queue_depth_total), (0, 0));
+    assert_eq!(stats.queued, 3);
+    assert_eq!(
+        stats.dropped_closed, 3,
+        "queued, never written, and gone: {stats:?}"
+    );
+}

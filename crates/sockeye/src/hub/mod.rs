@@ -251,7 +251,8 @@ pub struct HubStats {
     /// ([`SlowPolicy::Close`]): what they had queued and the message that
     /// found the queue full.
     pub dropped_slow: u64,
-    /// Messages still queued when their connection ended.
+    /// Messages still queued when their connection ended, or when their
+    /// [`Subscriber`] was dropped before it had one.
     pub dropped_closed: u64,
     /// Publishes the backplane could not take (unreachable, or its queue
     /// full): messages other nodes did not get.
@@ -781,6 +782,13 @@ impl Subscriber {
 impl Drop for Subscriber {
     fn drop(&mut self) {
         self.mailbox.detach();
+        if !self.mailbox.attached.load(Ordering::Acquire) {
+            // No writer will write what is queued, nor count it: it is
+            // lost now.
+            let lost = self.mailbox.end();
+            let counters = &self.hub.shared.counters;
+            counters.dropped_closed.fetch_add(lost, Ordering::Relaxed);
+        }
         self.hub.shared.remove_mailbox(&self.mailbox);
     }
 }
