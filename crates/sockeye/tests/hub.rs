@@ -1117,3 +1117,20 @@ async fn dropping_a_subscriber_that_never_had_a_connection_counts_its_queue() {
         "queued, never written, and gone: {stats:?}"
     );
 }
+
+#[tokio::test]
+async fn a_message_for_a_connection_that_has_ended_is_counted_as_dropped() {
+    let hub = Hub::new();
+    let mut x = attach(&hub);
+    x.me.subscribe("t");
+    let closed = bounded("the close", x.client.close(CloseCode::NORMAL, "")).await;
+    assert!(closed.unwrap().is_clean());
+    bounded("the server's end", x.server).await.unwrap();
+    // Still subscribed: the hub learns of the end when it writes.
+    assert_eq!(hub.publish("t", "too late"), 1);
+    eventually("the writer ends", || x.me.state() == SubscriberState::Ended).await;
+    let stats = hub.stats();
+    assert_eq!((stats.queued, stats.delivered), (1, 0));
+    assert_eq!(stats.dropped_closed, 1, "{stats:?}");
+    assert_eq!(x.me.dropped(), 1);
+}

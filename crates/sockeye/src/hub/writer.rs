@@ -140,7 +140,12 @@ where
             while let Some(item) = batch.pop_front() {
                 match item {
                     Outgoing::Message(message) => {
-                        socket.conn.send_prepared(&message)?;
+                        if let Err(error) = socket.conn.send_prepared(&message) {
+                            // The connection has ended: the message is
+                            // counted with the rest of the batch, as lost.
+                            batch.push_front(Outgoing::Message(message));
+                            return Err(error.into());
+                        }
                         handed += 1;
                     }
                     Outgoing::Close(code, reason) => {
