@@ -1134,3 +1134,54 @@ async fn a_message_for_a_connection_that_has_ended_is_counted_as_dropped() {
     assert_eq!(stats.dropped_closed, 1, "{stats:?}");
     assert_eq!(x.me.dropped(), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_but_steady_reader_is_not_stalled() {
+    const COUNT: u32 = 20;
+    let stall = Duration::from_secs(2);
+    let hub = Hub::builder().stall_timeout(stall).build();
+    // A raw client on a 1 KiB pipe, reading 256 bytes every 250 ms: the
+    // backlog takes about 10 s to leave, making progress all along.
+    let (mut client_io, server_io) = duplex(1024);
+    let config = Config::new()
+        .keepalive_interval(None)
+        .max_buffered_bytes(1024);
+    let server = WebSocket::from_raw(server_io, Role::Server, config, &[]);
+    let (receiver, sender) = server.split();
+    let _server = tokio::spawn(drive(receiver));
+    let me = hub.attach(sender);
+    me.subscribe("feed");
+    for i in 0..COUNT {
+        assert_eq!(hub.publish("feed", numbered(i)), 1);
+    }
+    let started = tokio::time::Instant::now();
+    let total = COUNT as usize * 516;
+    let mut wire = Vec::new();
+    for _ in 0..120 {
+        if wire.len() >= total {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let mut chunk = [0u8; 256];
+        if let Ok(read) =
+            tokio::time::timeout(Duration::from_millis(1), client_io.read(&mut chunk)).await
+        {
+            wire.extend_from_slice(&chunk[..read.unwrap()]);
+        }
+    }
+    assert!(
+        started.elapsed() > 2 * stall,
+        "the backlog took longer than the stall timeout to leave"
+    );
+    assert_eq!(me.state(), SubscriberState::Open);
+    assert_eq!(hub.stats().stalled, 0);
+    assert_eq!(wire.len(), total, "every message, and no Close");
+    let mut engine = sockeye::proto::Connection::new(Role::Client, Config::default());
+    engine.receive_data(&wire);
+    for i in 0..COUNT {
+        match engine.next_event() {
+            Some(Event::Message(message)) => assert_eq!(number(&message), i),
+            other => panic!("expected message {i}, got {other:?}"),
+        }
+    }
+}

@@ -82,8 +82,8 @@ use crate::tokio::SendHalf;
 /// default.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 1024;
 
-/// How long one batch of messages may take to be written to a subscriber
-/// before it is closed as stalled (1008), by default.
+/// How long writing to a subscriber may make no progress (not a byte
+/// written) before it is closed as stalled (1008), by default.
 pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Topics and their subscribers; see the [module docs](self).
@@ -154,9 +154,10 @@ impl HubBuilder {
     }
 
     /// How long writing one batch of queued messages may make no progress
-    /// (the client not reading) before the subscriber is closed with 1008,
-    /// whatever the [`SlowPolicy`]. Default: [`DEFAULT_STALL_TIMEOUT`]
-    /// (10 s).
+    /// (the client not reading: not a byte written) before the subscriber
+    /// is closed with 1008, whatever the [`SlowPolicy`]. A client that
+    /// keeps reading is not stalled, however long its backlog takes.
+    /// Default: [`DEFAULT_STALL_TIMEOUT`] (10 s).
     pub fn stall_timeout(mut self, timeout: Duration) -> HubBuilder {
         self.stall_timeout = timeout;
         self
