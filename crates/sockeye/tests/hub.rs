@@ -1185,3 +1185,84 @@ async fn a_slow_but_steady_reader_is_not_stalled() {
         }
     }
 }
+
+#[tokio::test]
+async fn stats_add_up_in_a_scripted_scenario() {
+    let hub = Hub::builder()
+        .queue_capacity(3)
+        .slow_policy(SlowPolicy::DropOldest)
+        .build();
+    let a = hub.subscriber();
+    let b = hub.subscriber();
+    a.subscribe("t");
+    b.subscribe("t");
+    b.subscribe("u");
+    let stats = hub.stats();
+    assert_eq!(
+        (stats.topics, stats.subscribers, stats.subscriptions),
+        (2, 2, 3)
+    );
+    assert_eq!((stats.published, stats.queued), (0, 0));
+
+    assert_eq!(hub.publish("t", "1"), 2);
+    assert_eq!(hub.publish("t", "2"), 2);
+    assert_eq!(hub.publish("u", "3"), 1);
+    assert_eq!(hub.publish("nobody", "4"), 0);
+    let stats = hub.stats();
+    assert_eq!(
+        (stats.published, stats.queued, stats.dropped_full),
+        (4, 5, 0)
+    );
+    assert_eq!((stats.queue_depth_total, stats.queue_depth_max), (5, 3));
+
+    // b's queue is full: its oldest goes.
+    assert_eq!(hub.publish("u", "5"), 1);
+    assert_eq!(b.dropped(), 1);
+    assert!(a.send("direct"));
+    let stats = hub.stats();
+    assert_eq!(
+        (stats.published, stats.queued, stats.dropped_full),
+        (5, 7, 1)
+    );
+    assert_eq!((stats.queue_depth_total, stats.queue_depth_max), (6, 3));
+    assert_eq!((a.queue_depth(), b.queue_depth()), (3, 3));
+
+    // a gets a connection and is written to.
+    let (sender, mut client, _server) = pipe(1 << 20, 1 << 20);
+    assert!(a.attach(sender));
+    assert_eq!(texts(&mut client, 3).await, ["1", "2", "direct"]);
+    eventually("delivered counted", || hub.stats().delivered == 3).await;
+    let stats = hub.stats();
+    assert_eq!((stats.queue_depth_total, stats.queue_depth_max), (3, 3));
+    assert_eq!((a.delivered(), a.queue_depth()), (3, 0));
+
+    // b never gets one.
+    drop(b);
+    let stats = hub.stats();
+    assert_eq!(
+        (stats.topics, stats.subscribers, stats.subscriptions),
+        (1, 1, 1)
+    );
+    assert_eq!((stats.queue_depth_total, stats.queue_depth_max), (0, 0));
+    assert_eq!(stats.dropped_closed, 3);
+
+    // a is closed.
+    assert!(a.close(CloseCode::NORMAL, ""));
+    assert!(end(&mut client).await.is_clean());
+    eventually("a's writer ends", || hub.stats().subscribers == 0).await;
+    let stats = hub.stats();
+    assert_eq!((stats.topics, stats.subscriptions), (0, 0));
+    assert_eq!(stats.published, 5);
+    assert_eq!(stats.queued, 7);
+    assert_eq!(stats.delivered, 3);
+    assert_eq!(
+        (stats.dropped_full, stats.dropped_slow, stats.dropped_closed),
+        (1, 0, 3)
+    );
+    assert_eq!((stats.kicked, stats.stalled), (0, 0));
+    // Every message queued was delivered or dropped.
+    assert_eq!(
+        stats.queued,
+        stats.delivered + stats.dropped_full + stats.dropped_closed
+    );
+}
