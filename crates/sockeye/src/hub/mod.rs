@@ -5,30 +5,51 @@
 //! A complete chat server: every message a client sends goes to everyone
 //! else in the room.
 //!
-//! ```no_run
+//! ```
 //! use sockeye::hub::Hub;
 //! use sockeye::ServerBuilder;
+//! use tokio::net::TcpListener;
 //!
-//! # #[tokio::main]
-//! # async fn main() -> std::io::Result<()> {
-//! let listener = tokio::net::TcpListener::bind("127.0.0.1:9001").await?;
-//! let server = ServerBuilder::new();
-//! let hub = Hub::new();
-//! loop {
-//!     let (tcp, _) = listener.accept().await?;
-//!     let (server, hub) = (server.clone(), hub.clone());
-//!     tokio::spawn(async move {
-//!         let Ok(ws) = server.accept_tcp(tcp).await else { return };
-//!         let (mut receiver, sender) = ws.split();
-//!         // The hub writes to the client from now on; `me` is its handle.
-//!         let me = hub.attach(sender);
-//!         me.subscribe("lobby");
-//!         while let Some(Ok(message)) = receiver.recv().await {
-//!             hub.publish_excluding("lobby", message, &me);
-//!         }
-//!         // Dropping `me` leaves every topic.
-//!     });
+//! async fn chat_server(listener: TcpListener, hub: Hub) -> std::io::Result<()> {
+//!     let server = ServerBuilder::new();
+//!     loop {
+//!         let (tcp, _) = listener.accept().await?;
+//!         let (server, hub) = (server.clone(), hub.clone());
+//!         tokio::spawn(async move {
+//!             let Ok(ws) = server.accept_tcp(tcp).await else { return };
+//!             let (mut receiver, sender) = ws.split();
+//!             // The hub writes to the client from now on; `me` is its handle.
+//!             let me = hub.attach(sender);
+//!             me.subscribe("lobby");
+//!             while let Some(Ok(message)) = receiver.recv().await {
+//!                 hub.publish_excluding("lobby", message, &me);
+//!             }
+//!             // Dropping `me` leaves every topic.
+//!         });
+//!     }
 //! }
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! #     use std::time::Duration;
+//! #     use sockeye::Message;
+//! #     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+//! #     let url = format!("ws://{}/", listener.local_addr().unwrap());
+//! #     let hub = Hub::new();
+//! #     tokio::spawn(chat_server(listener, hub.clone()));
+//! #     // Two clients talk through it.
+//! #     tokio::time::timeout(Duration::from_secs(10), async {
+//! #         let (mut alice, _) = sockeye::connect(&url).await.unwrap();
+//! #         let (mut bob, _) = sockeye::connect(&url).await.unwrap();
+//! #         while hub.subscriber_count("lobby") < 2 {
+//! #             tokio::time::sleep(Duration::from_millis(1)).await;
+//! #         }
+//! #         alice.send(Message::text("hi bob")).await.unwrap();
+//! #         assert_eq!(bob.recv().await.unwrap().unwrap().as_text(), Some("hi bob"));
+//! #         bob.send(Message::text("hi alice")).await.unwrap();
+//! #         assert_eq!(alice.recv().await.unwrap().unwrap().as_text(), Some("hi alice"));
+//! #     })
+//! #     .await
+//! #     .expect("the chat server answers");
 //! # }
 //! ```
 //!
