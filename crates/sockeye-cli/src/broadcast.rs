@@ -127,7 +127,11 @@ pub fn hub(
         ),
     };
     let hub = builder.shared_backplane(client).build();
-    status!("sockeye: node {} on the backplane {}", hub.node_id(), redacted(url.url()));
+    status!(
+        "sockeye: node {} on the backplane {}",
+        hub.node_id(),
+        redacted(url.url())
+    );
     tokio::spawn(watch_backplane(hub.clone(), redacted(url.url())));
     Ok(hub)
 }
@@ -157,7 +161,9 @@ async fn watch_backplane(hub: Hub, url: String) {
     let mut dropped_at_loss = 0;
     loop {
         let Some(hub) = weak.upgrade() else { return };
-        let Some(status) = hub.backplane_status() else { return };
+        let Some(status) = hub.backplane_status() else {
+            return;
+        };
         let dropped = hub.stats().dropped_backplane;
         drop(hub);
         if status.connected != connected {

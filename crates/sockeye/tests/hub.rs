@@ -256,7 +256,7 @@ fn sorted<T: Ord>(mut items: Vec<T>) -> Vec<T> {
 /// Message `i` of publisher `p`: text for even `i`, binary (every byte
 /// value) for odd.
 fn sample(p: u32, i: u32) -> Message {
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         Message::text(format!("{p} {i} κόσμε ✓"))
     } else {
         let mut payload = vec![p as u8];

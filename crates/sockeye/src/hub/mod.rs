@@ -241,7 +241,7 @@ pub(crate) struct Counters {
     dropped_slow: AtomicU64,
     pub(crate) dropped_closed: AtomicU64,
     dropped_backplane: AtomicU64,
-    pub(crate) kicked: AtomicU64,
+    kicked: AtomicU64,
     pub(crate) stalled: AtomicU64,
     invalid_envelopes: AtomicU64,
 }
@@ -322,6 +322,7 @@ struct Tally {
     queued: u64,
     dropped_full: u64,
     dropped_slow: u64,
+    kicked: u64,
 }
 
 impl Tally {
@@ -334,7 +335,11 @@ impl Tally {
                 self.dropped_full += 1;
             }
             Offer::DroppedNewest => self.dropped_full += 1,
-            Offer::Kicked(lost) => self.dropped_slow += lost,
+            Offer::Kicked(lost) => {
+                // Once per subscriber: its queue is closed from then on.
+                self.dropped_slow += lost;
+                self.kicked += 1;
+            }
             Offer::Gone => {}
         }
     }
@@ -395,6 +400,9 @@ impl HubShared {
             counters
                 .dropped_slow
                 .fetch_add(tally.dropped_slow, Ordering::Relaxed);
+        }
+        if tally.kicked > 0 {
+            counters.kicked.fetch_add(tally.kicked, Ordering::Relaxed);
         }
     }
 

@@ -61,9 +61,6 @@ pub(crate) async fn run<S>(
         match poll_fn(|cx| mailbox.poll_take(cx, &mut batch)).await {
             Take::Items => {}
             Take::Kicked => {
-                if let Some(hub) = hub.upgrade() {
-                    hub.counters.kicked.fetch_add(1, Ordering::Relaxed);
-                }
                 close(
                     &mut sender,
                     CloseCode::POLICY_VIOLATION,
@@ -87,9 +84,6 @@ pub(crate) async fn run<S>(
             .await
         };
         let Some(written) = written else {
-            if let Some(hub) = hub.upgrade() {
-                hub.counters.kicked.fetch_add(1, Ordering::Relaxed);
-            }
             close(
                 &mut sender,
                 CloseCode::POLICY_VIOLATION,
