@@ -38,6 +38,7 @@ pub mod policy;
 pub mod proxy;
 mod scratch;
 mod server;
+pub mod stats;
 pub mod tls;
 pub mod tokio;
 #[cfg(feature = "hyper")]
@@ -57,5 +58,6 @@ pub use sockeye_proto::extension::deflate::DeflateConfig;
 pub use sockeye_proto::{
     CloseCode, CloseFrame, Closed, Event, Message, PreparedMessage, Role, Utf8Bytes,
 };
+pub use stats::{RefusalReason, ServerStats};
 pub use tls::{ClientStream, ServerStream};
 pub use tokio::{RecvHalf, SendHalf, WebSocket};
