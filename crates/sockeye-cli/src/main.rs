@@ -135,8 +135,15 @@ fn init_logging(verbose: u8) {
         2 => "debug",
         _ => "trace",
     };
+    // The backplanes' clients report every lost connection themselves;
+    // `serve` says it once, in its own words, with what it means.
+    let quiet_clients = if verbose < 2 {
+        ",fred=error,async_nats=error"
+    } else {
+        ""
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level}{quiet_clients}")));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
