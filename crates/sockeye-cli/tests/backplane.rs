@@ -346,7 +346,6 @@ fn three_nodes_on(kind: &str, scheme: &str) {
         let mut members: Vec<(usize, &mut Client)> = speakers
             .iter_mut()
             .enumerate()
-            .map(|(node, client)| (node, client))
             .chain(listeners.iter_mut().map(|client| (usize::MAX, client)))
             .collect();
         for (own, member) in members.iter_mut() {
