@@ -120,10 +120,10 @@ pub async fn serve(peer: Peer, listener: TcpListener, deflate: bool) -> io::Resu
 /// Runs a connection; prints how it failed when `SOCKEYE_BENCH_DEBUG` is
 /// set.
 async fn report(connection: impl Future<Output = io::Result<()>>) {
-    if let Err(error) = connection.await {
-        if std::env::var_os("SOCKEYE_BENCH_DEBUG").is_some() {
-            eprintln!("connection: {error}");
-        }
+    if let Err(error) = connection.await
+        && std::env::var_os("SOCKEYE_BENCH_DEBUG").is_some()
+    {
+        eprintln!("connection: {error}");
     }
 }
 

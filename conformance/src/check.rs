@@ -149,14 +149,14 @@ pub(crate) fn check_order(case: &Case, replies: &[Observed], problems: &mut Vec<
         format!("{:?} of {} bytes", reply.kind, reply.payload.len())
     };
     for &(first, second) in &case.ahead {
-        if let (Some(a), Some(b)) = (position(first), position(second)) {
-            if a > b {
-                problems.push(format!(
-                    "expected the {} to be sent ahead of the {}, it came after",
-                    name(first),
-                    name(second)
-                ));
-            }
+        if let (Some(a), Some(b)) = (position(first), position(second))
+            && a > b
+        {
+            problems.push(format!(
+                "expected the {} to be sent ahead of the {}, it came after",
+                name(first),
+                name(second)
+            ));
         }
     }
 }
@@ -323,7 +323,7 @@ pub fn frame_sizes(len: usize, frame_size: usize) -> Vec<usize> {
         return vec![0];
     }
     let mut sizes = vec![frame_size; len / frame_size];
-    if len % frame_size != 0 {
+    if !len.is_multiple_of(frame_size) {
         sizes.push(len % frame_size);
     }
     sizes

@@ -91,9 +91,9 @@ pub fn fragments(text: bool, payload: &Bytes, size: usize) -> Vec<Frame> {
 
 /// A size for humans: `64 KiB`, `16 MiB`, `997 B`.
 pub fn size_name(bytes: usize) -> String {
-    if bytes >= 1 << 20 && bytes % (1 << 20) == 0 {
+    if bytes >= 1 << 20 && bytes.is_multiple_of(1 << 20) {
         format!("{} MiB", bytes >> 20)
-    } else if bytes >= 1 << 10 && bytes % (1 << 10) == 0 {
+    } else if bytes >= 1 << 10 && bytes.is_multiple_of(1 << 10) {
         format!("{} KiB", bytes >> 10)
     } else {
         format!("{bytes} B")

@@ -498,12 +498,11 @@ impl Run<'_, '_> {
         if frame.rsv & 0x4 != 0 && !data_first {
             violations.push("has RSV1 set, which only a message's first frame may carry");
         }
-        if !opcode::is_control(frame.opcode) {
-            if let Some(size) = self.case.fragment {
-                if frame.payload.len() > size {
-                    violations.push("is longer than the outgoing frame size");
-                }
-            }
+        if !opcode::is_control(frame.opcode)
+            && let Some(size) = self.case.fragment
+            && frame.payload.len() > size
+        {
+            violations.push("is longer than the outgoing frame size");
         }
         if violations.is_empty() {
             return true;
@@ -635,13 +634,13 @@ impl Run<'_, '_> {
                 break None;
             }
         };
-        if let Some(frame) = &answer {
-            if close_code(&frame.payload) != Some(1000) {
-                self.problem(format!(
-                    "the testee answered the Close 1000 with a Close {}",
-                    close_name(&frame.payload)
-                ));
-            }
+        if let Some(frame) = &answer
+            && close_code(&frame.payload) != Some(1000)
+        {
+            self.problem(format!(
+                "the testee answered the Close 1000 with a Close {}",
+                close_name(&frame.payload)
+            ));
         }
         match self.role {
             // A server closes the transport first (RFC 6455 section 7.1.1).

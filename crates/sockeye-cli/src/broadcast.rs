@@ -11,10 +11,14 @@
 //! back the room or grow memory.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use sockeye::hub::{Hub, SlowPolicy, Subscriber, SubscriberState};
+use sockeye::hub::{Backplane, Hub, SlowPolicy, Subscriber, SubscriberState};
 use sockeye::{ServerStream, WebSocket};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
+
+use crate::failure::Failure;
 
 /// The hub topic of the default room (`/`): no room path gives the empty
 /// name, so it cannot collide with a named room.
@@ -64,6 +68,127 @@ pub fn parse_slow_policy(text: &str) -> Result<SlowPolicy, String> {
         other => Err(format!(
             "{other:?}: expected close, drop-oldest or drop-newest"
         )),
+    }
+}
+
+/// A `--backplane` value: which messaging system, and its URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackplaneUrl {
+    /// `redis://HOST:PORT`: Redis pub/sub ([`sockeye_redis`]).
+    Redis(String),
+    /// `nats://HOST:PORT`: NATS core pub/sub ([`sockeye_nats`]).
+    Nats(String),
+}
+
+impl BackplaneUrl {
+    fn url(&self) -> &str {
+        match self {
+            BackplaneUrl::Redis(url) | BackplaneUrl::Nats(url) => url,
+        }
+    }
+}
+
+/// Parses `--backplane`: the scheme picks the messaging system; the rest
+/// is checked by its client when the server starts.
+pub fn parse_backplane(text: &str) -> Result<BackplaneUrl, String> {
+    let scheme = text.split_once("://").map(|(scheme, _)| scheme);
+    match scheme.map(str::to_ascii_lowercase).as_deref() {
+        Some("redis") => Ok(BackplaneUrl::Redis(text.to_owned())),
+        Some("nats") => Ok(BackplaneUrl::Nats(text.to_owned())),
+        _ => Err(format!(
+            "{text:?}: expected redis://HOST:PORT or nats://HOST:PORT"
+        )),
+    }
+}
+
+/// The hub of `serve --broadcast`, on a backplane if one is given (with a
+/// task that logs the backplane's state changes).
+pub fn hub(
+    queue: usize,
+    policy: SlowPolicy,
+    backplane: Option<&BackplaneUrl>,
+) -> Result<Hub, Failure> {
+    let builder = Hub::builder().queue_capacity(queue).slow_policy(policy);
+    let Some(url) = backplane else {
+        return Ok(builder.build());
+    };
+    let bad = |error: &dyn std::fmt::Display| Failure::usage(format!("--backplane: {error}"));
+    let client: Arc<dyn Backplane> = match url {
+        BackplaneUrl::Redis(text) => Arc::new(
+            sockeye_redis::RedisBackplane::builder(text)
+                .build()
+                .map_err(|error| bad(&error))?,
+        ),
+        BackplaneUrl::Nats(text) => Arc::new(
+            sockeye_nats::NatsBackplane::builder()
+                .url(text.clone())
+                .build()
+                .map_err(|error| bad(&error))?,
+        ),
+    };
+    let hub = builder.shared_backplane(client).build();
+    status!(
+        "sockeye: node {} on the backplane {}",
+        hub.node_id(),
+        redacted(url.url())
+    );
+    tokio::spawn(watch_backplane(hub.clone(), redacted(url.url())));
+    Ok(hub)
+}
+
+/// A URL with its password, if any, left out, for the log.
+fn redacted(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.split_once('@') {
+            Some((_, host)) => format!("{scheme}://***@{host}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+/// How often the backplane's state is looked at for the log.
+const WATCH_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Logs when the backplane connects, goes away and comes back, with what
+/// was lost meanwhile; ends with the hub.
+async fn watch_backplane(hub: Hub, url: String) {
+    let weak = hub.downgrade();
+    drop(hub);
+    let mut connected = false;
+    let mut ever = false;
+    let mut since = Instant::now();
+    let mut dropped_at_loss = 0;
+    loop {
+        let Some(hub) = weak.upgrade() else { return };
+        let Some(status) = hub.backplane_status() else {
+            return;
+        };
+        let dropped = hub.stats().dropped_backplane;
+        drop(hub);
+        if status.connected != connected {
+            connected = status.connected;
+            if connected && !ever {
+                status!("sockeye: backplane {url}: connected");
+            } else if connected {
+                status!(
+                    "sockeye: backplane {url}: reconnected after {:.1?} ({} cross-node publish(es) dropped meanwhile)",
+                    since.elapsed(),
+                    dropped - dropped_at_loss
+                );
+            } else {
+                warn!(
+                    "backplane {url}: connection lost; local delivery goes on, cross-node publishes are dropped until it is back"
+                );
+                dropped_at_loss = dropped;
+            }
+            ever |= connected;
+            since = Instant::now();
+        } else if !connected && !ever && since.elapsed() >= Duration::from_secs(5) {
+            warn!("backplane {url}: not reachable yet; retrying (local delivery works meanwhile)");
+            since = Instant::now();
+        }
+        tokio::time::sleep(WATCH_INTERVAL).await;
     }
 }
 
@@ -150,5 +275,21 @@ mod tests {
         assert_eq!(parse_slow_policy("drop-oldest"), Ok(SlowPolicy::DropOldest));
         assert_eq!(parse_slow_policy("drop-newest"), Ok(SlowPolicy::DropNewest));
         assert!(parse_slow_policy("wait").is_err());
+    }
+
+    #[test]
+    fn backplane_urls() {
+        assert_eq!(
+            parse_backplane("redis://127.0.0.1:6379"),
+            Ok(BackplaneUrl::Redis("redis://127.0.0.1:6379".into()))
+        );
+        assert_eq!(
+            parse_backplane("nats://127.0.0.1:4222"),
+            Ok(BackplaneUrl::Nats("nats://127.0.0.1:4222".into()))
+        );
+        assert!(parse_backplane("127.0.0.1:6379").is_err());
+        assert!(parse_backplane("kafka://x:1").is_err());
+        assert_eq!(redacted("redis://:secret@host:1/0"), "redis://***@host:1/0");
+        assert_eq!(redacted("nats://host:4222"), "nats://host:4222");
     }
 }

@@ -19,6 +19,7 @@ mod broadcast;
 mod connect;
 mod failure;
 mod http;
+mod metrics;
 mod options;
 mod report;
 mod serve;

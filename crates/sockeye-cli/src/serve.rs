@@ -161,6 +161,13 @@ pub struct ServeArgs {
     #[arg(long, value_name = "POLICY", default_value = "close",
           value_parser = broadcast::parse_slow_policy)]
     slow_policy: sockeye::hub::SlowPolicy,
+    /// Broadcast: spreads the rooms over every node on this backplane
+    /// (redis://HOST:PORT or nats://HOST:PORT): a message said on one node
+    /// reaches the room's members on all of them, at most once, in order
+    /// per node. Without it, one process is the whole server.
+    #[arg(long, value_name = "URL", requires = "broadcast",
+          value_parser = broadcast::parse_backplane)]
+    backplane: Option<broadcast::BackplaneUrl>,
     /// On Ctrl-C or SIGTERM: the window over which the WebSockets are
     /// closed, each at its own moment, so that their clients do not all
     /// reconnect at once (0: all at once).
@@ -177,6 +184,15 @@ pub struct ServeArgs {
     #[arg(long, value_name = "CODE", default_value_t = 1001,
           value_parser = parse_drain_code)]
     drain_code: u16,
+    /// Serves Prometheus metrics (text format) at http://ADDR/metrics on a
+    /// listener of its own: ADDR is IP:PORT, localhost:PORT or PORT (on
+    /// 127.0.0.1). Plain HTTP: keep it on loopback or a private network,
+    /// as in --metrics 127.0.0.1:9090. Series: connections open,
+    /// accepted, refused by reason and closed, messages and bytes each
+    /// way, and in broadcast mode the hub's deliveries, drops, queue
+    /// depths and backplane state. Default: off.
+    #[arg(long, value_name = "ADDR", value_parser = crate::metrics::parse_address)]
+    metrics: Option<SocketAddr>,
     /// Worker threads (default: one per CPU).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     threads: Option<u32>,
@@ -239,6 +255,10 @@ async fn run(args: ServeArgs) -> Result<(), Failure> {
     let local = listener
         .local_addr()
         .map_err(|error| Failure::failed(format!("cannot listen on {}: {error}", args.listen)))?;
+    let metrics = match args.metrics {
+        Some(address) => Some(crate::metrics::bind(address).await?),
+        None => None,
+    };
     let mut interrupts = Interrupts::new()?;
 
     let deflate = DeflateConfig::new().enabled(!args.no_compression);
@@ -247,10 +267,11 @@ async fn run(args: ServeArgs) -> Result<(), Failure> {
         tls,
         site,
         mode,
-        hub: sockeye::hub::Hub::builder()
-            .queue_capacity(args.queue as usize)
-            .slow_policy(args.slow_policy)
-            .build(),
+        hub: broadcast::hub(
+            args.queue as usize,
+            args.slow_policy,
+            args.backplane.as_ref(),
+        )?,
         send_timeout: args.send_timeout,
     });
     info!(
@@ -265,6 +286,10 @@ async fn run(args: ServeArgs) -> Result<(), Failure> {
         "sockeye: listening on {ws}://{local} ({} mode; open {http}://{local}/ in a browser; Ctrl-C to stop)",
         mode.name()
     );
+    if let Some(metrics) = metrics {
+        let hub = (mode == Mode::Broadcast).then(|| shared.hub.clone());
+        metrics.serve(shared.server.clone(), hub);
+    }
 
     let limit = Arc::new(Semaphore::new(args.max_connections as usize));
     // A tracker rather than a JoinSet: it counts tasks without an entry
@@ -505,6 +530,9 @@ async fn open_websocket(
         }
         Err(error) => {
             info!("{peer}: bad request: {error}");
+            shared
+                .server
+                .record_refusal(sockeye::RefusalReason::BadRequest);
             sockeye::answer_refusal(&mut stream, &error).await;
             return None;
         }
@@ -521,6 +549,9 @@ async fn open_websocket(
         return None;
     }
     if is_broken_websocket(&request) {
+        shared
+            .server
+            .record_refusal(sockeye::RefusalReason::BadRequest);
         let mut bounded = StallTimeout::new(&mut stream, shared.send_timeout);
         let status = crate::http::upgrade_required(&mut bounded, &request).await;
         log_answer(
@@ -543,6 +574,9 @@ async fn open_websocket(
         Mode::Broadcast => match broadcast::room_for_path(request.uri().path()) {
             Ok(room) => Some(broadcast::join(&shared.hub, room)),
             Err(why) => {
+                shared
+                    .server
+                    .record_refusal(sockeye::RefusalReason::Application);
                 let mut bounded = StallTimeout::new(&mut stream, shared.send_timeout);
                 let status = crate::http::not_found(&mut bounded, &request, why).await;
                 log_answer(peer, &request, status, &format!(" ({why})"));
@@ -670,6 +704,9 @@ fn log_answer(
 /// answer rather than a reset) and answers 503.
 async fn refuse_busy(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     info!("{peer}: refused, too many connections");
+    shared
+        .server
+        .record_refusal(sockeye::RefusalReason::ConnectionLimit);
     let _ = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
         let Ok(mut stream) = open_stream(tcp, &shared).await else {
             return;

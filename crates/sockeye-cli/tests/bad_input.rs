@@ -206,6 +206,31 @@ fn bad_timer_values() {
 }
 
 #[test]
+fn bad_metrics_addresses() {
+    assert_fails(
+        &run(&["serve", "--metrics", "metrics.example"], b""),
+        2,
+        "--metrics",
+    );
+    assert_fails(
+        &run(&["serve", "--metrics", "127.0.0.1:99999"], b""),
+        2,
+        "expected IP:PORT",
+    );
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let finished = run(
+        &["serve", "--listen", "127.0.0.1:0", "--metrics", &address],
+        b"",
+    );
+    assert_fails(
+        &finished,
+        3,
+        &format!("cannot listen on {address} for --metrics"),
+    );
+}
+
+#[test]
 fn text_lines_must_be_utf8() {
     let server = serve(&[]);
     let finished = run(&["connect", &server.url, "-q"], b"fine\n\xff\xfe\n");

@@ -188,7 +188,7 @@ fn faulty_echo_server() -> SocketAddr {
                     let mut count = 0u64;
                     while let Some(Ok(message)) = ws.recv().await {
                         count += 1;
-                        let reply = if count % 10 == 0 {
+                        let reply = if count.is_multiple_of(10) {
                             let mut bytes = message.as_bytes().to_vec();
                             if let Some(last) = bytes.last_mut() {
                                 *last ^= 1;
@@ -266,7 +266,7 @@ fn tcp_echo_server(alter: bool) -> SocketAddr {
                         Ok(read) => read,
                     };
                     chunks += 1;
-                    if alter && chunks % 1000 == 0 {
+                    if alter && chunks.is_multiple_of(1000) {
                         buffer[read - 1] ^= 1;
                     }
                     if tcp.write_all(&buffer[..read]).is_err() {

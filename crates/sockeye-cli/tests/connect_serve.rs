@@ -92,6 +92,66 @@ fn serve_broadcast_between_three_clients() {
 }
 
 #[test]
+fn serve_broadcast_rooms_by_path() {
+    let server = serve(&["--broadcast", "-v"]);
+    let lobby_url = format!("{}/", server.url);
+    let red_url = format!("{}/room/red", server.url);
+    // "café", percent-encoded as a browser does.
+    let cafe_url = format!("{}/room/caf%C3%A9", server.url);
+    let mut lobby = connect(&lobby_url, &[]);
+    let mut red_a = connect(&red_url, &[]);
+    let mut red_b = connect(&red_url, &[]);
+    let mut cafe = connect(&cafe_url, &[]);
+    server.proc.wait_stderr("joined room \"café\"");
+    red_a.send("in red");
+    assert_eq!(red_b.line(), "in red");
+    cafe.send("in café");
+    lobby.send("in the lobby");
+    red_b.send("red again");
+    assert_eq!(red_a.line(), "red again", "nothing from the other rooms");
+    // The lobby and café members heard nobody: their next line is what
+    // is said in their own room now.
+    let mut lobby_b = connect(&lobby_url, &[]);
+    lobby_b.send("lobby two");
+    assert_eq!(lobby.line(), "lobby two");
+    let mut cafe_b = connect(&cafe_url, &[]);
+    cafe_b.send("café two");
+    assert_eq!(cafe.line(), "café two");
+    for client in [
+        &mut lobby,
+        &mut lobby_b,
+        &mut red_a,
+        &mut red_b,
+        &mut cafe,
+        &mut cafe_b,
+    ] {
+        client.close_stdin();
+        assert_eq!(client.exit_code(), 0);
+    }
+
+    // A WebSocket at any other path has no room: 404, and the client
+    // says so.
+    for path in ["/chat", "/room/", "/room/a/b", "/room/%ff"] {
+        let finished = run(
+            &["connect", &format!("{}{path}", server.url), "--once"],
+            b"",
+        );
+        assert_eq!(finished.code, 4, "{path}: {}", finished.stderr);
+        assert!(
+            finished.stderr.contains("404"),
+            "{path}: {}",
+            finished.stderr
+        );
+    }
+    // The page offers the room picker in broadcast mode.
+    let (head, body) = get(&server.address, "/");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let page = String::from_utf8(body).unwrap();
+    assert!(page.contains("id=\"rooms\""), "{page}");
+    assert!(page.contains("/room/"), "{page}");
+}
+
+#[test]
 fn serve_shutdown_closes_every_client_with_1001() {
     let mut server = serve(&[]);
     let mut first = connect(&server.url, &[]);

@@ -232,6 +232,11 @@ pub struct Connection {
     /// The Close frame [`Connection::close_at`] scheduled; boxed, as idle
     /// connections should be small.
     scheduled_close: Option<Box<CloseFrame>>,
+    /// Data messages handed out by `next_event`, and queued to send: plain
+    /// fields, which a front-end reads at coarse points to add to a
+    /// server's shared counters.
+    messages_received: u64,
+    messages_sent: u64,
 }
 
 impl Connection {
@@ -259,6 +264,8 @@ impl Connection {
             close_transport: false,
             timers: Timers::default(),
             scheduled_close: None,
+            messages_received: 0,
+            messages_sent: 0,
         }
     }
 
@@ -473,6 +480,9 @@ impl Connection {
             self.timers.input_arrived();
         }
         let event = self.next_event_inner();
+        if let Some(Event::Message(_)) = event {
+            self.messages_received += 1;
+        }
         if event.is_none() && self.input.is_empty() && self.input.capacity() > 0 {
             // Everything received was parsed: an idle connection holds no
             // input buffer (delivered payloads keep their part of it).
@@ -916,6 +926,7 @@ impl Connection {
             _ => (0, payload),
         };
         self.push_message(opcode, rsv, payload);
+        self.messages_sent += 1;
         Ok(())
     }
 
@@ -947,6 +958,7 @@ impl Connection {
             _ => prepared.plain_frame(),
         };
         self.outgoing.push_encoded(&frame);
+        self.messages_sent += 1;
         Ok(())
     }
 
@@ -1119,6 +1131,19 @@ impl Connection {
         while let Some(chunk) = self.poll_transmit() {
             out.extend_from_slice(&chunk);
         }
+    }
+
+    /// Data messages (text or binary, a fragmented one once) handed out by
+    /// [`Connection::next_event`] so far.
+    pub fn messages_received(&self) -> u64 {
+        self.messages_received
+    }
+
+    /// Data messages queued to send so far ([`Connection::send`] and its
+    /// variants, a fragmented one once); Pings, Pongs and Closes are not
+    /// counted.
+    pub fn messages_sent(&self) -> u64 {
+        self.messages_sent
     }
 
     /// Bytes queued and not yet taken with [`Connection::poll_transmit`].

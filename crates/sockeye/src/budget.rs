@@ -34,7 +34,7 @@
 
 use std::fmt;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -104,6 +104,8 @@ pub(crate) struct MemoryBudget {
     waiting: Mutex<Waiting>,
     /// Every member, for choosing whom to shed.
     members: Mutex<Vec<Arc<Entry>>>,
+    /// Members chosen to be shed so far, for the server's stats.
+    shed: AtomicU64,
 }
 
 impl fmt::Debug for MemoryBudget {
@@ -155,6 +157,7 @@ impl MemoryBudget {
             stalled: AtomicUsize::new(0),
             waiting: Mutex::default(),
             members: Mutex::default(),
+            shed: AtomicU64::new(0),
         }
     }
 
@@ -166,6 +169,11 @@ impl MemoryBudget {
     /// How long members may stall before others are shed.
     pub(crate) fn timeout(&self) -> Duration {
         self.timeout
+    }
+
+    /// How many members were chosen to be shed so far.
+    pub(crate) fn shed_count(&self) -> u64 {
+        self.shed.load(Ordering::Relaxed)
     }
 
     /// What members hold now.
@@ -290,6 +298,7 @@ impl MemoryBudget {
                 break;
             }
             entry.shed.store(true, Ordering::Relaxed);
+            self.shed.fetch_add(1, Ordering::Relaxed);
             entry.waker.wake();
             left = left.saturating_sub(held);
         }

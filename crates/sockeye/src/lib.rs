@@ -21,7 +21,8 @@
 //!
 //! The protocol itself lives in [`sockeye_proto`] (re-exported as
 //! [`proto`]), a sans-I/O engine; this crate moves bytes between it and
-//! sockets.
+//! sockets. Publish/subscribe (topics, fan-out, backplanes to other
+//! nodes) is in [`hub`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -37,6 +38,7 @@ pub mod policy;
 pub mod proxy;
 mod scratch;
 mod server;
+pub mod stats;
 pub mod tls;
 pub mod tokio;
 #[cfg(feature = "hyper")]
@@ -56,5 +58,6 @@ pub use sockeye_proto::extension::deflate::DeflateConfig;
 pub use sockeye_proto::{
     CloseCode, CloseFrame, Closed, Event, Message, PreparedMessage, Role, Utf8Bytes,
 };
+pub use stats::{RefusalReason, ServerStats};
 pub use tls::{ClientStream, ServerStream};
 pub use tokio::{RecvHalf, SendHalf, WebSocket};

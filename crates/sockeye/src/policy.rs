@@ -27,6 +27,7 @@ use sockeye_proto::handshake::{
 use sockeye_proto::{Config, Connection, Role};
 
 use crate::budget::{DEFAULT_MEMORY_BUDGET_TIMEOUT, MemoryBudget, Share, default_memory_budget};
+use crate::stats::{Counters, RefusalReason, ServerStats, Tally};
 
 /// A server's policy, limits and config. Build it once and accept every
 /// connection with it (it is cheap to clone, and its clones share the
@@ -123,8 +124,8 @@ impl AddressKey {
     }
 }
 
-/// Open connections counted against the limits, shared by a builder's
-/// clones.
+/// Open connections counted against the limits, and the server's
+/// [`ServerStats`] counters, shared by a builder's clones.
 #[derive(Debug)]
 pub(crate) struct Limits {
     max: usize,
@@ -132,6 +133,7 @@ pub(crate) struct Limits {
     per_address: Option<usize>,
     /// Open connections per client address; only addresses with some.
     addresses: Mutex<HashMap<AddressKey, usize>>,
+    counters: Counters,
 }
 
 impl Limits {
@@ -141,6 +143,7 @@ impl Limits {
             active: AtomicUsize::new(0),
             per_address,
             addresses: Mutex::new(HashMap::new()),
+            counters: Counters::default(),
         }
     }
 
@@ -182,17 +185,37 @@ impl Limits {
 
 /// A connection's place under [`ServerBuilder::max_connections`] (and its
 /// address's under [`ServerBuilder::max_connections_per_address`]), given
-/// back when the connection (its `WebSocket`) is dropped, and its slot in
-/// the builder's [`Drain`](crate::Drain).
+/// back when the connection (its `WebSocket`) is dropped, its slot in
+/// the builder's [`Drain`](crate::Drain), and its counts for
+/// [`ServerBuilder::stats`] (see `stats.rs`).
 #[derive(Debug)]
 pub(crate) struct ConnectionPermit {
     limits: Arc<Limits>,
     address: Option<AddressKey>,
     pub(crate) drain: crate::drain::DrainSlot,
+    /// Counted by the front-end in plain fields; added to the server's
+    /// counters by [`ConnectionPermit::publish`] and when dropped.
+    pub(crate) tally: Tally,
+}
+
+impl ConnectionPermit {
+    /// Adds the connection's counts to its server's.
+    pub(crate) fn publish(&mut self) {
+        self.tally.publish(&self.limits.counters);
+    }
+
+    /// The connection ended (cleanly: with a complete closing handshake):
+    /// tells the drain, and publishes the counts.
+    pub(crate) fn finish(&mut self, clean: bool) {
+        self.drain.finish(clean);
+        self.tally.set_clean(clean);
+        self.publish();
+    }
 }
 
 impl Drop for ConnectionPermit {
     fn drop(&mut self) {
+        self.tally.end(&self.limits.counters);
         self.limits.release(self.address);
     }
 }
@@ -386,6 +409,42 @@ impl ServerBuilder {
         self.limits.active.load(Ordering::Acquire)
     }
 
+    /// The counters of this builder and its clones: connections accepted,
+    /// open, refused (by [`RefusalReason`]) and closed, data messages and
+    /// bytes each way. See [`ServerStats`] for what each counts.
+    ///
+    /// Cheap to call (a few relaxed loads), and cheap to keep: the
+    /// connections add to these counters in batches, not per message.
+    /// [`max_connections`](Self::max_connections) and
+    /// [`max_connections_per_address`](Self::max_connections_per_address)
+    /// start the counts afresh, like the limits.
+    ///
+    /// ```
+    /// use sockeye::stats::RefusalReason;
+    ///
+    /// let server = sockeye::ServerBuilder::new();
+    /// let stats = server.stats();
+    /// assert_eq!(stats.accepted, 0);
+    /// assert_eq!(stats.refused(RefusalReason::HostNotAllowed), 0);
+    /// ```
+    pub fn stats(&self) -> ServerStats {
+        self.limits
+            .counters
+            .snapshot(self.open_connections(), self.budget.shed_count())
+    }
+
+    /// Counts a request the application refused itself, for
+    /// [`stats`](Self::stats): a server that reads requests itself (see
+    /// [`accept_request`](Self::accept_request)) and answers some without
+    /// the builder (one that does not parse: [`RefusalReason::BadRequest`];
+    /// a path it does not serve: [`RefusalReason::Application`]; its own
+    /// connection cap: [`RefusalReason::ConnectionLimit`]). Refusals the
+    /// builder makes are counted already, [`check_host`](Self::check_host)'s
+    /// included.
+    pub fn record_refusal(&self, reason: RefusalReason) {
+        self.limits.counters.refused(reason);
+    }
+
     /// Accepts requests only for these hosts: the `Host` header must name
     /// one of them, or the request is refused with `421 Misdirected
     /// Request` before any other check. Each entry is `name`, `name:port`,
@@ -569,9 +628,10 @@ impl ServerBuilder {
         let secure = known.secure.or(carried.secure);
         self.check_host(request)?;
         let accepted = match secure {
-            Some(secure) => self.handshake.accept_secure(request, secure)?,
-            None => self.handshake.accept(request)?,
-        };
+            Some(secure) => self.handshake.accept_secure(request, secure),
+            None => self.handshake.accept(request),
+        }
+        .inspect_err(|error| self.record_refusal(RefusalReason::of_handshake(error)))?;
         let permit = self.take_permit(peer)?;
         Ok(Admission {
             response: accepted.response,
@@ -587,7 +647,8 @@ impl ServerBuilder {
     /// that also serves plain HTTP on the same port (as `sockeye serve`
     /// does) calls this for those requests too, so that a rebound name
     /// cannot read its pages either. A missing or malformed `Host` passes
-    /// here (the opening handshake answers it with 400).
+    /// here (the opening handshake answers it with 400). A refusal is
+    /// counted in [`stats`](Self::stats) ([`RefusalReason::HostNotAllowed`]).
     pub fn check_host<B>(&self, request: &Request<B>) -> Result<(), HandshakeError> {
         let Some(allowed) = &self.hosts else {
             return Ok(());
@@ -606,6 +667,7 @@ impl ServerBuilder {
         {
             return Ok(());
         }
+        self.record_refusal(RefusalReason::HostNotAllowed);
         Err(HandshakeError::refused(handshake::rejection(
             StatusCode::MISDIRECTED_REQUEST,
             "this server does not serve that host",
@@ -615,19 +677,26 @@ impl ServerBuilder {
     /// Takes a place under the connection limits and a slot in the drain,
     /// or refuses with 503 (too many connections, or draining).
     fn take_permit(&self, peer: Option<IpAddr>) -> Result<ConnectionPermit, HandshakeError> {
-        self.drain.check()?;
         let limits = &self.limits;
+        let refuse = |reason| limits.counters.refused(reason);
+        self.drain
+            .check()
+            .inspect_err(|_| refuse(RefusalReason::Draining))?;
         limits
             .active
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |active| {
                 (active < limits.max).then_some(active + 1)
             })
-            .map_err(|_| unavailable("too many connections, try again later", "1"))?;
+            .map_err(|_| {
+                refuse(RefusalReason::ConnectionLimit);
+                unavailable("too many connections, try again later", "1")
+            })?;
         let address = match (limits.per_address, peer) {
             (Some(max), Some(peer)) => {
                 let key = AddressKey::of(peer);
                 if !limits.take_address(key, max) {
                     limits.active.fetch_sub(1, Ordering::AcqRel);
+                    refuse(RefusalReason::AddressLimit);
                     return Err(unavailable(
                         "too many connections from your address, try again later",
                         PER_ADDRESS_RETRY_AFTER,
@@ -638,14 +707,16 @@ impl ServerBuilder {
             _ => None,
         };
         // The places are given back if the drain started meanwhile.
-        let drain = self
-            .drain
-            .register()
-            .inspect_err(|_| limits.release(address))?;
+        let drain = self.drain.register().inspect_err(|_| {
+            limits.release(address);
+            refuse(RefusalReason::Draining);
+        })?;
+        limits.counters.accepted();
         Ok(ConnectionPermit {
             limits: limits.clone(),
             address,
             drain,
+            tally: Tally::default(),
         })
     }
 

@@ -13,6 +13,7 @@ use tokio::net::TcpStream;
 use crate::error::Error;
 use crate::handshake_io::{read_head, write_all};
 use crate::policy::{ConnectionInfo, ServerBuilder};
+use crate::stats::RefusalReason;
 use crate::tls::ServerStream;
 use crate::tokio::WebSocket;
 
@@ -160,6 +161,9 @@ impl ServerBuilder {
         let (request, leftover) = match tokio::time::timeout_at(deadline, head).await {
             Ok(Ok(head)) => head,
             Ok(Err(error)) => {
+                if let Error::Handshake(refusal) = &error {
+                    self.record_refusal(RefusalReason::of_handshake(refusal));
+                }
                 refuse(&mut stream, &error).await;
                 return Err(error);
             }
@@ -194,7 +198,10 @@ impl ServerBuilder {
         match tokio::time::timeout_at(deadline, answer).await {
             Ok(Ok(admission)) => {
                 let mut ws = WebSocket::from_engine(stream, admission.engine, leftover);
-                ws.permit = Some(admission.permit);
+                let mut permit = admission.permit;
+                // Frames the client sent with its request.
+                permit.tally.read(leftover.len());
+                ws.permit = Some(permit);
                 ws.budget = Some(admission.budget);
                 Ok(ws)
             }

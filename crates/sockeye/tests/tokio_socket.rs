@@ -305,6 +305,40 @@ async fn close_gives_up_on_a_silent_peer() {
     );
 }
 
+/// Regression: `SendHalf::close` queued the Close while the receiving half
+/// slept until its next keepalive deadline, so a peer that never answered
+/// (nor read) held the connection until then instead of the close timeout.
+#[tokio::test(start_paused = true)]
+async fn split_close_is_bounded_by_the_close_timeout_while_the_receiver_waits() {
+    let (a, _silent_peer) = duplex(1 << 16);
+    let config = Config::new()
+        .keepalive_interval(Some(Duration::from_secs(60)))
+        .close_timeout(Duration::from_secs(3));
+    let server = WebSocket::from_raw(a, Role::Server, config, &[]);
+    let (mut receiver, mut sender) = server.split();
+    let receiving = tokio::spawn(async move {
+        let result = receiver.recv().await;
+        (result, tokio::time::Instant::now())
+    });
+    // The receiving half now waits, its timer set for the keepalive Ping.
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let started = tokio::time::Instant::now();
+    sender.close(CloseCode::NORMAL, "bye").await.unwrap();
+    let (result, ended) = tokio::time::timeout(Duration::from_secs(30), receiving)
+        .await
+        .expect("the receiving half ends within the close timeout, not at the keepalive")
+        .unwrap();
+    match result {
+        Some(Err(Error::Timeout(sockeye::proto::Timeout::Close))) => {}
+        other => panic!("expected the close timeout, got {other:?}"),
+    }
+    let elapsed = ended - started;
+    assert!(
+        elapsed >= Duration::from_secs(3) && elapsed < Duration::from_millis(3_010),
+        "{elapsed:?}"
+    );
+}
+
 #[tokio::test]
 async fn events_include_pings_and_pongs() {
     let (mut client, mut server) = pair();

@@ -329,10 +329,10 @@ impl ServerHandshake {
         }
         let offered_extensions = parse_extensions(headers)
             .map_err(|error| invalid_header(SEC_WEBSOCKET_EXTENSIONS, error.reason()))?;
-        if let Some(filter) = &self.filter {
-            if let Some(response) = filter(request) {
-                return Err(HandshakeError::refused(response));
-            }
+        if let Some(filter) = &self.filter
+            && let Some(response) = filter(request)
+        {
+            return Err(HandshakeError::refused(response));
         }
         let subprotocol = self.choose_subprotocol(request, &offered_protocols)?;
         let extensions = self.negotiate_extensions(&offered_extensions)?;

@@ -185,12 +185,16 @@ pub fn accept_with<S: Transport>(
     let deadline = Instant::now() + server.get_handshake_timeout();
     let mut parser = server.request_parser();
     let known = ConnectionInfo::new(stream.peer_addr(), None);
-    let result = read_head(&mut stream, deadline, |bytes| parser.parse(bytes)).and_then(
-        |(request, leftover)| {
+    let result = read_head(&mut stream, deadline, |bytes| parser.parse(bytes))
+        .inspect_err(|error| {
+            if let Error::Handshake(refusal) = error {
+                server.record_refusal(crate::stats::RefusalReason::of_handshake(refusal));
+            }
+        })
+        .and_then(|(request, leftover)| {
             let admission = server.admit(&request, known)?;
             Ok((request, leftover, admission))
-        },
-    );
+        });
     match result {
         Ok((request, leftover, admission)) => {
             let mut bytes = Vec::with_capacity(256);
@@ -199,7 +203,10 @@ pub fn accept_with<S: Transport>(
             stream.flush()?;
             stream.set_read_timeout(None)?;
             let mut ws = WebSocket::from_engine(stream, admission.engine, &leftover);
-            ws.permit = Some(admission.permit);
+            let mut permit = admission.permit;
+            // Frames the client sent with its request.
+            permit.tally.read(leftover.len());
+            ws.permit = Some(permit);
             ws.budget = Some(admission.budget);
             Ok((ws, request))
         }

@@ -161,7 +161,11 @@ impl<S: Transport> WebSocket<S> {
     /// Nothing is lost: bytes read and not yet delivered stay in the
     /// engine. A connection accepted under a server's connection limit
     /// ([`crate::ServerBuilder::max_connections`]) gives its place back.
-    pub fn into_parts(self) -> crate::Parts<S> {
+    pub fn into_parts(mut self) -> crate::Parts<S> {
+        // The permit, dropped here, publishes the counts it has seen.
+        if let Some(permit) = &mut self.permit {
+            permit.tally.see(&self.conn);
+        }
         crate::Parts {
             stream: self.stream,
             connection: self.conn,
@@ -266,10 +270,15 @@ impl<S: Transport> WebSocket<S> {
     }
 
     /// Updates the connection's share of its server's memory budget, if
-    /// it has one: what the engine holds and what was taken to write.
+    /// it has one: what the engine holds and what was taken to write; and
+    /// copies the engine's message counts into its tally (plain fields;
+    /// published at coarse points, see `stats.rs`).
     fn account(&mut self) {
         if let Some(share) = &mut self.budget {
             share.update(self.conn.memory_held() + self.output.held());
+        }
+        if let Some(permit) = &mut self.permit {
+            permit.tally.see(&self.conn);
         }
     }
 
@@ -287,10 +296,12 @@ impl<S: Transport> WebSocket<S> {
         self.account();
     }
 
-    /// Tells the server's drain how the connection ended.
+    /// Tells the server (its drain, its counters) how the connection
+    /// ended.
     fn record_end(&mut self, clean: bool) {
         if let Some(permit) = &mut self.permit {
-            permit.drain.finish(clean);
+            permit.tally.see(&self.conn);
+            permit.finish(clean);
         }
     }
 
@@ -321,6 +332,11 @@ impl<S: Transport> WebSocket<S> {
             // stall. Back to the timers and the drain check, then again.
             return Ok(());
         }
+        if let Some(permit) = &mut self.permit {
+            // About to block: a coarse point to add this connection's
+            // counts to its server's.
+            permit.publish();
+        }
         let stream = &mut self.stream;
         let conn = &mut self.conn;
         let read = crate::scratch::with(|chunk| {
@@ -332,7 +348,12 @@ impl<S: Transport> WebSocket<S> {
         });
         match read {
             Ok(0) => self.conn.receive_eof(),
-            Ok(_) => self.account(),
+            Ok(read) => {
+                if let Some(permit) = &mut self.permit {
+                    permit.tally.read(read);
+                }
+                self.account();
+            }
             Err(error)
                 if matches!(
                     error.kind(),
@@ -393,6 +414,9 @@ impl<S: Transport> WebSocket<S> {
     fn write_out(&mut self) -> io::Result<()> {
         let written = self.write_queued();
         self.account();
+        if let Some(permit) = &mut self.permit {
+            permit.publish();
+        }
         written
     }
 
@@ -406,7 +430,12 @@ impl<S: Transport> WebSocket<S> {
             let count = self.output.slices(&mut slices);
             match self.stream.write_vectored(&slices[..count]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(written) => self.output.advance(written),
+                Ok(written) => {
+                    self.output.advance(written);
+                    if let Some(permit) = &mut self.permit {
+                        permit.tally.wrote(written);
+                    }
+                }
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 Err(error) => return Err(error),
             }

@@ -8,9 +8,11 @@
 //! subscribers first, then hands one envelope per message (never one per
 //! subscriber) to its backplane. Other nodes deliver it to their local
 //! subscribers; the publishing node recognises its own envelopes by their
-//! node id and skips them when they come back. Messages from one node
-//! arrive at every other node in the order that node published them, as
-//! long as the backplane keeps order (Redis and NATS do, per connection).
+//! node id and skips them when they come back. Messages one node publishes
+//! on a topic arrive at every other node in the order it published them
+//! (Redis and NATS keep order per connection and subject; the NATS
+//! backplane has one subscription per topic, so order across topics is
+//! not kept there).
 //! While the backplane is unreachable, local delivery goes on and
 //! cross-node publishes are dropped and counted, never buffered without
 //! bound; a backplane reconnects by itself and subscribes again to the
@@ -152,6 +154,11 @@ pub trait Backplane: Send + Sync + 'static {
 
     /// The connection's state and counters, for metrics.
     fn status(&self) -> BackplaneStatus;
+
+    /// The hub was dropped: stop at once (close the connections, end the
+    /// tasks). The default does nothing, leaving the backplane to notice
+    /// [`BackplaneLink::is_open`] turn `false`.
+    fn stop(&self) {}
 }
 
 /// A backplane's state and counters, from [`Backplane::status`].

@@ -5,30 +5,51 @@
 //! A complete chat server: every message a client sends goes to everyone
 //! else in the room.
 //!
-//! ```no_run
+//! ```
 //! use sockeye::hub::Hub;
 //! use sockeye::ServerBuilder;
+//! use tokio::net::TcpListener;
 //!
-//! # #[tokio::main]
-//! # async fn main() -> std::io::Result<()> {
-//! let listener = tokio::net::TcpListener::bind("127.0.0.1:9001").await?;
-//! let server = ServerBuilder::new();
-//! let hub = Hub::new();
-//! loop {
-//!     let (tcp, _) = listener.accept().await?;
-//!     let (server, hub) = (server.clone(), hub.clone());
-//!     tokio::spawn(async move {
-//!         let Ok(ws) = server.accept_tcp(tcp).await else { return };
-//!         let (mut receiver, sender) = ws.split();
-//!         // The hub writes to the client from now on; `me` is its handle.
-//!         let me = hub.attach(sender);
-//!         me.subscribe("lobby");
-//!         while let Some(Ok(message)) = receiver.recv().await {
-//!             hub.publish_excluding("lobby", message, &me);
-//!         }
-//!         // Dropping `me` leaves every topic.
-//!     });
+//! async fn chat_server(listener: TcpListener, hub: Hub) -> std::io::Result<()> {
+//!     let server = ServerBuilder::new();
+//!     loop {
+//!         let (tcp, _) = listener.accept().await?;
+//!         let (server, hub) = (server.clone(), hub.clone());
+//!         tokio::spawn(async move {
+//!             let Ok(ws) = server.accept_tcp(tcp).await else { return };
+//!             let (mut receiver, sender) = ws.split();
+//!             // The hub writes to the client from now on; `me` is its handle.
+//!             let me = hub.attach(sender);
+//!             me.subscribe("lobby");
+//!             while let Some(Ok(message)) = receiver.recv().await {
+//!                 hub.publish_excluding("lobby", message, &me);
+//!             }
+//!             // Dropping `me` leaves every topic.
+//!         });
+//!     }
 //! }
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! #     use std::time::Duration;
+//! #     use sockeye::Message;
+//! #     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+//! #     let url = format!("ws://{}/", listener.local_addr().unwrap());
+//! #     let hub = Hub::new();
+//! #     tokio::spawn(chat_server(listener, hub.clone()));
+//! #     // Two clients talk through it.
+//! #     tokio::time::timeout(Duration::from_secs(10), async {
+//! #         let (mut alice, _) = sockeye::connect(&url).await.unwrap();
+//! #         let (mut bob, _) = sockeye::connect(&url).await.unwrap();
+//! #         while hub.subscriber_count("lobby") < 2 {
+//! #             tokio::time::sleep(Duration::from_millis(1)).await;
+//! #         }
+//! #         alice.send(Message::text("hi bob")).await.unwrap();
+//! #         assert_eq!(bob.recv().await.unwrap().unwrap().as_text(), Some("hi bob"));
+//! #         bob.send(Message::text("hi alice")).await.unwrap();
+//! #         assert_eq!(alice.recv().await.unwrap().unwrap().as_text(), Some("hi alice"));
+//! #     })
+//! #     .await
+//! #     .expect("the chat server answers");
 //! # }
 //! ```
 //!
@@ -71,7 +92,7 @@ use std::time::Duration;
 use sockeye_proto::{CloseCode, Message, PreparedMessage};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-pub use backplane::{Backplane, BackplaneLink, BackplaneStatus, NodeId};
+pub use backplane::{Backplane, BackplaneLink, BackplaneStatus, Delivered, NodeId};
 pub use mailbox::SlowPolicy;
 
 use mailbox::{Mailbox, Offer};
@@ -82,8 +103,8 @@ use crate::tokio::SendHalf;
 /// default.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 1024;
 
-/// How long one batch of messages may take to be written to a subscriber
-/// before it is closed as stalled (1008), by default.
+/// How long writing to a subscriber may make no progress (not a byte
+/// written) before it is closed as stalled (1008), by default.
 pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Topics and their subscribers; see the [module docs](self).
@@ -154,9 +175,10 @@ impl HubBuilder {
     }
 
     /// How long writing one batch of queued messages may make no progress
-    /// (the client not reading) before the subscriber is closed with 1008,
-    /// whatever the [`SlowPolicy`]. Default: [`DEFAULT_STALL_TIMEOUT`]
-    /// (10 s).
+    /// (the client not reading: not a byte written) before the subscriber
+    /// is closed with 1008, whatever the [`SlowPolicy`]. A client that
+    /// keeps reading is not stalled, however long its backlog takes.
+    /// Default: [`DEFAULT_STALL_TIMEOUT`] (10 s).
     pub fn stall_timeout(mut self, timeout: Duration) -> HubBuilder {
         self.stall_timeout = timeout;
         self
@@ -219,7 +241,7 @@ pub(crate) struct Counters {
     dropped_slow: AtomicU64,
     pub(crate) dropped_closed: AtomicU64,
     dropped_backplane: AtomicU64,
-    pub(crate) kicked: AtomicU64,
+    kicked: AtomicU64,
     pub(crate) stalled: AtomicU64,
     invalid_envelopes: AtomicU64,
 }
@@ -239,7 +261,8 @@ pub struct HubStats {
     pub published: u64,
     /// Messages received from other nodes through the backplane.
     pub received_remote: u64,
-    /// Messages queued for subscribers (one per subscriber reached).
+    /// Messages queued for subscribers: one per subscriber a publication
+    /// reached, and one per [`Subscriber::send`].
     pub queued: u64,
     /// Messages handed to subscribers' connections.
     pub delivered: u64,
@@ -250,7 +273,8 @@ pub struct HubStats {
     /// ([`SlowPolicy::Close`]): what they had queued and the message that
     /// found the queue full.
     pub dropped_slow: u64,
-    /// Messages still queued when their connection ended.
+    /// Messages still queued when their connection ended, or when their
+    /// [`Subscriber`] was dropped before it had one.
     pub dropped_closed: u64,
     /// Publishes the backplane could not take (unreachable, or its queue
     /// full): messages other nodes did not get.
@@ -283,12 +307,42 @@ pub(crate) struct HubShared {
     pub(crate) counters: Counters,
 }
 
-/// What one local publication did, added to the counters at once.
+impl Drop for HubShared {
+    fn drop(&mut self) {
+        if let Some(backplane) = &self.backplane {
+            backplane.stop();
+        }
+    }
+}
+
+/// What one local publication (or one direct send) did, added to the
+/// counters at once.
 #[derive(Default)]
 struct Tally {
     queued: u64,
     dropped_full: u64,
     dropped_slow: u64,
+    kicked: u64,
+}
+
+impl Tally {
+    /// Adds what one offer to a mailbox did.
+    fn add(&mut self, offer: Offer) {
+        match offer {
+            Offer::Queued => self.queued += 1,
+            Offer::DroppedOldest => {
+                self.queued += 1;
+                self.dropped_full += 1;
+            }
+            Offer::DroppedNewest => self.dropped_full += 1,
+            Offer::Kicked(lost) => {
+                // Once per subscriber: its queue is closed from then on.
+                self.dropped_slow += lost;
+                self.kicked += 1;
+            }
+            Offer::Gone => {}
+        }
+    }
 }
 
 impl HubShared {
@@ -324,18 +378,15 @@ impl HubShared {
             if Some(mailbox.id) == except {
                 continue;
             }
-            match mailbox.offer(&prepared) {
-                Offer::Queued => tally.queued += 1,
-                Offer::DroppedOldest => {
-                    tally.queued += 1;
-                    tally.dropped_full += 1;
-                }
-                Offer::DroppedNewest => tally.dropped_full += 1,
-                Offer::Kicked(lost) => tally.dropped_slow += lost,
-                Offer::Gone => {}
-            }
+            tally.add(mailbox.offer(&prepared));
         }
         drop(topics);
+        self.count(&tally);
+        tally.queued as usize
+    }
+
+    /// Adds a tally to the counters.
+    fn count(&self, tally: &Tally) {
         let counters = &self.counters;
         if tally.queued > 0 {
             counters.queued.fetch_add(tally.queued, Ordering::Relaxed);
@@ -350,7 +401,9 @@ impl HubShared {
                 .dropped_slow
                 .fetch_add(tally.dropped_slow, Ordering::Relaxed);
         }
-        tally.queued as usize
+        if tally.kicked > 0 {
+            counters.kicked.fetch_add(tally.kicked, Ordering::Relaxed);
+        }
     }
 
     /// Publishes locally, then to the backplane.
@@ -559,6 +612,13 @@ impl Hub {
             .collect()
     }
 
+    /// A handle that does not keep the hub alive.
+    pub fn downgrade(&self) -> WeakHub {
+        WeakHub {
+            shared: Arc::downgrade(&self.shared),
+        }
+    }
+
     /// This node's id on the backplane.
     pub fn node_id(&self) -> NodeId {
         self.shared.node
@@ -633,6 +693,21 @@ pub enum SubscriberState {
     Stalled,
     /// Its connection ended, or the handle was dropped.
     Ended,
+}
+
+/// A handle on a [`Hub`] that does not keep it alive, from
+/// [`Hub::downgrade`] (for a task that should end with the hub, such as a
+/// metrics reporter).
+#[derive(Clone, Debug)]
+pub struct WeakHub {
+    shared: std::sync::Weak<HubShared>,
+}
+
+impl WeakHub {
+    /// The hub, if it still exists.
+    pub fn upgrade(&self) -> Option<Hub> {
+        self.shared.upgrade().map(|shared| Hub { shared })
+    }
 }
 
 /// Which subscriber: unique within its hub.
@@ -711,15 +786,13 @@ impl Subscriber {
     /// and under the same [`SlowPolicy`]. Returns whether it was queued.
     pub fn send(&self, message: impl Into<Message>) -> bool {
         let prepared = PreparedMessage::new(message.into());
-        match self.mailbox.offer(&prepared) {
-            Offer::Queued | Offer::DroppedOldest => true,
-            Offer::Kicked(lost) => {
-                let counters = &self.hub.shared.counters;
-                counters.dropped_slow.fetch_add(lost, Ordering::Relaxed);
-                false
-            }
-            Offer::DroppedNewest | Offer::Gone => false,
-        }
+        let offer = self.mailbox.offer(&prepared);
+        // Counted as a publication's are, so that what is delivered adds
+        // up with what was queued.
+        let mut tally = Tally::default();
+        tally.add(offer);
+        self.hub.shared.count(&tally);
+        matches!(offer, Offer::Queued | Offer::DroppedOldest)
     }
 
     /// Closes the connection with `code` and `reason` once what is queued
@@ -769,6 +842,13 @@ impl Subscriber {
 impl Drop for Subscriber {
     fn drop(&mut self) {
         self.mailbox.detach();
+        if !self.mailbox.attached.load(Ordering::Acquire) {
+            // No writer will write what is queued, nor count it: it is
+            // lost now.
+            let lost = self.mailbox.end();
+            let counters = &self.hub.shared.counters;
+            counters.dropped_closed.fetch_add(lost, Ordering::Relaxed);
+        }
         self.hub.shared.remove_mailbox(&self.mailbox);
     }
 }

@@ -19,10 +19,10 @@ pub(super) fn from_env_with(
             .map(|value| (lower.to_owned(), value))
             .or_else(|| get(upper).map(|value| (upper.to_owned(), value)))
     };
-    if let Some((_, list)) = either("no_proxy", "NO_PROXY") {
-        if bypasses(&list, &target.host, target.port) {
-            return Ok(None);
-        }
+    if let Some((_, list)) = either("no_proxy", "NO_PROXY")
+        && bypasses(&list, &target.host, target.port)
+    {
+        return Ok(None);
     }
     let found = if target.secure {
         either("wss_proxy", "WSS_PROXY").or_else(|| either("https_proxy", "HTTPS_PROXY"))
@@ -88,18 +88,17 @@ fn normalize(host: &str) -> String {
 /// Splits an optional `:port` off an entry: `host:80`, `[::1]:80`,
 /// `10.0.0.0/8:80`; a bare IPv6 address keeps its colons.
 fn split_entry(entry: &str) -> (&str, Option<u16>) {
-    if let Some(rest) = entry.strip_prefix('[') {
-        if let Some((literal, after)) = rest.split_once(']') {
-            let port = after.strip_prefix(':').and_then(|port| port.parse().ok());
-            return (literal, port);
-        }
+    if let Some(rest) = entry.strip_prefix('[')
+        && let Some((literal, after)) = rest.split_once(']')
+    {
+        let port = after.strip_prefix(':').and_then(|port| port.parse().ok());
+        return (literal, port);
     }
-    if entry.matches(':').count() == 1 {
-        if let Some((pattern, port)) = entry.split_once(':') {
-            if let Ok(port) = port.parse() {
-                return (pattern, Some(port));
-            }
-        }
+    if entry.matches(':').count() == 1
+        && let Some((pattern, port)) = entry.split_once(':')
+        && let Ok(port) = port.parse()
+    {
+        return (pattern, Some(port));
     }
     (entry, None)
 }

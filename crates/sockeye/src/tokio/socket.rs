@@ -126,7 +126,11 @@ where
     /// Nothing is lost: bytes read and not yet delivered stay in the
     /// engine. A connection accepted under a server's connection limit
     /// ([`crate::ServerBuilder::max_connections`]) gives its place back.
-    pub fn into_parts(self) -> crate::Parts<S> {
+    pub fn into_parts(mut self) -> crate::Parts<S> {
+        // The permit, dropped here, publishes the counts it has seen.
+        if let Some(permit) = &mut self.permit {
+            permit.tally.see(&self.conn);
+        }
         crate::Parts {
             stream: self.stream,
             connection: self.conn,
@@ -283,6 +287,18 @@ where
 
     /// Polls for the next event; see [`WebSocket::recv_event`].
     pub fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Event, Error>>> {
+        let poll = self.poll_event_inner(cx);
+        if poll.is_pending()
+            && let Some(permit) = &mut self.permit
+        {
+            // About to wait: a coarse point to add this connection's
+            // counts to its server's (see `stats.rs`).
+            permit.publish();
+        }
+        poll
+    }
+
+    fn poll_event_inner(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Event, Error>>> {
         if let Some(permit) = &mut self.permit {
             match permit.drain.poll(Some(cx)) {
                 None => {}
@@ -384,7 +400,12 @@ where
             }
             match self.poll_read(cx) {
                 Poll::Ready(Ok(0)) => self.conn.receive_eof(),
-                Poll::Ready(Ok(_)) => self.account(),
+                Poll::Ready(Ok(read)) => {
+                    if let Some(permit) = &mut self.permit {
+                        permit.tally.read(read);
+                    }
+                    self.account();
+                }
                 Poll::Ready(Err(error)) => {
                     self.conn.receive_eof();
                     if self.closed.is_none() {
@@ -444,10 +465,12 @@ where
         Poll::Ready(Some(Err(Error::Timeout(sockeye_proto::Timeout::Close))))
     }
 
-    /// Tells the server's drain how the connection ended.
+    /// Tells the server (its drain, its counters) how the connection
+    /// ended.
     fn record_end(&mut self, clean: bool) {
         if let Some(permit) = &mut self.permit {
-            permit.drain.finish(clean);
+            permit.tally.see(&self.conn);
+            permit.finish(clean);
         }
     }
 
@@ -528,11 +551,16 @@ where
     }
 
     /// Updates the connection's share of its server's memory budget, if
-    /// it has one: what the engine holds and what was taken to write.
+    /// it has one: what the engine holds and what was taken to write; and
+    /// copies the engine's message counts into its tally (plain fields;
+    /// published at coarse points).
     #[inline]
     fn account(&mut self) {
         if let Some(member) = &mut self.budget {
             member.update(self.conn.memory_held() + self.output.held());
+        }
+        if let Some(permit) = &mut self.permit {
+            permit.tally.see(&self.conn);
         }
     }
 
@@ -560,6 +588,10 @@ where
         self.poll_shed(cx);
         let written = self.poll_write_queued(cx);
         self.account();
+        if let Some(permit) = &mut self.permit {
+            // After a batch of writes: a coarse point (see `stats.rs`).
+            permit.publish();
+        }
         written
     }
 
@@ -577,6 +609,9 @@ where
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
             self.output.advance(written);
+            if let Some(permit) = &mut self.permit {
+                permit.tally.wrote(written);
+            }
         }
     }
 

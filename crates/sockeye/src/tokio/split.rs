@@ -285,6 +285,9 @@ where
             let mut socket = this.shared.lock();
             if socket.conn.state() == sockeye_proto::State::Open {
                 socket.conn.send_close(CloseCode::NORMAL, "")?;
+                // As in `SendHalf::close`: the receiving half re-arms its
+                // timer for the close timeout.
+                this.shared.wakers.receiver.wake();
             }
         }
         this.poll_flush_inner(cx)
