@@ -681,3 +681,94 @@ fn bench_fanout_options_refuse_what_they_cannot_do() {
         assert_eq!(finished.code, 2, "{args:?}: {}", finished.stderr);
     }
 }
+
+#[test]
+fn bench_fanout_over_servers_that_share_nothing_says_so() {
+    // Two servers without a backplane: the second one's receivers never
+    // get the publisher's probes.
+    let first = serve(&["--broadcast", "--no-compression"]);
+    let second = serve(&["--broadcast", "--no-compression"]);
+    let finished = run(
+        &[
+            "bench",
+            &first.url,
+            &second.url,
+            "--fanout",
+            "-c",
+            "2",
+            "-n",
+            "10",
+            "--no-compression",
+            "--json",
+        ],
+        b"",
+    );
+    assert_eq!(finished.code, 1, "{}", finished.stderr);
+    let results = json(&finished.stdout);
+    let first_error = results["errors"]["first"].as_str().unwrap();
+    assert!(
+        first_error
+            .contains("1 of 2 receivers got nothing in 5s: do the servers share their rooms"),
+        "{results}"
+    );
+}
+
+#[test]
+fn bench_fanout_measures_latency_across_nodes_over_redis_and_nats() {
+    for scheme in ["redis", "nats"] {
+        let Some(broker) = common::broker(scheme, "bench_fanout_across_nodes") else {
+            continue;
+        };
+        let nodes = [
+            serve(&[
+                "--broadcast",
+                "--no-compression",
+                "--backplane",
+                &broker.url,
+            ]),
+            serve(&[
+                "--broadcast",
+                "--no-compression",
+                "--backplane",
+                &broker.url,
+            ]),
+        ];
+        let finished = run(
+            &[
+                "bench",
+                &nodes[0].url,
+                &nodes[1].url,
+                "--fanout",
+                "-c",
+                "4",
+                "-p",
+                "16",
+                "-n",
+                "100",
+                "--rate",
+                "500",
+                "-s",
+                "256",
+                "--text",
+                "--payload",
+                "json",
+                "--no-compression",
+                "--json",
+            ],
+            b"",
+        );
+        assert_eq!(finished.code, 0, "{scheme}: {}", finished.stderr);
+        let results = json(&finished.stdout);
+        assert_eq!(results["errors"]["total"], 0, "{scheme}: {results}");
+        assert_eq!(results["messages"], 400, "{scheme}: {results}");
+        let per_url = results["fanout"]["per_url"].as_array().unwrap();
+        for (url, node) in per_url.iter().zip(&nodes) {
+            assert_eq!(url["url"], node.url.as_str());
+            assert_eq!(url["receivers"], 2, "{scheme}: {url}");
+            // Every message reached the other node's receivers too, in
+            // order (each receiver checks the sequence).
+            assert_eq!(url["deliveries"], 200, "{scheme}: {url}");
+            assert!(url["latency_us"]["p99"].as_f64().unwrap() > 0.0);
+        }
+    }
+}

@@ -27,9 +27,9 @@
 //! broadcast server that is the benchmark's floor; they end without a
 //! closing handshake, which such a server would copy to everyone.
 
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -82,6 +82,12 @@ pub struct Board {
     epoch: Instant,
     /// Receivers connected and not failed.
     live: AtomicU32,
+    /// Receivers that received a probe (several servers only).
+    primed: AtomicU32,
+    /// The publisher failed: nothing more will come.
+    abandoned: AtomicBool,
+    /// Told (all waiters) when `abandoned` is set.
+    abandon: Notify,
     /// Told when a message has reached every live receiver.
     progress: Notify,
     /// Per server URL.
@@ -107,6 +113,9 @@ impl Board {
             published_at: (0..window).map(|_| AtomicU64::new(0)).collect(),
             epoch: Instant::now(),
             live: AtomicU32::new(0),
+            primed: AtomicU32::new(0),
+            abandoned: AtomicBool::new(false),
+            abandon: Notify::new(),
             progress: Notify::new(),
             endpoints: (0..endpoints.max(1))
                 .map(|_| EndpointBoard {
@@ -308,12 +317,31 @@ where
     let mut payloads = Payloads::with_kind(plan.payload, 0, plan.size, 1);
     let mut tally = Tally::for_endpoint(endpoint);
     let mut next = 0u64;
+    let mut primed = false;
+    let abandoned = board.abandon.notified();
+    let mut abandoned = std::pin::pin!(abandoned);
     let outcome = poll_fn(|cx| {
+        // Registered before the flag is read, so neither can be missed.
+        let _ = abandoned.as_mut().poll(cx);
+        if board.abandoned.load(Ordering::Acquire) {
+            // The publisher's failure is the run's error, not this
+            // receiver's: it closes normally.
+            return Poll::Ready(Ok(()));
+        }
         loop {
             match Pin::new(&mut ws).poll_next(cx) {
                 Poll::Ready(Some(Ok(message))) => {
                     if message.is_empty() && !message.is_text() {
                         return Poll::Ready(Ok(()));
+                    }
+                    if message.is_empty() {
+                        // A probe: the way from the publisher is open.
+                        if !primed {
+                            primed = true;
+                            board.primed.fetch_add(1, Ordering::AcqRel);
+                            board.progress.notify_one();
+                        }
+                        continue;
                     }
                     let latency = board.delivered(next);
                     let right =
@@ -366,10 +394,56 @@ pub async fn publish(id: u32, plan: Arc<Plan>, shared: Arc<Shared>) -> LaneEnd {
     let mut end = LaneEnd::default();
     let opened = open(&plan, 0, id).await;
     let socket = end.opened(format_args!("publisher"), &shared, opened);
-    match socket {
+    let end = match socket {
         Some(Socket::Client(ws)) => publish_on(ws, id, &plan, &shared, end).await,
         Some(Socket::Tcp(ws)) => publish_on(ws, id, &plan, &shared, end).await,
         None => end,
+    };
+    if (end.error.is_some() || !end.connected)
+        && let Some(board) = &shared.fanout
+    {
+        // No end message will come: the receivers stop waiting.
+        board.abandoned.store(true, Ordering::Release);
+        board.abandon.notify_waiters();
+    }
+    end
+}
+
+/// How often the publisher sends a probe while some receiver has not
+/// seen one.
+const PROBE_INTERVAL: Duration = Duration::from_millis(10);
+
+/// How long the receivers get to see a probe.
+const PROBE_LIMIT: Duration = Duration::from_secs(5);
+
+/// With several servers: sends empty text messages (probes, which the
+/// receivers skip) until every receiver has seen one. A node subscribes
+/// to its backplane's channel when its first member joins, but without
+/// waiting: until that subscription is in place, what other nodes publish
+/// does not reach it, and the first numbered messages would be missed.
+async fn probe<S>(ws: &mut WebSocket<S>, board: &Board, shared: &Shared) -> Result<(), String>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let deadline = Instant::now() + PROBE_LIMIT;
+    loop {
+        let progress = board.progress.notified();
+        let live = board.live.load(Ordering::Acquire);
+        if board.primed.load(Ordering::Acquire) >= live || shared.stop.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "{} of {live} receivers got nothing in {}s: do the servers share their rooms \
+                 (a backplane)?",
+                live - board.primed.load(Ordering::Acquire),
+                PROBE_LIMIT.as_secs()
+            ));
+        }
+        ws.send(Message::text(""))
+            .await
+            .map_err(|error| format!("sending failed: {error}"))?;
+        let _ = tokio::time::timeout(PROBE_INTERVAL, progress).await;
     }
 }
 
@@ -395,6 +469,13 @@ where
         return end;
     };
     end.compressed = ws.connection().deflate_params().is_some();
+    if plan.endpoints.len() > 1
+        && let Err(error) = probe(&mut ws, board, shared).await
+    {
+        tracing::debug!("publisher: {error}");
+        end.error = Some(error);
+        return end;
+    }
     let mut payloads = Payloads::with_kind(plan.payload, id, plan.size, plan.pipeline);
     let mut next = 0u64;
     let start = Instant::now();
