@@ -54,7 +54,8 @@ pub fn svg(title: &str, results: &[ScenarioResult]) -> String {
         "<rect width=\"{width}\" height=\"{height}\" fill=\"#ffffff\"/>\n\
          <text x=\"{PANEL_GAP}\" y=\"28\" font-size=\"17\" font-weight=\"bold\">{}</text>\n\
          <text x=\"{PANEL_GAP}\" y=\"44\" font-size=\"12\" fill=\"#555\">Server CPU time per \
-         message (per delivery for h), p99 round trip for e, memory per idle connection for f; \
+         message (per delivery for h and i), p99 round trip for e (for k, l and m: publish to \
+         delivery, worst node), memory per idle connection for f (per subscriber for j); \
          lower is better.</text>",
         escape(title)
     );

@@ -10,7 +10,8 @@
 //! beside it. `bench/run` builds everything and runs it; `bench/run
 //! --smoke` is the few-second check CI runs.
 //!
-//! Modules: [`peers`] (the echo servers), [`plan`] (servers and
+//! Modules: [`peers`] (the echo servers), [`raw_broadcast`] (the raw
+//! TCP fan-out floor), [`plan`] (servers and
 //! scenarios), [`runner`] (processes and measurements), [`procfs`]
 //! (reading `/proc`), [`results`] (medians, ratios, markdown) and
 //! [`chart`] (SVG).
@@ -21,6 +22,7 @@ pub mod chart;
 pub mod peers;
 pub mod plan;
 pub mod procfs;
+pub mod raw_broadcast;
 pub mod results;
 pub mod runner;
 

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use clap::Parser;
-use sockeye_bench::plan::{self, Scenario, Server, Timing, Workload};
+use sockeye_bench::plan::{self, Backplane, Scenario, Server, Timing, Workload};
 use sockeye_bench::results::{self, Row, RunInfo, ScenarioResult, figure, thousands};
 use sockeye_bench::runner::{self, Tools};
 use sockeye_bench::{chart, procfs};
@@ -81,6 +81,7 @@ fn run(args: Args) -> Result<bool, String> {
     let mut notes = Vec::new();
     let tools = tools(&args, &mut notes)?;
     let scenarios = select(&args, &tools, &notes)?;
+    let scenarios = fit_subscribers(scenarios, &mut notes)?;
     let mut tools = tools;
     tools.open_files = open_files(&scenarios)?;
     for note in &notes {
@@ -196,6 +197,37 @@ fn describe(workload: &Workload, outcome: &Result<runner::Measurement, String>) 
             m.rss_before_kib,
             m.rss_after_kib
         ),
+        (Workload::Subscribers { .. }, Ok(m)) => format!(
+            "{} KiB/subscriber ({} -> {} KiB), one publish to all: median {:.1} ms, slowest {:.1} ms",
+            figure(Some(m.kib_per_connection)),
+            m.rss_before_kib,
+            m.rss_after_kib,
+            m.reach_all_p50_us / 1000.0,
+            m.reach_all_max_us / 1000.0
+        ),
+        (Workload::CrossNode { .. }, Ok(m)) => {
+            let nodes: Vec<String> = m
+                .node_latency_us
+                .iter()
+                .enumerate()
+                .map(|(index, (p50, p99))| {
+                    format!(
+                        "node {} p50 {} / p99 {} µs",
+                        index + 1,
+                        figure(Some(*p50)),
+                        figure(Some(*p99))
+                    )
+                })
+                .collect();
+            format!(
+                "{}; {} publishes/s ({} held), {} deliveries/s, server-side busy {:.0}%",
+                nodes.join(", "),
+                thousands(m.publish_rate),
+                m.held,
+                thousands(m.msgs_per_sec),
+                m.server_busy * 100.0
+            )
+        }
         (_, Ok(m)) => format!(
             "{} msgs/s, {:.1} MB/s, {} µs CPU/msg, server busy {:.0}%, waited {:.0}%, p99 {} µs",
             thousands(m.msgs_per_sec),
@@ -257,6 +289,7 @@ fn tools(args: &Args, notes: &mut Vec<String>) -> Result<Tools, String> {
             }
         ));
     }
+    let backplanes = backplanes(&sockeye, notes);
     Ok(Tools {
         sockeye,
         peer,
@@ -264,7 +297,42 @@ fn tools(args: &Args, notes: &mut Vec<String>) -> Result<Tools, String> {
         pin,
         open_files: None,
         ticks_per_second: procfs::clock_ticks(),
+        backplanes,
     })
+}
+
+/// The backplanes two-node runs can use: `sockeye serve` must have
+/// `--backplane`, and the broker must be installed.
+fn backplanes(sockeye: &Path, notes: &mut Vec<String>) -> Vec<Backplane> {
+    let help = Command::new(sockeye)
+        .args(["serve", "--help"])
+        .output()
+        .ok()
+        .map(|output| String::from_utf8_lossy(&output.stdout).into_owned())
+        .unwrap_or_default();
+    if !help.contains("--backplane") {
+        notes.push(
+            "Two-node runs left out: this sockeye serve has no --backplane option.".to_owned(),
+        );
+        return Vec::new();
+    }
+    Backplane::ALL
+        .into_iter()
+        .filter(|backplane| {
+            let found = succeeds(
+                "sh",
+                &["-c", &format!("command -v {}", backplane.program())],
+            );
+            if !found {
+                notes.push(format!(
+                    "Two nodes over {} left out: `{}` is not installed.",
+                    backplane.name(),
+                    backplane.program()
+                ));
+            }
+            found
+        })
+        .collect()
 }
 
 fn succeeds(program: &str, args: &[&str]) -> bool {
@@ -287,7 +355,7 @@ fn select(args: &Args, tools: &Tools, notes: &[String]) -> Result<Vec<Scenario>,
             .find(|letter| !scenarios.iter().any(|s| s.id == *letter))
         {
             return Err(format!(
-                "no scenario {bad:?} (a to h; the smoke run has a, c, f, g, h)"
+                "no scenario {bad:?} (a to m; the smoke run has a, c, f, g, h, i, j, k)"
             ));
         }
         scenarios.retain(|scenario| letters.contains(scenario.id));
@@ -296,6 +364,9 @@ fn select(args: &Args, tools: &Tools, notes: &[String]) -> Result<Vec<Scenario>,
         scenario.variants.retain(|variant| {
             (wanted.is_empty() || wanted.contains(&variant.server))
                 && (variant.server != Server::Node || tools.node.is_some())
+                && variant
+                    .backplane
+                    .is_none_or(|backplane| tools.backplanes.contains(&backplane))
         });
     }
     scenarios.retain(|scenario| !scenario.variants.is_empty());
@@ -308,6 +379,44 @@ fn select(args: &Args, tools: &Tools, notes: &[String]) -> Result<Vec<Scenario>,
     Ok(scenarios)
 }
 
+/// The idle-subscribers scenario scaled down to what the open-file hard
+/// limit allows (the server and the generator each hold one descriptor
+/// per subscriber), with a note saying so.
+fn fit_subscribers(
+    scenarios: Vec<Scenario>,
+    notes: &mut Vec<String>,
+) -> Result<Vec<Scenario>, String> {
+    let Some((_, hard)) = procfs::open_files_limit() else {
+        return Ok(scenarios);
+    };
+    let most = hard.saturating_sub(OPEN_FILES_SPARE);
+    Ok(scenarios
+        .into_iter()
+        .map(|scenario| {
+            let Workload::Subscribers { receivers, .. } = scenario.workload else {
+                return scenario;
+            };
+            if u64::from(receivers) < most {
+                return scenario;
+            }
+            // Whole thousands, below the limit.
+            let fitted = ((most - 1) / 1000 * 1000).max(1000) as u32;
+            notes.push(format!(
+                "({}) runs {} subscribers, not {}: the open-file hard limit here is {hard}, and \
+                 the server and the generator each need one descriptor per subscriber (raise it \
+                 with `ulimit -Hn` as root, or LimitNOFILE, to run the full count).",
+                scenario.id,
+                thousands(f64::from(fitted)),
+                thousands(f64::from(receivers))
+            ));
+            scenario.with_subscribers(fitted)
+        })
+        .collect())
+}
+
+/// Open files a child needs beyond one per connection.
+const OPEN_FILES_SPARE: u64 = 256;
+
 /// The open-file limit the children need (the idle scenario holds
 /// thousands of sockets in the server and in the generator): `None` when
 /// the current one is enough, an error when even the hard limit is not.
@@ -317,7 +426,7 @@ fn open_files(scenarios: &[Scenario]) -> Result<Option<u64>, String> {
         .map(|scenario| scenario.workload.connections())
         .max()
         .unwrap_or(0);
-    let needed = u64::from(most) + 256;
+    let needed = u64::from(most) + OPEN_FILES_SPARE;
     let Some((soft, hard)) = procfs::open_files_limit() else {
         return Ok(None);
     };

@@ -1,5 +1,5 @@
-//! What is measured: the servers and the scenarios of issue 7, in a full
-//! and in a smoke size.
+//! What is measured: the servers and the scenarios of issue 7 (a to g)
+//! and of the fan-out issue (h to l), in a full and in a smoke size.
 
 use std::time::Duration;
 
@@ -72,6 +72,44 @@ impl Server {
     }
 }
 
+/// What carries a room between sockeye nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Backplane {
+    /// `redis-server`, Redis pub/sub.
+    Redis,
+    /// `nats-server`, NATS subjects.
+    Nats,
+}
+
+impl Backplane {
+    /// Both.
+    pub const ALL: [Backplane; 2] = [Backplane::Redis, Backplane::Nats];
+
+    /// The name in tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backplane::Redis => "Redis",
+            Backplane::Nats => "NATS",
+        }
+    }
+
+    /// The broker's program.
+    pub fn program(self) -> &'static str {
+        match self {
+            Backplane::Redis => "redis-server",
+            Backplane::Nats => "nats-server",
+        }
+    }
+
+    /// The URL scheme of `sockeye serve --backplane`.
+    pub fn scheme(self) -> &'static str {
+        match self {
+            Backplane::Redis => "redis",
+            Backplane::Nats => "nats",
+        }
+    }
+}
+
 /// One server in one configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Variant {
@@ -79,13 +117,40 @@ pub struct Variant {
     pub server: Server,
     /// With permessage-deflate.
     pub deflate: bool,
+    /// Two sockeye nodes joined by this backplane (`None`: one node).
+    pub backplane: Option<Backplane>,
 }
 
 impl Variant {
+    /// `server`, uncompressed, on one node.
+    pub fn plain(server: Server) -> Variant {
+        Variant {
+            server,
+            deflate: false,
+            backplane: None,
+        }
+    }
+
+    /// The servers this variant runs (two nodes with a backplane).
+    pub fn nodes(&self) -> u32 {
+        if self.backplane.is_some() { 2 } else { 1 }
+    }
+
     /// The name in tables.
     pub fn name(&self, workload: &Workload) -> String {
+        if let Workload::CrossNode { .. } = workload {
+            return match self.backplane {
+                None => "sockeye, one node".to_owned(),
+                Some(backplane) => format!("sockeye, two nodes over {}", backplane.name()),
+            };
+        }
         let base = match (self.server, workload) {
-            (Server::Sockeye, Workload::Fanout { .. }) => "sockeye --broadcast",
+            (Server::Sockeye, Workload::Fanout { .. } | Workload::Subscribers { .. }) => {
+                "sockeye --broadcast"
+            }
+            (Server::Raw, Workload::Fanout { .. } | Workload::Subscribers { .. }) => {
+                "raw TCP broadcast"
+            }
             (server, _) => server.name(),
         };
         match (self.deflate, self.server) {
@@ -120,7 +185,8 @@ pub enum Workload {
         connections: u32,
     },
     /// One publisher, `receivers` receivers, through `sockeye serve
-    /// --broadcast`.
+    /// --broadcast` (or the raw TCP broadcast server), as fast as the
+    /// window allows.
     Fanout {
         /// Receiving connections.
         receivers: u32,
@@ -129,6 +195,31 @@ pub enum Workload {
         /// How many messages the publisher may be ahead of the slowest
         /// receiver.
         window: u32,
+    },
+    /// `receivers` idle subscribers of one room, then a few publishes far
+    /// apart: memory per subscriber, and the time one publish takes to
+    /// reach them all.
+    Subscribers {
+        /// Subscribed connections.
+        receivers: u32,
+        /// Messages published, one per `1 / rate` seconds.
+        publishes: u32,
+        /// Publishes per second (the first one interval after every
+        /// subscriber is connected, when the memory has been read).
+        rate: f64,
+    },
+    /// `per_node` receivers on each node, one publisher on the first node
+    /// publishing at a fixed rate: publish-to-delivery latency per node.
+    CrossNode {
+        /// Receivers per node.
+        per_node: u32,
+        /// Payload bytes (JSON-like text).
+        size: usize,
+        /// How many messages the publisher may be ahead of the slowest
+        /// receiver.
+        window: u32,
+        /// Publishes per second.
+        rate: f64,
     },
 }
 
@@ -139,12 +230,34 @@ impl Workload {
         matches!(self, Workload::Echo { deflate: true, .. })
     }
 
-    /// Connections the load generator opens.
+    /// Connections the load generator opens (at most, over the variants).
     pub fn connections(&self) -> u32 {
         match self {
             Workload::Echo { connections, .. } | Workload::Idle { connections } => *connections,
-            Workload::Fanout { receivers, .. } => receivers + 1,
+            Workload::Fanout { receivers, .. } | Workload::Subscribers { receivers, .. } => {
+                receivers + 1
+            }
+            Workload::CrossNode { per_node, .. } => 2 * per_node + 1,
         }
+    }
+
+    /// Receivers of a fan-out workload with `nodes` nodes.
+    pub fn receivers(&self, nodes: u32) -> u32 {
+        match self {
+            Workload::Fanout { receivers, .. } | Workload::Subscribers { receivers, .. } => {
+                *receivers
+            }
+            Workload::CrossNode { per_node, .. } => per_node * nodes,
+            _ => 0,
+        }
+    }
+
+    /// Whether the servers run `--broadcast`.
+    pub fn is_fanout(&self) -> bool {
+        matches!(
+            self,
+            Workload::Fanout { .. } | Workload::Subscribers { .. } | Workload::CrossNode { .. }
+        )
     }
 }
 
@@ -161,6 +274,10 @@ pub enum Focus {
     Memory,
     /// Deliveries per second and CPU per delivery.
     Fanout,
+    /// Memory per idle subscriber and the time to reach them all.
+    Subscribers,
+    /// Publish-to-delivery latency per node.
+    CrossNode,
 }
 
 /// A target from issue 7 for sockeye in one scenario.
@@ -174,6 +291,11 @@ pub enum Target {
     KibPerConnection(f64),
     /// At least this many times the best peer's messages per CPU second.
     BeatBestPeer(f64),
+    /// At most this many µs of server CPU per delivery.
+    CpuPerDelivery(f64),
+    /// Receivers on the node the publisher is not on: p99 at most this
+    /// many µs above the one-node p99, over every backplane.
+    CrossNodeP99Added(f64),
     /// No target: reported only.
     Report,
 }
@@ -181,7 +303,7 @@ pub enum Target {
 /// One scenario.
 #[derive(Debug, Clone)]
 pub struct Scenario {
-    /// `a` to `h`.
+    /// `a` to `m`.
     pub id: char,
     /// What it is, in a few words.
     pub title: String,
@@ -238,8 +360,54 @@ impl Timing {
 fn every(servers: &[Server], deflate: bool) -> Vec<Variant> {
     servers
         .iter()
-        .map(|&server| Variant { server, deflate })
+        .map(|&server| Variant {
+            deflate,
+            ..Variant::plain(server)
+        })
         .collect()
+}
+
+/// The title of the idle-subscribers scenario (j) with `receivers`.
+pub fn subscribers_title(receivers: u32) -> String {
+    format!(
+        "{} idle subscribers of one room: memory per subscriber, time for one publish to \
+         reach all",
+        thousands(receivers)
+    )
+}
+
+/// The title of a cross-node scenario (k, l).
+fn cross_node_title(per_node: u32, rate: u32) -> String {
+    format!(
+        "two nodes: {} subscribers per node, {} publishes/s, 256 B: latency per node",
+        thousands(per_node),
+        thousands(rate)
+    )
+}
+
+/// `100,000`.
+fn thousands(value: u32) -> String {
+    let digits = value.to_string();
+    let mut out = String::new();
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+impl Scenario {
+    /// The idle-subscribers scenario with fewer subscribers (where the
+    /// machine cannot hold its full count).
+    pub fn with_subscribers(mut self, count: u32) -> Scenario {
+        if let Workload::Subscribers { receivers, .. } = &mut self.workload {
+            *receivers = count;
+            self.title = subscribers_title(count);
+        }
+        self
+    }
 }
 
 /// The scenarios, full size or smoke size.
@@ -247,29 +415,30 @@ pub fn scenarios(smoke: bool) -> Vec<Scenario> {
     let all = every(&Server::ALL, false);
     // Compression: the servers that support it, with raw TCP moving the
     // same (uncompressed) bytes for scale.
-    let mut compressing = vec![Variant {
-        server: Server::Raw,
-        deflate: false,
-    }];
+    let mut compressing = vec![Variant::plain(Server::Raw)];
     compressing.extend(
         Server::ALL
             .into_iter()
             .filter(|server| server.supports_deflate())
             .map(|server| Variant {
-                server,
                 deflate: true,
+                ..Variant::plain(server)
             }),
     );
-    let broadcast = vec![
-        Variant {
-            server: Server::Sockeye,
-            deflate: false,
-        },
-        Variant {
-            server: Server::Sockeye,
-            deflate: true,
-        },
-    ];
+    // Fan-out: the raw TCP broadcast server (the floor) and sockeye, and
+    // sockeye compressing where it is cheap to run.
+    let broadcast = vec![Variant::plain(Server::Raw), Variant::plain(Server::Sockeye)];
+    let mut broadcast_deflate = broadcast.clone();
+    broadcast_deflate.push(Variant {
+        deflate: true,
+        ..Variant::plain(Server::Sockeye)
+    });
+    // One node, then two nodes over each backplane.
+    let mut nodes = vec![Variant::plain(Server::Sockeye)];
+    nodes.extend(Backplane::ALL.into_iter().map(|backplane| Variant {
+        backplane: Some(backplane),
+        ..Variant::plain(Server::Sockeye)
+    }));
     let pick = |full: u32, small: u32| if smoke { small } else { full };
     let echo = |connections, size, text, pipeline| Workload::Echo {
         connections,
@@ -325,9 +494,9 @@ pub fn scenarios(smoke: bool) -> Vec<Scenario> {
         },
         Scenario {
             id: 'f',
-            title: format!("{} idle connections: server memory", pick(10_000, 20)),
+            title: format!("{} idle connections: server memory", pick(10_000, 16)),
             workload: Workload::Idle {
-                connections: pick(10_000, 20),
+                connections: pick(10_000, 16),
             },
             focus: Focus::Memory,
             target: Target::KibPerConnection(2.0),
@@ -354,25 +523,100 @@ pub fn scenarios(smoke: bool) -> Vec<Scenario> {
         Scenario {
             id: 'h',
             title: format!(
-                "fan-out: {} clients, one publisher, 256 B JSON-like text",
-                pick(1000, 10)
+                "fan-out: {} subscribers, one publisher 64 messages ahead, 256 B JSON-like text",
+                thousands(pick(1000, 10))
             ),
             workload: Workload::Fanout {
                 receivers: pick(1000, 10),
                 size: 256,
-                window: 8,
+                window: 64,
             },
             focus: Focus::Fanout,
+            target: Target::CpuPerDelivery(1.0),
+            variants: broadcast_deflate,
+        },
+        Scenario {
+            id: 'i',
+            title: format!(
+                "fan-out: {} subscribers, one publisher 64 messages ahead, 256 B JSON-like text",
+                thousands(pick(10_000, 16))
+            ),
+            workload: Workload::Fanout {
+                receivers: pick(10_000, 16),
+                size: 256,
+                window: 64,
+            },
+            focus: Focus::Fanout,
+            target: Target::CpuPerDelivery(1.0),
+            variants: broadcast.clone(),
+        },
+        Scenario {
+            id: 'j',
+            title: subscribers_title(pick(100_000, 16)),
+            workload: Workload::Subscribers {
+                receivers: pick(100_000, 16),
+                publishes: pick(3, 2),
+                // The first publish comes one interval after the last
+                // subscriber, past the moment the memory is read.
+                rate: if smoke { 5.0 } else { 1.0 },
+            },
+            focus: Focus::Subscribers,
             target: Target::Report,
             variants: broadcast,
+        },
+        Scenario {
+            id: 'k',
+            title: cross_node_title(pick(1000, 5), pick(1000, 200)),
+            workload: Workload::CrossNode {
+                per_node: pick(1000, 5),
+                size: 256,
+                window: 64,
+                rate: f64::from(pick(1000, 200)),
+            },
+            focus: Focus::CrossNode,
+            target: Target::CrossNodeP99Added(1000.0),
+            variants: nodes.clone(),
+        },
+        Scenario {
+            id: 'l',
+            title: cross_node_title(pick(1000, 5), pick(10_000, 2000)),
+            workload: Workload::CrossNode {
+                per_node: pick(1000, 5),
+                size: 256,
+                window: 64,
+                rate: f64::from(pick(10_000, 2000)),
+            },
+            focus: Focus::CrossNode,
+            target: Target::Report,
+            variants: nodes.clone(),
+        },
+        // k at a size a 2-core machine can serve: at a fixed rate each
+        // delivery is about one write of its own (nothing piles up to be
+        // corked), and 1,000 subscribers per node at 1,000/s would be two
+        // million writes per second on the servers' one core.
+        Scenario {
+            id: 'm',
+            title: format!(
+                "{} (scaled to one core)",
+                cross_node_title(pick(10, 3), pick(1000, 200))
+            ),
+            workload: Workload::CrossNode {
+                per_node: pick(10, 3),
+                size: 256,
+                window: 64,
+                rate: f64::from(pick(1000, 200)),
+            },
+            focus: Focus::CrossNode,
+            target: Target::CrossNodeP99Added(1000.0),
+            variants: nodes,
         },
     ];
     if smoke {
         // The smoke run checks that every server echoes text and binary
         // frames with 7-bit and 64-bit lengths (64 KiB is past 16 bits),
         // compressed or not, and that every mode of the generator works;
-        // b, d and e add nothing to that.
-        scenarios.retain(|scenario| !matches!(scenario.id, 'b' | 'd' | 'e'));
+        // b, d, e, l and m (k at another rate or size) add nothing to that.
+        scenarios.retain(|scenario| !matches!(scenario.id, 'b' | 'd' | 'e' | 'l' | 'm'));
     }
     scenarios
 }
@@ -385,7 +629,7 @@ mod tests {
     fn the_scenarios_of_issue_7() {
         let full = scenarios(false);
         let ids: String = full.iter().map(|scenario| scenario.id).collect();
-        assert_eq!(ids, "abcdefgh");
+        assert_eq!(ids, "abcdefghijklm");
         assert_eq!(
             full[5].workload,
             Workload::Idle {
@@ -393,6 +637,37 @@ mod tests {
             }
         );
         assert_eq!(full[7].workload.connections(), 1001);
+        assert_eq!(full[8].workload.connections(), 10_001);
+        assert_eq!(full[9].workload.connections(), 100_001);
+        assert_eq!(full[9].title, subscribers_title(100_000));
+        assert!(full[9].title.starts_with("100,000 idle subscribers"));
+        let scaled = full[9].clone().with_subscribers(19_000);
+        assert_eq!(scaled.workload.receivers(1), 19_000);
+        assert!(scaled.title.starts_with("19,000 idle"), "{}", scaled.title);
+        let h = &full[7];
+        assert_eq!(h.target, Target::CpuPerDelivery(1.0));
+        let names: Vec<String> = h.variants.iter().map(|v| v.name(&h.workload)).collect();
+        assert_eq!(
+            names,
+            [
+                "raw TCP broadcast",
+                "sockeye --broadcast",
+                "sockeye --broadcast, deflate"
+            ]
+        );
+        let k = &full[10];
+        assert_eq!(k.workload.connections(), 2001);
+        let names: Vec<String> = k.variants.iter().map(|v| v.name(&k.workload)).collect();
+        assert_eq!(
+            names,
+            [
+                "sockeye, one node",
+                "sockeye, two nodes over Redis",
+                "sockeye, two nodes over NATS"
+            ]
+        );
+        assert_eq!(k.variants[1].nodes(), 2);
+        assert_eq!(k.workload.receivers(2), 2000);
         let g = &full[6];
         assert!(g.workload.deflate());
         assert!(

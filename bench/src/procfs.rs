@@ -78,6 +78,24 @@ pub fn cpu(pid: u32) -> io::Result<CpuSample> {
     })
 }
 
+/// The CPU accounting of several processes, added up (the time of the
+/// first one's reading).
+pub fn cpu_sum(pids: &[u32]) -> io::Result<CpuSample> {
+    let mut sum: Option<CpuSample> = None;
+    for &pid in pids {
+        let sample = cpu(pid)?;
+        sum = Some(match sum {
+            None => sample,
+            Some(sum) => CpuSample {
+                at: sum.at,
+                ticks: sum.ticks + sample.ticks,
+                run_delay_ns: sum.run_delay_ns + sample.run_delay_ns,
+            },
+        });
+    }
+    sum.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no process"))
+}
+
 /// `utime + stime` from the text of `/proc/PID/stat`. The command name
 /// (field 2) is in parentheses and may hold spaces: fields are counted
 /// from the last `)`.
@@ -185,6 +203,9 @@ mod tests {
         let delta = CpuDelta::between(&before, &after, clock_ticks());
         assert!(delta.seconds > 0.0 && spin > 0);
         assert!(rss_kib(pid).unwrap() > 0);
+        let twice = cpu_sum(&[pid, pid]).unwrap();
+        assert!(twice.ticks >= 2 * before.ticks);
+        assert!(cpu_sum(&[]).is_err());
         assert!(open_files_limit().is_some());
     }
 }

@@ -66,7 +66,8 @@ impl ScenarioResult {
     pub fn primary(&self, row: &Row) -> Option<f64> {
         match self.scenario.focus {
             Focus::Latency => row.median(|m| m.p99_us),
-            Focus::Memory => row.median(|m| m.kib_per_connection),
+            Focus::Memory | Focus::Subscribers => row.median(|m| m.kib_per_connection),
+            Focus::CrossNode => row.median(worst_node_p99),
             _ => row.median(|m| m.cpu_us_per_msg),
         }
     }
@@ -76,6 +77,8 @@ impl ScenarioResult {
         match self.scenario.focus {
             Focus::Latency => "µs p99",
             Focus::Memory => "KiB/conn",
+            Focus::Subscribers => "KiB/subscriber",
+            Focus::CrossNode => "µs p99, worst node",
             Focus::Fanout => "CPU µs/delivery",
             _ => "CPU µs/msg",
         }
@@ -127,9 +130,76 @@ impl ScenarioResult {
                     ratio >= factor,
                 )
             }
+            Target::CpuPerDelivery(limit) => {
+                let raw = self
+                    .raw()
+                    .map(|raw| format!("; raw TCP {}", figure(Some(raw))))
+                    .unwrap_or_default();
+                (
+                    format!(
+                        "{} µs per delivery (target <= {limit} µs{raw})",
+                        figure(Some(sockeye))
+                    ),
+                    sockeye <= limit,
+                )
+            }
+            Target::CrossNodeP99Added(limit) => {
+                let added = self.cross_node_added()?;
+                let worst = added
+                    .iter()
+                    .map(|(_, added)| *added)
+                    .fold(f64::MIN, f64::max);
+                let each: Vec<String> = added
+                    .iter()
+                    .map(|(name, added)| format!("{name} {added:+.0} µs"))
+                    .collect();
+                (
+                    format!(
+                        "p99 on the other node minus the one-node p99: {} (target < {limit} µs)",
+                        each.join(", ")
+                    ),
+                    worst < limit,
+                )
+            }
             Target::Report => return None,
         })
     }
+
+    /// Two-node rows: the p99 of the receivers on the node the publisher
+    /// is not on, minus the one-node p99 (medians over the rounds).
+    pub fn cross_node_added(&self) -> Option<Vec<(String, f64)>> {
+        let one_node = self
+            .rows
+            .iter()
+            .find(|row| row.variant.backplane.is_none())?
+            .median(|m| node_p99(m, 0))?;
+        let added: Vec<(String, f64)> = self
+            .rows
+            .iter()
+            .filter_map(|row| {
+                let backplane = row.variant.backplane?;
+                let remote = row.median(|m| node_p99(m, 1))?;
+                Some((backplane.name().to_owned(), remote - one_node))
+            })
+            .collect();
+        (!added.is_empty()).then_some(added)
+    }
+}
+
+/// The p99 of node `index`'s receivers (0 if it was not measured).
+fn node_p99(m: &Measurement, index: usize) -> f64 {
+    m.node_latency_us.get(index).map_or(0.0, |node| node.1)
+}
+
+/// The worst p99 over the nodes.
+fn worst_node_p99(m: &Measurement) -> f64 {
+    if m.node_latency_us.is_empty() {
+        return m.p99_us;
+    }
+    m.node_latency_us
+        .iter()
+        .map(|node| node.1)
+        .fold(0.0, f64::max)
 }
 
 /// About the run, for the page's head.
@@ -317,6 +387,71 @@ fn scenario_section(out: &mut String, result: &ScenarioResult) {
                 );
             }
         }
+        Focus::Subscribers => {
+            out.push_str(
+                "| server | KiB per subscriber | vs raw TCP | RSS before | RSS with the subscribers | \
+                 one publish to all: median | slowest |\n|---|---|---|---|---|---|---|\n",
+            );
+            for row in &result.rows {
+                let primary = result.primary(row);
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {} | {} | {} | {} |",
+                    row_name(row),
+                    figure(primary),
+                    versus(primary, raw),
+                    mib(row.median(|m| m.rss_before_kib as f64)),
+                    mib(row.median(|m| m.rss_after_kib as f64)),
+                    millis(row.median(|m| m.reach_all_p50_us)),
+                    millis(row.median(|m| m.reach_all_max_us)),
+                );
+            }
+        }
+        Focus::CrossNode => {
+            out.push_str(
+                "| servers | node 1 (publisher's) p50 / p99 µs | node 2 p50 / p99 µs | node 2 p99 vs \
+                 one node | publishes/s | held by the window | deliveries/s | server-side CPU busy \
+                 | generator busy |\n|---|---|---|---|---|---|---|---|---|\n",
+            );
+            let one_node = result
+                .rows
+                .iter()
+                .find(|row| row.variant.backplane.is_none())
+                .and_then(|row| row.median(|m| node_p99(m, 0)));
+            for row in &result.rows {
+                let node = |index: usize| {
+                    let p50 = row.median(|m| m.node_latency_us.get(index).map_or(0.0, |n| n.0));
+                    let p99 = row.median(|m| node_p99(m, index));
+                    match row.variant.nodes() > index as u32 {
+                        true => format!("{} / {}", figure(p50), figure(p99)),
+                        false => "-".to_owned(),
+                    }
+                };
+                let added = match (
+                    row.variant.backplane,
+                    row.median(|m| node_p99(m, 1)),
+                    one_node,
+                ) {
+                    (Some(_), Some(remote), Some(base)) => format!("{:+.0} µs", remote - base),
+                    _ => "-".to_owned(),
+                };
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {added} | {} | {} | {} | {} | {} |",
+                    row_name(row),
+                    node(0),
+                    node(1),
+                    row.median(|m| m.publish_rate)
+                        .map_or("-".to_owned(), thousands),
+                    row.median(|m| m.held as f64)
+                        .map_or("-".to_owned(), thousands),
+                    row.median(|m| m.msgs_per_sec)
+                        .map_or("-".to_owned(), thousands),
+                    percent(row.median(|m| m.server_busy)),
+                    percent(row.median(|m| m.generator_busy)),
+                );
+            }
+        }
         Focus::Memory => {
             out.push_str(
                 "| server | KiB per idle connection | vs raw TCP | vs best peer | RSS before | \
@@ -346,6 +481,9 @@ fn scenario_section(out: &mut String, result: &ScenarioResult) {
     if let Some(note) = generator_note(result) {
         let _ = writeln!(out, "- {note}");
     }
+    if let Some(note) = rate_note(result) {
+        let _ = writeln!(out, "- {note}");
+    }
     if let Some((text, met)) = result.target() {
         let _ = writeln!(
             out,
@@ -363,6 +501,39 @@ fn generator_note(result: &ScenarioResult) -> Option<String> {
     Some(match generator_limited(result) {
         Some(limited) => format!("{note} {limited}"),
         None => note,
+    })
+}
+
+/// The rows whose publisher fell behind its fixed rate: their latency is
+/// queueing behind a saturated core, not the path's own.
+fn rate_note(result: &ScenarioResult) -> Option<String> {
+    let crate::plan::Workload::CrossNode { rate, .. } = result.scenario.workload else {
+        return None;
+    };
+    let behind: Vec<String> = result
+        .rows
+        .iter()
+        .filter_map(|row| {
+            let achieved = row.median(|m| m.publish_rate)?;
+            let held = row.median(|m| m.held as f64)?;
+            (achieved < rate * 0.95 || held > 0.0).then(|| {
+                format!(
+                    "{} ({} publishes/s, {} held by the window)",
+                    row.name,
+                    thousands(achieved),
+                    thousands(held)
+                )
+            })
+        })
+        .collect();
+    (!behind.is_empty()).then(|| {
+        format!(
+            "The publisher fell behind {} publishes/s against {}: the deliveries were more than \
+             the servers or the generator could take, so those latencies measure queues, not \
+             the path.",
+            thousands(rate),
+            behind.join(", ")
+        )
     })
 }
 
@@ -399,7 +570,10 @@ fn generator_limited(result: &ScenarioResult) -> Option<String> {
 
 /// The generator's rate against raw TCP beside the WebSocket servers'.
 fn generator_rate_note(result: &ScenarioResult) -> Option<String> {
-    if matches!(result.scenario.focus, Focus::Memory | Focus::Fanout) {
+    if matches!(
+        result.scenario.focus,
+        Focus::Memory | Focus::Fanout | Focus::Subscribers | Focus::CrossNode
+    ) {
         return None;
     }
     if result.scenario.workload.deflate() {
@@ -481,7 +655,7 @@ pub fn thousands(value: f64) -> String {
     let digits = format!("{:.0}", value.max(0.0));
     let mut out = String::new();
     for (index, digit) in digits.chars().enumerate() {
-        if index > 0 && (digits.len() - index) % 3 == 0 {
+        if index > 0 && (digits.len() - index).is_multiple_of(3) {
             out.push(',');
         }
         out.push(digit);
@@ -491,6 +665,12 @@ pub fn thousands(value: f64) -> String {
 
 fn percent(value: Option<f64>) -> String {
     value.map_or("-".to_owned(), |value| format!("{:.0}%", value * 100.0))
+}
+
+fn millis(micros: Option<f64>) -> String {
+    micros.map_or("-".to_owned(), |micros| {
+        format!("{:.1} ms", micros / 1000.0)
+    })
 }
 
 fn mib(kib: Option<f64>) -> String {
@@ -592,5 +772,112 @@ mod tests {
             ),
             "{note}"
         );
+    }
+
+    #[test]
+    fn fan_out_is_judged_on_cpu_per_delivery() {
+        let result = result_of(7, |server| {
+            let cpu = if server == Server::Raw { 0.3 } else { 0.8 };
+            vec![measured(cpu, 1e6)]
+        });
+        let (text, met) = result.target().unwrap();
+        assert!(met, "{text}");
+        assert_eq!(
+            text,
+            "0.800 µs per delivery (target <= 1 µs; raw TCP 0.300)"
+        );
+    }
+
+    #[test]
+    fn cross_node_adds_the_remote_p99_over_the_one_node_p99() {
+        let result = result_of(10, |_| Vec::new());
+        let rows = result
+            .rows
+            .iter()
+            .map(|row| {
+                let nodes = match row.variant.backplane {
+                    None => vec![(200.0, 400.0)],
+                    Some(crate::plan::Backplane::Redis) => vec![(210.0, 420.0), (500.0, 900.0)],
+                    Some(crate::plan::Backplane::Nats) => vec![(210.0, 420.0), (700.0, 1600.0)],
+                };
+                Row {
+                    rounds: vec![Ok(Measurement {
+                        node_latency_us: nodes,
+                        publish_rate: 1000.0,
+                        ..Measurement::default()
+                    })],
+                    ..row.clone()
+                }
+            })
+            .collect();
+        let result = ScenarioResult { rows, ..result };
+        assert_eq!(
+            result.cross_node_added().unwrap(),
+            vec![("Redis".to_owned(), 500.0), ("NATS".to_owned(), 1200.0)]
+        );
+        let (text, met) = result.target().unwrap();
+        assert!(!met, "NATS adds 1.2 ms: {text}");
+        assert!(text.contains("Redis +500 µs, NATS +1200 µs"), "{text}");
+        assert_eq!(result.primary(&result.rows[2]), Some(1600.0));
+        let mut page = String::new();
+        scenario_section(&mut page, &result);
+        assert!(
+            page.contains(
+                "| sockeye, two nodes over Redis | 210 / 420 | 500 / 900 | +500 µs | 1,000 |"
+            ),
+            "{page}"
+        );
+        assert!(
+            page.contains("| sockeye, one node | 200 / 400 | - | - |"),
+            "{page}"
+        );
+        assert!(!page.contains("fell behind"), "{page}");
+        // Without two-node runs there is nothing to judge.
+        let one_node = ScenarioResult {
+            rows: result.rows[..1].to_vec(),
+            ..result.clone()
+        };
+        assert!(one_node.target().is_none());
+    }
+
+    #[test]
+    fn a_publisher_behind_its_rate_is_named() {
+        let result = result_of(10, |server| {
+            vec![Ok(Measurement {
+                node_latency_us: vec![(100.0, 200.0)],
+                publish_rate: if server == Server::Sockeye {
+                    700.0
+                } else {
+                    1000.0
+                },
+                held: 12,
+                ..Measurement::default()
+            })]
+        });
+        let note = rate_note(&result).unwrap();
+        assert!(note.starts_with("The publisher fell behind 1,000 publishes/s against sockeye, one node (700 publishes/s, 12 held by the window)"), "{note}");
+    }
+
+    #[test]
+    fn idle_subscribers_show_memory_and_reach_all() {
+        let result = result_of(9, |server| {
+            vec![Ok(Measurement {
+                kib_per_connection: if server == Server::Raw { 1.5 } else { 3.0 },
+                rss_before_kib: 4096,
+                rss_after_kib: 4096 + 300_000,
+                reach_all_p50_us: 45_000.0,
+                reach_all_max_us: 52_000.0,
+                ..Measurement::default()
+            })]
+        });
+        let mut page = String::new();
+        scenario_section(&mut page, &result);
+        assert!(
+            page.contains(
+                "| sockeye --broadcast | 3.00 | 2.00x | 4.0 MiB | 297.0 MiB | 45.0 ms | 52.0 ms |"
+            ),
+            "{page}"
+        );
+        assert_eq!(result.primary_unit(), "KiB/subscriber");
     }
 }

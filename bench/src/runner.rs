@@ -2,7 +2,11 @@
 //!
 //! Each run starts a fresh server process pinned to core 0 (`taskset -c
 //! 0`), waits for it to say where it listens, and runs `sockeye bench
-//! --threads 1` pinned to core 1 against it. The bench announces the
+//! --threads 1` pinned to core 1 against it. A two-node run starts a
+//! broker (`redis-server` or `nats-server` on a free loopback port, also
+//! on core 0) and two sockeye nodes joined through it, and spreads the
+//! bench's receivers over both; the server CPU time is then the sum of
+//! the three processes'. The bench announces the
 //! edges of its measured window on stderr; the harness samples the
 //! server's (and the bench's) CPU accounting at each edge, so the CPU
 //! time per message covers exactly the messages the window counted. For
@@ -19,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::plan::{Server, Timing, Variant, Workload};
+use crate::plan::{Backplane, Server, Timing, Variant, Workload};
 use crate::procfs::{self, CpuDelta, CpuSample};
 
 /// The longest a server may take to start listening.
@@ -43,7 +47,14 @@ pub struct Tools {
     pub open_files: Option<u64>,
     /// Clock ticks per second of `/proc/PID/stat`.
     pub ticks_per_second: u64,
+    /// The backplanes two-node runs can use (`sockeye serve --backplane`
+    /// and the broker installed).
+    pub backplanes: Vec<Backplane>,
 }
+
+/// Source addresses the generator spreads fan-out connections over when
+/// they are many (each has its own ephemeral ports).
+const SOURCE_ADDRESSES: &str = "8";
 
 /// What one run measured.
 #[derive(Debug, Clone, Default)]
@@ -76,6 +87,17 @@ pub struct Measurement {
     pub rss_after_kib: u64,
     /// Connections on which permessage-deflate was agreed.
     pub compressed_connections: u64,
+    /// Fan-out: per message, publication to its last delivery, median µs.
+    pub reach_all_p50_us: f64,
+    /// Fan-out: the slowest message's publication to its last delivery, µs.
+    pub reach_all_max_us: f64,
+    /// Fan-out: publish-to-delivery (p50, p99) µs of each node's
+    /// receivers, the publisher's node first.
+    pub node_latency_us: Vec<(f64, f64)>,
+    /// Fan-out: publishes per second achieved.
+    pub publish_rate: f64,
+    /// Fan-out at a fixed rate: publishes the window held past their time.
+    pub held: u64,
 }
 
 /// Runs `variant` under `workload` once.
@@ -85,19 +107,24 @@ pub fn measure(
     workload: &Workload,
     timing: &Timing,
 ) -> Result<Measurement, String> {
-    let server = start_server(tools, variant, workload)?;
-    let url = format!("ws://127.0.0.1:{}/", server.port);
-    let mut args = vec![
-        "bench".to_owned(),
-        url,
-        "--threads".into(),
-        "1".into(),
-        "--json".into(),
-    ];
+    let deployment = deploy(tools, variant, workload)?;
+    let server = &deployment.servers[0];
+    let mut args = vec!["bench".to_owned()];
+    args.extend(
+        deployment
+            .servers
+            .iter()
+            .map(|server| format!("ws://127.0.0.1:{}/", server.port)),
+    );
+    push_all(&mut args, &["--threads", "1", "--json"]);
     let raw = variant.server == Server::Raw;
-    if raw {
+    if raw && !workload.is_fanout() {
         args.push("--raw-echo".into());
     }
+    if raw && workload.is_fanout() {
+        args.push("--no-handshake".into());
+    }
+    let receivers = workload.receivers(variant.nodes());
     match workload {
         Workload::Echo {
             connections,
@@ -129,11 +156,7 @@ pub fn measure(
             }
             push_window(&mut args, timing);
         }
-        Workload::Fanout {
-            receivers,
-            size,
-            window,
-        } => {
+        Workload::Fanout { size, window, .. } | Workload::CrossNode { size, window, .. } => {
             push_all(
                 &mut args,
                 &[
@@ -149,10 +172,42 @@ pub fn measure(
                     "json",
                 ],
             );
+            if let Workload::CrossNode { rate, .. } = workload {
+                push_all(&mut args, &["--rate", &rate.to_string()]);
+            }
+            if receivers > 5000 {
+                push_all(&mut args, &["--local-addresses", SOURCE_ADDRESSES]);
+            }
             if !variant.deflate {
                 args.push("--no-compression".into());
             }
             push_window(&mut args, timing);
+        }
+        Workload::Subscribers {
+            publishes, rate, ..
+        } => {
+            push_all(
+                &mut args,
+                &[
+                    "--fanout",
+                    "-c",
+                    &receivers.to_string(),
+                    "-s",
+                    "256",
+                    "-p",
+                    "1",
+                    "--rate",
+                    &rate.to_string(),
+                    "-n",
+                    &publishes.to_string(),
+                    "--text",
+                    "--payload",
+                    "json",
+                    "--no-compression",
+                    "--local-addresses",
+                    SOURCE_ADDRESSES,
+                ],
+            );
         }
         Workload::Idle { connections } => {
             push_all(
@@ -171,23 +226,31 @@ pub fn measure(
         }
     }
     let rss_before_kib = match workload {
-        Workload::Idle { .. } => {
+        Workload::Idle { .. } | Workload::Subscribers { .. } => {
             std::thread::sleep(timing.settle);
             procfs::rss_kib(server.pid()).map_err(|error| format!("reading memory: {error}"))?
         }
         _ => 0,
     };
     let limit = timing.warmup + timing.window + timing.hold + Duration::from_secs(60);
-    let bench = run_bench(tools, &args, server.pid(), timing.settle, limit)
-        .map_err(|error| server.with_output(error))?;
-    server.check_alive()?;
+    let bench = run_bench(
+        tools,
+        &args,
+        &deployment.pids(),
+        server.pid(),
+        timing.settle,
+        limit,
+    )
+    .map_err(|error| deployment.with_output(error))?;
+    deployment.check_alive()?;
     let report = &bench.report;
     let connected = report["connected"].as_u64().unwrap_or(0);
-    if connected != u64::from(workload.connections()) {
-        return Err(format!(
-            "{connected} of {} connections opened",
-            workload.connections()
-        ));
+    let expected = match workload {
+        Workload::Echo { .. } | Workload::Idle { .. } => workload.connections(),
+        _ => receivers + 1,
+    };
+    if connected != u64::from(expected) {
+        return Err(format!("{connected} of {expected} connections opened"));
     }
     let mut measurement = Measurement {
         compressed_connections: report["settings"]["compressed_connections"]
@@ -197,6 +260,23 @@ pub fn measure(
         p99_us: report["latency_us"]["p99"].as_f64().unwrap_or(0.0),
         ..Measurement::default()
     };
+    let fanout = &report["fanout"];
+    measurement.reach_all_p50_us = fanout["reach_all_us"]["p50"].as_f64().unwrap_or(0.0);
+    measurement.reach_all_max_us = fanout["reach_all_us"]["max"].as_f64().unwrap_or(0.0);
+    measurement.publish_rate = fanout["rate_achieved"].as_f64().unwrap_or(0.0);
+    measurement.held = fanout["held_by_window"].as_u64().unwrap_or(0);
+    if let Some(urls) = fanout["per_url"].as_array() {
+        measurement.node_latency_us = urls
+            .iter()
+            .map(|url| {
+                let latency = &url["latency_us"];
+                (
+                    latency["p50"].as_f64().unwrap_or(0.0),
+                    latency["p99"].as_f64().unwrap_or(0.0),
+                )
+            })
+            .collect();
+    }
     if let Workload::Idle { connections } = workload {
         let after = bench
             .rss_after_kib
@@ -205,6 +285,21 @@ pub fn measure(
         measurement.rss_after_kib = after;
         measurement.kib_per_connection =
             after.saturating_sub(rss_before_kib) as f64 / f64::from(*connections);
+        return Ok(measurement);
+    }
+    if let Workload::Subscribers { publishes, .. } = workload {
+        let after = bench
+            .rss_after_kib
+            .ok_or("the bench never said its receivers were connected")?;
+        let delivered = report["messages"].as_u64().unwrap_or(0);
+        let expected = u64::from(receivers) * u64::from(*publishes);
+        if delivered != expected {
+            return Err(format!("{delivered} of {expected} deliveries"));
+        }
+        measurement.rss_before_kib = rss_before_kib;
+        measurement.rss_after_kib = after;
+        measurement.kib_per_connection =
+            after.saturating_sub(rss_before_kib) as f64 / f64::from(receivers);
         return Ok(measurement);
     }
     if variant.deflate && measurement.compressed_connections != connected {
@@ -404,11 +499,120 @@ impl RunningServer {
     }
 }
 
+/// Everything one run serves with: the servers (two nodes with a
+/// backplane) and the broker between them. Fields drop in order: the
+/// nodes are killed before their broker.
+struct Deployment {
+    servers: Vec<RunningServer>,
+    broker: Option<Process>,
+}
+
+impl Deployment {
+    /// Every server-side process: the nodes and the broker.
+    fn pids(&self) -> Vec<u32> {
+        let mut pids: Vec<u32> = self.servers.iter().map(RunningServer::pid).collect();
+        pids.extend(self.broker.as_ref().map(Process::pid));
+        pids
+    }
+
+    /// `error`, with the servers' last output lines.
+    fn with_output(&self, error: String) -> String {
+        self.servers
+            .iter()
+            .fold(error, |error, server| server.with_output(error))
+    }
+
+    fn check_alive(&self) -> Result<(), String> {
+        for server in &self.servers {
+            server.check_alive()?;
+        }
+        if let Some(broker) = &self.broker
+            && std::fs::metadata(format!("/proc/{}", broker.pid())).is_err()
+        {
+            return Err(format!("the broker died: {}", broker.output()));
+        }
+        Ok(())
+    }
+}
+
+/// Starts what `variant` needs: its broker, then its nodes.
+fn deploy(tools: &Tools, variant: Variant, workload: &Workload) -> Result<Deployment, String> {
+    let (broker, backplane_url) = match variant.backplane {
+        Some(backplane) => {
+            let (broker, port) = start_broker(tools, backplane)?;
+            (
+                Some(broker),
+                Some(format!("{}://127.0.0.1:{port}", backplane.scheme())),
+            )
+        }
+        None => (None, None),
+    };
+    let mut servers = Vec::new();
+    for _ in 0..variant.nodes() {
+        servers.push(start_server(
+            tools,
+            variant,
+            workload,
+            backplane_url.as_deref(),
+        )?);
+    }
+    Ok(Deployment { servers, broker })
+}
+
+/// A free loopback port (the broker binds it right after).
+fn free_port() -> Result<u16, String> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .map_err(|error| format!("no free port: {error}"))
+}
+
+/// Starts `redis-server` or `nats-server` on a free loopback port,
+/// pinned with the servers, and waits until it accepts connections.
+fn start_broker(tools: &Tools, backplane: Backplane) -> Result<(Process, u16), String> {
+    let port = free_port()?.to_string();
+    let args: Vec<String> = match backplane {
+        Backplane::Redis => [
+            "--port",
+            &port,
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
+        Backplane::Nats => ["-a", "127.0.0.1", "-p", &port].map(str::to_owned).to_vec(),
+    };
+    let program = PathBuf::from(backplane.program());
+    let (process, _lines) = Process::spawn(pinned(tools, 0, &program, &args))?;
+    let port: u16 = port.parse().map_err(|_| "a port".to_owned())?;
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok((process, port));
+        }
+        if std::fs::metadata(format!("/proc/{}", process.pid())).is_err()
+            || Instant::now() > deadline
+        {
+            return Err(format!(
+                "{} did not listen on port {port}: {}",
+                backplane.program(),
+                process.output()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// The program and arguments that start `variant`.
 fn server_command(
     tools: &Tools,
     variant: Variant,
     workload: &Workload,
+    backplane_url: Option<&str>,
 ) -> Result<(PathBuf, Vec<String>), String> {
     let listen = "127.0.0.1:0".to_owned();
     let peer = |name: &str| {
@@ -424,14 +628,20 @@ fn server_command(
         (tools.peer.clone(), args)
     };
     Ok(match variant.server {
+        Server::Raw if workload.is_fanout() => {
+            let (program, mut args) = peer("raw");
+            args.push("--broadcast".into());
+            (program, args)
+        }
         Server::Raw => peer("raw"),
         Server::Tungstenite => peer("tokio-tungstenite"),
         Server::Fastwebsockets => peer("fastwebsockets"),
         Server::Yawc => peer("yawc"),
         Server::Sockeye => {
-            let mode = match workload {
-                Workload::Fanout { .. } => "--broadcast",
-                _ => "--echo",
+            let mode = if workload.is_fanout() {
+                "--broadcast"
+            } else {
+                "--echo"
             };
             let mut args = vec![
                 "serve".to_owned(),
@@ -441,13 +651,16 @@ fn server_command(
                 "--threads".into(),
                 "1".into(),
                 "--max-connections".into(),
-                "100000".into(),
+                "1000000".into(),
                 // Every load comes from one address here.
                 "--max-connections-per-address".into(),
                 "off".into(),
             ];
             if !variant.deflate {
                 args.push("--no-compression".into());
+            }
+            if let Some(url) = backplane_url {
+                push_all(&mut args, &["--backplane", url]);
             }
             (tools.sockeye.clone(), args)
         }
@@ -470,8 +683,9 @@ fn start_server(
     tools: &Tools,
     variant: Variant,
     workload: &Workload,
+    backplane_url: Option<&str>,
 ) -> Result<RunningServer, String> {
-    let (program, args) = server_command(tools, variant, workload)?;
+    let (program, args) = server_command(tools, variant, workload, backplane_url)?;
     let (process, lines) = Process::spawn(pinned(tools, 0, &program, &args))?;
     let deadline = Instant::now() + START_TIMEOUT;
     loop {
@@ -518,12 +732,14 @@ struct BenchRun {
     rss_after_kib: Option<u64>,
 }
 
-/// Runs `sockeye ARGS` pinned to core 1, sampling the server at the
+/// Runs `sockeye ARGS` pinned to core 1, sampling the server-side
+/// processes (CPU: all of `server_pids`; memory: `memory_pid`) at the
 /// announced moments; its JSON report.
 fn run_bench(
     tools: &Tools,
     args: &[String],
-    server_pid: u32,
+    server_pids: &[u32],
+    memory_pid: u32,
     settle: Duration,
     limit: Duration,
 ) -> Result<BenchRun, String> {
@@ -537,7 +753,10 @@ fn run_bench(
     };
     let deadline = Instant::now() + limit;
     let sample = || -> Option<(CpuSample, CpuSample)> {
-        Some((procfs::cpu(server_pid).ok()?, procfs::cpu(bench_pid).ok()?))
+        Some((
+            procfs::cpu_sum(server_pids).ok()?,
+            procfs::cpu(bench_pid).ok()?,
+        ))
     };
     let mut stdout = String::new();
     loop {
@@ -549,9 +768,12 @@ fn run_bench(
             }
             Ok((true, line)) if line == "sockeye: window start" => run.window_start = sample(),
             Ok((true, line)) if line == "sockeye: window end" => run.window_end = sample(),
-            Ok((true, line)) if line.contains("idle connection(s) open") => {
+            Ok((true, line))
+                if line.contains("idle connection(s) open")
+                    || line.contains("receiver(s) connected") =>
+            {
                 std::thread::sleep(settle);
-                run.rss_after_kib = procfs::rss_kib(server_pid).ok();
+                run.rss_after_kib = procfs::rss_kib(memory_pid).ok();
             }
             Ok((true, _)) => {}
             Err(RecvTimeoutError::Disconnected) => break,

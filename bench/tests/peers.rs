@@ -82,3 +82,39 @@ fn peer_names() {
     assert!(Peer::Yawc.supports_deflate());
     assert!(!Peer::Tungstenite.supports_deflate());
 }
+
+/// A WebSocket client over plain TCP without the opening handshake, as
+/// `sockeye bench --fanout --no-handshake` connects.
+async fn raw_client(address: std::net::SocketAddr) -> sockeye::WebSocket<tokio::net::TcpStream> {
+    let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+    sockeye::WebSocket::from_raw(tcp, sockeye::Role::Client, Default::default(), &[])
+}
+
+#[tokio::test]
+async fn raw_broadcast_copies_frames_unmasked_to_every_other_connection() {
+    let address = sockeye_bench::raw_broadcast::spawn_for_test().unwrap();
+    let mut receivers = Vec::new();
+    for _ in 0..3 {
+        receivers.push(raw_client(address).await);
+    }
+    let mut publisher = raw_client(address).await;
+    // Let the server take every connection before the first frame.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let big: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let messages = [
+        Message::text("hello"),
+        Message::text("é".repeat(100)),
+        Message::binary(vec![7u8; 300]),
+        Message::binary(big),
+    ];
+    for message in &messages {
+        publisher.send(message.clone()).await.unwrap();
+    }
+    // The engines check the frames: unmasked, as a server's must be.
+    for receiver in &mut receivers {
+        for message in &messages {
+            let received = receiver.recv().await.expect("a message").expect("no error");
+            assert_eq!(&received, message);
+        }
+    }
+}

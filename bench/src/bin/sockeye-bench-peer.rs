@@ -2,6 +2,8 @@
 //! benchmark's echo servers built on another implementation (or the raw
 //! TCP floor), on a single-threaded tokio runtime. Prints
 //! `listening on ADDR` on stdout once it accepts connections.
+//! `--peer raw --broadcast` is the raw TCP fan-out floor instead: it
+//! copies each connection's frames, unmasked, to every other connection.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -21,6 +23,11 @@ struct Args {
     /// Accepts permessage-deflate (only peers that support it).
     #[arg(long)]
     deflate: bool,
+    /// With --peer raw: broadcasts instead of echoing. Each connection's
+    /// WebSocket client frames are written, unmasked, as server frames to
+    /// every other connection (the floor for `sockeye serve --broadcast`).
+    #[arg(long, conflicts_with = "deflate")]
+    broadcast: bool,
 }
 
 fn parse_peer(name: &str) -> Result<Peer, String> {
@@ -31,7 +38,14 @@ fn parse_peer(name: &str) -> Result<Peer, String> {
 
 fn main() {
     let args = Args::parse();
-    if let Err(error) = sockeye_bench::peers::run(args.peer, &args.listen, args.deflate) {
+    let outcome = match (args.broadcast, args.peer) {
+        (true, Peer::Raw) => sockeye_bench::raw_broadcast::run(&args.listen),
+        (true, _) => Err(std::io::Error::other(
+            "--broadcast works with --peer raw only",
+        )),
+        (false, peer) => sockeye_bench::peers::run(peer, &args.listen, args.deflate),
+    };
+    if let Err(error) = outcome {
         eprintln!("sockeye-bench-peer: {error}");
         std::process::exit(1);
     }

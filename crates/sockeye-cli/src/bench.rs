@@ -25,7 +25,11 @@
 //! - `--idle` ([`idle`]): opens the connections, holds them without a
 //!   message for `--duration`, closes them; for memory per connection.
 //! - `--fanout` ([`fanout`]): the server is a broadcast room; one
-//!   publisher sends, every other connection receives and verifies.
+//!   publisher sends, every other connection receives and verifies. Its
+//!   receivers may be spread over several servers (nodes sharing their
+//!   rooms through a backplane), and its publisher may publish at a fixed
+//!   rate (`--rate`): publish-to-delivery latency per server URL, and the
+//!   time each message takes to reach every receiver.
 //! - `--warmup`: the figures of a measured window, which starts after the
 //!   warm-up and ends with `--duration`; its edges are announced on
 //!   stderr (`sockeye: window start`, `sockeye: window end`) so that a
@@ -76,9 +80,14 @@ const DEFAULT_DURATION: Duration = Duration::from_secs(10);
 /// Options of `sockeye bench`.
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
-    /// The echo server: ws://HOST[:PORT]/PATH or wss://...
-    #[arg(default_value = "ws://127.0.0.1:9001", value_parser = parse_url)]
-    url: String,
+    /// The echo server: ws://HOST[:PORT]/PATH or wss://... With
+    /// --fanout, several URLs (nodes that share their rooms through a
+    /// backplane) spread the receivers over them round-robin (receiver 1
+    /// on the first, receiver 2 on the second, ...), and the publisher
+    /// publishes on the first; latency is reported per URL.
+    #[arg(value_name = "URL", default_value = "ws://127.0.0.1:9001", value_parser = parse_url,
+          num_args = 1..)]
+    urls: Vec<String>,
     /// Connections to open.
     #[arg(short, long, value_name = "N", default_value_t = 10,
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
@@ -146,12 +155,31 @@ pub struct BenchArgs {
     /// The server is a broadcast room (`sockeye serve --broadcast`): one
     /// more connection publishes, the --connections others receive and
     /// verify every message; --pipeline is how far the publisher may run
-    /// ahead of the slowest receiver. Reports messages delivered.
+    /// ahead of the slowest receiver. Reports messages delivered, the
+    /// publish-to-delivery latency (overall and per URL) and the time each
+    /// message took to reach every receiver. Prints `sockeye: N
+    /// receiver(s) connected` on stderr once every receiver is open,
+    /// before the publisher connects.
     #[arg(long)]
     fanout: bool,
-    /// With --idle or --raw-echo: spreads the connections over the source
-    /// addresses 127.0.0.1 to 127.0.0.N (each has its own ephemeral
-    /// ports), for a loopback server.
+    /// With --fanout: publishes N messages per second (open loop: message
+    /// k is due k+1 intervals after the publisher connected), but never
+    /// more than --pipeline ahead of the slowest receiver: a message the
+    /// window holds back leaves as soon as it allows and is counted as
+    /// held. Default: as fast as the window allows.
+    #[arg(long, value_name = "N", value_parser = parse_publish_rate, requires = "fanout")]
+    rate: Option<f64>,
+    /// With --fanout: plain TCP connections that speak WebSocket frames
+    /// without the opening handshake (and end without a closing one), for
+    /// the benchmark's raw TCP broadcast server (`sockeye-bench-peer
+    /// --peer raw --broadcast`), which copies the publisher's frames,
+    /// unmasked, to every other connection: the floor on the cost of the
+    /// same deliveries.
+    #[arg(long, requires = "fanout", conflicts_with = "ca")]
+    no_handshake: bool,
+    /// With --idle, --raw-echo or --fanout: spreads the connections over
+    /// the source addresses 127.0.0.1 to 127.0.0.N (each has its own
+    /// ephemeral ports), for a loopback server.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=254))]
     local_addresses: Option<u8>,
     /// Measures a window that starts this long after the start (or once
@@ -198,6 +226,14 @@ impl Mode {
             Mode::Echo
         }
     }
+}
+
+fn parse_publish_rate(text: &str) -> Result<f64, String> {
+    text.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|rate| rate.is_finite() && *rate > 0.0 && *rate <= 10_000_000.0)
+        .ok_or_else(|| format!("{text:?} is not a positive rate (publishes per second)"))
 }
 
 fn parse_rate(text: &str) -> Result<f64, String> {
@@ -273,10 +309,20 @@ impl Shared {
     }
 }
 
+/// One server to connect to.
+pub struct Endpoint {
+    /// Its URL and how to open a WebSocket to it.
+    pub client: ClientSettings,
+    /// Its address, for the modes that open TCP themselves (raw echo,
+    /// idle, fan-out from spread source addresses or without handshake).
+    pub address: SocketAddr,
+}
+
 /// The settings every lane uses.
 pub struct Plan {
-    /// Where to connect.
-    pub client: ClientSettings,
+    /// Where to connect: one server, or with --fanout several (the
+    /// publisher's first).
+    pub endpoints: Vec<Endpoint>,
     /// Payload size.
     pub size: usize,
     /// Text (true) or binary messages.
@@ -285,22 +331,33 @@ pub struct Plan {
     pub pipeline: usize,
     /// What payloads look like.
     pub payload: PayloadKind,
-    /// The server's address, for the modes that open TCP themselves
-    /// (raw echo, idle).
-    pub address: SocketAddr,
     /// Source addresses to spread connections over (127.0.0.1..=N).
     pub local_addresses: Option<u8>,
-    /// Raw TCP (no WebSocket handshake).
+    /// Raw TCP echo (no WebSocket handshake).
     pub raw: bool,
+    /// Fan-out without the opening and closing handshakes.
+    pub no_handshake: bool,
+    /// Fan-out publishes per second.
+    pub rate: Option<f64>,
     /// Bounds the idle connections being opened at once.
     pub opening: tokio::sync::Semaphore,
 }
 
 impl Plan {
-    /// A TCP connection to the server for connection `id`, from its source
-    /// address when they are spread, without Nagle's delay.
+    /// How to open a WebSocket to the (first) server.
+    pub fn client(&self) -> &ClientSettings {
+        &self.endpoints[0].client
+    }
+
+    /// A TCP connection to the (first) server for connection `id`.
     pub async fn open_tcp(&self, id: u32) -> std::io::Result<TcpStream> {
-        let socket = match self.address {
+        self.open_tcp_to(self.endpoints[0].address, id).await
+    }
+
+    /// A TCP connection to `address` for connection `id`, from its source
+    /// address when they are spread, without Nagle's delay.
+    pub async fn open_tcp_to(&self, address: SocketAddr, id: u32) -> std::io::Result<TcpStream> {
+        let socket = match address {
             SocketAddr::V4(_) => TcpSocket::new_v4()?,
             SocketAddr::V6(_) => TcpSocket::new_v6()?,
         };
@@ -308,7 +365,7 @@ impl Plan {
             let host = 1 + (id % u32::from(count)) as u8;
             socket.bind(SocketAddr::new(Ipv4Addr::new(127, 0, 0, host).into(), 0))?;
         }
-        let tcp = tokio::time::timeout(Duration::from_secs(10), socket.connect(self.address))
+        let tcp = tokio::time::timeout(Duration::from_secs(10), socket.connect(address))
             .await
             .map_err(|_| {
                 std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")
@@ -342,6 +399,16 @@ impl ClientSettings {
         &self.config
     }
 
+    /// The same settings for another server.
+    fn with_url(&self, url: &str) -> ClientSettings {
+        ClientSettings {
+            url: url.to_owned(),
+            deflate: self.deflate,
+            config: self.config.clone(),
+            tls: self.tls.clone(),
+        }
+    }
+
     /// A builder for one connection.
     pub fn builder(&self) -> ClientBuilder {
         let mut builder = ClientBuilder::new(&self.url)
@@ -358,7 +425,7 @@ impl ClientSettings {
 
 async fn run(args: BenchArgs) -> Result<(), Failure> {
     let mode = Mode::of(&args);
-    let address = check_mode(&args, mode).await?;
+    let addresses = check_mode(&args, mode).await?;
     let tls = args
         .ca
         .as_deref()
@@ -366,23 +433,34 @@ async fn run(args: BenchArgs) -> Result<(), Failure> {
         .transpose()?;
     // Echoes as large as the payload must be accepted.
     let limit = args.size.max(Config::default().get_max_message_size());
+    let client = ClientSettings {
+        url: args.urls[0].clone(),
+        deflate: DeflateConfig::new().enabled(!args.no_compression && !args.no_handshake),
+        config: Config::new()
+            .max_message_size(limit)
+            .max_frame_size(limit)
+            .close_timeout(DRAIN_WAIT),
+        tls,
+    };
+    let endpoints = args
+        .urls
+        .iter()
+        .zip(addresses)
+        .map(|(url, address)| Endpoint {
+            client: client.with_url(url),
+            address,
+        })
+        .collect();
     let plan = Arc::new(Plan {
-        client: ClientSettings {
-            url: args.url.clone(),
-            deflate: DeflateConfig::new().enabled(!args.no_compression),
-            config: Config::new()
-                .max_message_size(limit)
-                .max_frame_size(limit)
-                .close_timeout(DRAIN_WAIT),
-            tls,
-        },
+        endpoints,
         size: args.size,
         text: args.text,
         pipeline: args.pipeline as usize,
         payload: args.payload,
-        address,
         local_addresses: args.local_addresses,
         raw: args.raw_echo,
+        no_handshake: args.no_handshake,
+        rate: args.rate,
         opening: tokio::sync::Semaphore::new(idle::OPENING_AT_ONCE),
     });
     let histogram = Histogram::new_with_bounds(1, 100_000_000_000, 3)
@@ -393,7 +471,8 @@ async fn run(args: BenchArgs) -> Result<(), Failure> {
         opened: AtomicU32::new(0),
         open_failed: AtomicU32::new(0),
         opening: Notify::new(),
-        fanout: (mode == Mode::Fanout).then(|| fanout::Board::new(args.pipeline as usize)),
+        fanout: (mode == Mode::Fanout)
+            .then(|| fanout::Board::new(args.pipeline as usize, args.urls.len())),
         budget: args
             .messages
             .map(|messages| AtomicI64::new(messages.min(i64::MAX as u64) as i64)),
@@ -463,6 +542,8 @@ async fn run(args: BenchArgs) -> Result<(), Failure> {
                 let attempts = shared.attempts();
                 if mode == Mode::Fanout && !publisher_spawned && attempts == args.connections {
                     publisher_spawned = true;
+                    let opened = shared.opened.load(Ordering::Relaxed);
+                    progress.suspend(|| status!("sockeye: {opened} receiver(s) connected"));
                     lanes.spawn(fanout::publish(0, plan.clone(), shared.clone()));
                 } else if attempts == to_open {
                     let now = Instant::now();
@@ -546,13 +627,45 @@ async fn run(args: BenchArgs) -> Result<(), Failure> {
     finish(&args, mode, &shared, ends, timeline, window.report())
 }
 
-/// Checks the options that depend on each other; the server's address
-/// for the modes that open TCP themselves.
-async fn check_mode(args: &BenchArgs, mode: Mode) -> Result<SocketAddr, Failure> {
-    let uri: http::Uri = args
-        .url
+/// Checks the options that depend on each other; the servers'
+/// addresses (used by the modes that open TCP themselves), one per URL.
+async fn check_mode(args: &BenchArgs, mode: Mode) -> Result<Vec<SocketAddr>, Failure> {
+    if args.urls.len() > 1 && mode != Mode::Fanout {
+        return Err(Failure::usage(
+            "several URLs work with --fanout only (its receivers are spread over them)",
+        ));
+    }
+    let opens_tcp = matches!(mode, Mode::RawEcho | Mode::Idle)
+        || (mode == Mode::Fanout && (args.no_handshake || args.local_addresses.is_some()));
+    if mode == Mode::Fanout && args.size == 0 {
+        return Err(Failure::usage(
+            "--fanout needs --size of at least 1 (an empty message ends the run)",
+        ));
+    }
+    if args.local_addresses.is_some() && !matches!(mode, Mode::RawEcho | Mode::Idle | Mode::Fanout)
+    {
+        return Err(Failure::usage(
+            "--local-addresses works with --idle, --raw-echo and --fanout only",
+        ));
+    }
+    let mut addresses = Vec::with_capacity(args.urls.len());
+    for url in &args.urls {
+        addresses.push(resolve_url(url, mode, opens_tcp, args.local_addresses).await?);
+    }
+    Ok(addresses)
+}
+
+/// The address of the server at `url`; a placeholder when the mode does
+/// not need it and it does not resolve (the client will say why).
+async fn resolve_url(
+    url: &str,
+    mode: Mode,
+    opens_tcp: bool,
+    local_addresses: Option<u8>,
+) -> Result<SocketAddr, Failure> {
+    let uri: http::Uri = url
         .parse()
-        .map_err(|_| Failure::usage(format!("malformed URL {:?}", args.url)))?;
+        .map_err(|_| Failure::usage(format!("malformed URL {url:?}")))?;
     let secure = uri
         .scheme_str()
         .is_some_and(|scheme| scheme.eq_ignore_ascii_case("wss"));
@@ -563,22 +676,11 @@ async fn check_mode(args: &BenchArgs, mode: Mode) -> Result<SocketAddr, Failure>
         .trim_end_matches(']')
         .to_owned();
     let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
-    let opens_tcp = matches!(mode, Mode::RawEcho | Mode::Idle);
     if opens_tcp && secure {
         return Err(Failure::usage(format!(
-            "--{} needs a ws:// URL (no TLS)",
+            "--{} with --local-addresses or --no-handshake needs ws:// URLs (no TLS)",
             mode.name()
         )));
-    }
-    if mode == Mode::Fanout && args.size == 0 {
-        return Err(Failure::usage(
-            "--fanout needs --size of at least 1 (an empty message ends the run)",
-        ));
-    }
-    if args.local_addresses.is_some() && !opens_tcp {
-        return Err(Failure::usage(
-            "--local-addresses works with --idle and --raw-echo only",
-        ));
     }
     let address = match tokio::net::lookup_host((host.as_str(), port)).await {
         Ok(mut addresses) => addresses.next(),
@@ -594,10 +696,10 @@ async fn check_mode(args: &BenchArgs, mode: Mode) -> Result<SocketAddr, Failure>
         None if !opens_tcp => SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
         None => return Err(Failure::unreachable(format!("{host} has no address"))),
     };
-    let spread = args.local_addresses.is_some_and(|count| count > 1);
+    let spread = local_addresses.is_some_and(|count| count > 1);
     if spread && !(address.is_ipv4() && address.ip().is_loopback()) {
         return Err(Failure::usage(
-            "--local-addresses needs an IPv4 loopback server (127.x.x.x)",
+            "--local-addresses needs IPv4 loopback servers (127.x.x.x)",
         ));
     }
     Ok(address)
@@ -634,6 +736,9 @@ impl Shared {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .reset();
+        if let Some(board) = &self.fanout {
+            board.reset_histograms();
+        }
     }
 }
 
@@ -689,7 +794,7 @@ fn finish(
     if connected == 0 {
         let first = ends.into_iter().find_map(|end| end.connect_error);
         return Err(match first {
-            Some(error) => Failure::opening(&args.url, &error),
+            Some(error) => Failure::opening(&args.urls[0], &error),
             None => Failure::failed("no connection could be opened"),
         });
     }
@@ -705,6 +810,9 @@ fn finish(
         timeline,
     );
     report.window = window;
+    if let Some(board) = &shared.fanout {
+        report.fanout = Some(board.report(&args.urls, args.rate));
+    }
     if args.json {
         crate::print_stdout(&format!("{}\n", report.to_json()))?;
     } else {
@@ -731,13 +839,15 @@ fn finish(
 fn args_summary(args: &BenchArgs, mode: Mode) -> crate::report::Settings {
     crate::report::Settings {
         mode: mode.name(),
-        url: args.url.clone(),
+        url: args.urls[0].clone(),
+        urls: args.urls.clone(),
         connections: args.connections,
         size: args.size,
         kind: if args.text { "text" } else { "binary" },
         pipeline: args.pipeline,
-        compression_offered: !args.no_compression,
+        compression_offered: !args.no_compression && !args.no_handshake,
         compressed_connections: 0,
+        rate: args.rate,
         duration_s: args
             .messages
             .is_none()

@@ -16,8 +16,11 @@ use crate::bench::lane::LaneEnd;
 pub struct Settings {
     /// `echo`, `raw-echo`, `idle` or `fanout`.
     pub mode: &'static str,
-    /// The server.
+    /// The server (with --fanout, the publisher's).
     pub url: String,
+    /// Every server URL (with --fanout, the receivers are spread over
+    /// them).
+    pub urls: Vec<String>,
     /// Connections asked for.
     pub connections: u32,
     /// Payload bytes per message.
@@ -36,6 +39,8 @@ pub struct Settings {
     pub messages: Option<u64>,
     /// Connections opened per second, if ramped up.
     pub ramp_up: Option<f64>,
+    /// With --fanout --rate: publishes per second asked for.
+    pub rate: Option<f64>,
 }
 
 impl Settings {
@@ -94,6 +99,67 @@ pub struct Latency {
     pub max: f64,
 }
 
+impl Latency {
+    /// The percentiles of `histogram` (nanoseconds); zeros when empty.
+    pub fn of(histogram: &Histogram<u64>) -> Latency {
+        let micros = |nanos: u64| nanos as f64 / 1000.0;
+        if histogram.is_empty() {
+            return Latency {
+                min: 0.0,
+                mean: 0.0,
+                p50: 0.0,
+                p90: 0.0,
+                p99: 0.0,
+                p999: 0.0,
+                max: 0.0,
+            };
+        }
+        Latency {
+            min: micros(histogram.min()),
+            mean: histogram.mean() / 1000.0,
+            p50: micros(histogram.value_at_quantile(0.50)),
+            p90: micros(histogram.value_at_quantile(0.90)),
+            p99: micros(histogram.value_at_quantile(0.99)),
+            p999: micros(histogram.value_at_quantile(0.999)),
+            max: micros(histogram.max()),
+        }
+    }
+}
+
+/// What a `--fanout` run measured beyond deliveries.
+#[derive(Debug, Clone, Serialize)]
+pub struct FanoutReport {
+    /// Messages published (the final empty one not counted).
+    pub publishes: u64,
+    /// Publishes per second asked for (`--rate`), if any.
+    pub rate_target: Option<f64>,
+    /// Publishes per second from the first publish to the last.
+    pub rate_achieved: f64,
+    /// With `--rate`: messages that were due while the window (--pipeline)
+    /// held them back, so they left late.
+    pub held_by_window: u64,
+    /// Per message, from its publication to its delivery to the last
+    /// receiver (with `--warmup`, messages of the window).
+    pub reach_all_us: Latency,
+    /// Messages whose reach-all time was recorded.
+    pub reach_all_count: u64,
+    /// Per server URL, in the order given.
+    pub per_url: Vec<UrlReport>,
+}
+
+/// Deliveries and latency of the receivers on one server URL.
+#[derive(Debug, Clone, Serialize)]
+pub struct UrlReport {
+    /// The server.
+    pub url: String,
+    /// Receivers connected to it.
+    pub receivers: u32,
+    /// Messages delivered to them (the whole run).
+    pub deliveries: u64,
+    /// Publish to delivery (with `--warmup`, the window's).
+    pub latency_us: Latency,
+}
+
 /// One bar of the latency histogram.
 #[derive(Debug, Clone, Serialize)]
 pub struct Bucket {
@@ -143,6 +209,8 @@ pub struct Report {
     pub latency_us: Latency,
     /// The errors.
     pub errors: Errors,
+    /// With --fanout: publishes, reach-all times, latency per URL.
+    pub fanout: Option<FanoutReport>,
     /// Round-trip distribution, in buckets doubling from 1 µs.
     pub histogram: Vec<Bucket>,
     /// Throughput over time.
@@ -173,28 +241,7 @@ impl Report {
                 0.0
             }
         };
-        let micros = |nanos: u64| nanos as f64 / 1000.0;
-        let latency_us = if histogram.is_empty() {
-            Latency {
-                min: 0.0,
-                mean: 0.0,
-                p50: 0.0,
-                p90: 0.0,
-                p99: 0.0,
-                p999: 0.0,
-                max: 0.0,
-            }
-        } else {
-            Latency {
-                min: micros(histogram.min()),
-                mean: histogram.mean() / 1000.0,
-                p50: micros(histogram.value_at_quantile(0.50)),
-                p90: micros(histogram.value_at_quantile(0.90)),
-                p99: micros(histogram.value_at_quantile(0.99)),
-                p999: micros(histogram.value_at_quantile(0.999)),
-                max: micros(histogram.max()),
-            }
-        };
+        let latency_us = Latency::of(histogram);
         let connect = ends
             .iter()
             .filter(|end| end.connect_error.is_some())
@@ -233,6 +280,7 @@ impl Report {
             },
             histogram: buckets(histogram),
             timeline,
+            fanout: None,
         }
     }
 
@@ -282,6 +330,9 @@ impl Report {
             micros(l.p999),
             micros(l.max)
         );
+        if let Some(fanout) = &self.fanout {
+            fanout_text(&mut out, fanout);
+        }
         let e = &self.errors;
         let _ = write!(out, "errors     {}", e.total);
         if e.total > 0 {
@@ -353,6 +404,48 @@ impl Report {
         out.push_str(&timeline_svg(&self.timeline));
         out.push_str("</body></html>\n");
         out
+    }
+}
+
+/// The fan-out lines of the text report.
+fn fanout_text(out: &mut String, fanout: &FanoutReport) {
+    let _ = write!(
+        out,
+        "publishes  {} at {:.0}/s",
+        fanout.publishes, fanout.rate_achieved
+    );
+    if let Some(target) = fanout.rate_target {
+        let _ = write!(
+            out,
+            " (asked {target:.0}/s; {} held back by the window)",
+            fanout.held_by_window
+        );
+    }
+    out.push('\n');
+    let r = &fanout.reach_all_us;
+    let _ = writeln!(
+        out,
+        "reach all  p50 {}  p99 {}  max {}  (publish to the last receiver, {} messages)",
+        micros(r.p50),
+        micros(r.p99),
+        micros(r.max),
+        fanout.reach_all_count
+    );
+    if fanout.per_url.len() > 1 {
+        for url in &fanout.per_url {
+            let l = &url.latency_us;
+            let _ = writeln!(
+                out,
+                "  {}: {} receiver(s), {} deliveries; latency p50 {}  p99 {}  p99.9 {}  max {}",
+                url.url,
+                url.receivers,
+                url.deliveries,
+                micros(l.p50),
+                micros(l.p99),
+                micros(l.p999),
+                micros(l.max)
+            );
+        }
     }
 }
 

@@ -477,3 +477,298 @@ fn bench_modes_refuse_what_they_cannot_do() {
     let finished = run(&["bench", "ws://127.0.0.1:9/", "--idle", "-n", "5"], b"");
     assert_eq!(finished.code, 2, "{}", finished.stderr);
 }
+
+#[test]
+fn bench_fanout_spreads_receivers_over_urls_and_publishes_at_a_rate() {
+    // Two URLs of one server's default room (without a backplane, the
+    // receivers of a second server would get nothing): receivers 1, 3, 5
+    // on the first, 2, 4, 6 on the second.
+    let server = serve(&["--broadcast", "--no-compression"]);
+    let first = format!("{}/", server.url);
+    let second = server.url.clone();
+    let finished = run(
+        &[
+            "bench",
+            &first,
+            &second,
+            "--fanout",
+            "-c",
+            "6",
+            "-p",
+            "8",
+            "-n",
+            "100",
+            "--rate",
+            "200",
+            "-s",
+            "256",
+            "--text",
+            "--payload",
+            "json",
+            "--no-compression",
+            "--json",
+        ],
+        b"",
+    );
+    assert_eq!(finished.code, 0, "{}", finished.stderr);
+    assert!(
+        finished.stderr.contains("sockeye: 6 receiver(s) connected"),
+        "{}",
+        finished.stderr
+    );
+    let results = json(&finished.stdout);
+    assert_eq!(results["connected"], 7, "{results}");
+    assert_eq!(results["messages"], 600, "{results}");
+    assert_eq!(results["errors"]["total"], 0, "{results}");
+    assert_eq!(results["settings"]["urls"][1], second.as_str());
+    assert_eq!(results["settings"]["rate"], 200.0);
+    let fanout = &results["fanout"];
+    assert_eq!(fanout["publishes"], 100, "{fanout}");
+    assert_eq!(fanout["rate_target"], 200.0);
+    // 100 messages 5 ms apart: about 200/s, whatever the machine's load
+    // (the first is due 5 ms after the start, the last 500 ms after).
+    let achieved = fanout["rate_achieved"].as_f64().unwrap();
+    assert!((100.0..=260.0).contains(&achieved), "{fanout}");
+    assert_eq!(fanout["reach_all_count"], 100, "{fanout}");
+    let reach_all = &fanout["reach_all_us"];
+    assert!(reach_all["p50"].as_f64().unwrap() > 0.0, "{fanout}");
+    assert!(reach_all["max"].as_f64() >= reach_all["p50"].as_f64());
+    let per_url = fanout["per_url"].as_array().unwrap();
+    assert_eq!(per_url.len(), 2);
+    for (url, expected) in per_url.iter().zip([&first, &second]) {
+        assert_eq!(url["url"], expected.as_str());
+        assert_eq!(url["receivers"], 3, "{url}");
+        assert_eq!(url["deliveries"], 300, "{url}");
+        let latency = &url["latency_us"];
+        for field in ["p50", "p99", "p999", "max"] {
+            assert!(latency[field].as_f64().unwrap() > 0.0, "{field}: {url}");
+        }
+        // No delivery is slower than the slowest reach-all.
+        assert!(
+            latency["max"].as_f64() <= reach_all["max"].as_f64(),
+            "{fanout}"
+        );
+    }
+
+    // The same for people: a line per URL.
+    let finished = run(
+        &[
+            "bench",
+            &first,
+            &second,
+            "--fanout",
+            "-c",
+            "2",
+            "-n",
+            "20",
+            "--rate",
+            "100",
+            "-s",
+            "64",
+            "--no-compression",
+        ],
+        b"",
+    );
+    assert_eq!(finished.code, 0, "{}", finished.stderr);
+    let out = &finished.stdout;
+    assert!(out.contains("publishes  20 at "), "{out}");
+    assert!(out.contains("(asked 100/s; "), "{out}");
+    assert!(out.contains("reach all  p50 "), "{out}");
+    assert!(
+        out.contains(&format!(
+            "  {first}: 1 receiver(s), 20 deliveries; latency p50 "
+        )),
+        "{out}"
+    );
+    assert!(out.contains(&format!("  {second}: 1 receiver(s)")), "{out}");
+}
+
+/// A raw TCP broadcast server in this process (no WebSocket handshake):
+/// every frame a connection sends is written, unmasked, to every other
+/// connection, as the benchmark's raw broadcast peer does.
+fn raw_broadcast_server() -> SocketAddr {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    let members: Arc<Mutex<Vec<(u64, std::net::TcpStream)>>> = Arc::default();
+    std::thread::spawn(move || {
+        for (id, tcp) in (0u64..).zip(listener.incoming()) {
+            let Ok(mut tcp) = tcp else { return };
+            members.lock().unwrap().push((id, tcp.try_clone().unwrap()));
+            let members = members.clone();
+            std::thread::spawn(move || {
+                while let Some(frame) = common::read_frame(&mut tcp) {
+                    let mut bytes = vec![0x80 | frame.opcode];
+                    match frame.payload.len() {
+                        short @ 0..=125 => bytes.push(short as u8),
+                        medium @ 126..=65535 => {
+                            bytes.push(126);
+                            bytes.extend_from_slice(&(medium as u16).to_be_bytes());
+                        }
+                        long => {
+                            bytes.push(127);
+                            bytes.extend_from_slice(&(long as u64).to_be_bytes());
+                        }
+                    }
+                    bytes.extend_from_slice(&frame.payload);
+                    for (other, stream) in members.lock().unwrap().iter_mut() {
+                        if *other != id {
+                            let _ = stream.write_all(&bytes);
+                        }
+                    }
+                }
+            });
+        }
+    });
+    address
+}
+
+#[test]
+fn bench_fanout_without_handshake_through_a_raw_broadcast_server() {
+    let address = raw_broadcast_server();
+    let url = format!("ws://{address}/");
+    let finished = run(
+        &[
+            "bench",
+            &url,
+            "--fanout",
+            "--no-handshake",
+            "-c",
+            "4",
+            "-p",
+            "4",
+            "-n",
+            "200",
+            "-s",
+            "300",
+            "--text",
+            "--payload",
+            "json",
+            "--local-addresses",
+            "2",
+            "--json",
+        ],
+        b"",
+    );
+    assert_eq!(finished.code, 0, "{}", finished.stderr);
+    let results = json(&finished.stdout);
+    assert_eq!(results["connected"], 5, "{results}");
+    assert_eq!(results["messages"], 4 * 200, "{results}");
+    assert_eq!(results["errors"]["total"], 0, "{results}");
+    assert_eq!(results["settings"]["compression_offered"], false);
+}
+
+#[test]
+fn bench_fanout_options_refuse_what_they_cannot_do() {
+    for args in [
+        // Several URLs spread fan-out receivers only.
+        &["bench", "ws://127.0.0.1:9/", "ws://127.0.0.1:10/"][..],
+        &["bench", "ws://127.0.0.1:9/", "--rate", "100"],
+        &["bench", "ws://127.0.0.1:9/", "--fanout", "--rate", "0"],
+        &["bench", "ws://127.0.0.1:9/", "--no-handshake"],
+        &["bench", "wss://127.0.0.1:9/", "--fanout", "--no-handshake"],
+        &[
+            "bench",
+            "ws://127.0.0.1:9/",
+            "wss://127.0.0.1:9/",
+            "--fanout",
+            "--local-addresses",
+            "2",
+        ],
+    ] {
+        let finished = run(args, b"");
+        assert_eq!(finished.code, 2, "{args:?}: {}", finished.stderr);
+    }
+}
+
+#[test]
+fn bench_fanout_over_servers_that_share_nothing_says_so() {
+    // Two servers without a backplane: the second one's receivers never
+    // get the publisher's probes.
+    let first = serve(&["--broadcast", "--no-compression"]);
+    let second = serve(&["--broadcast", "--no-compression"]);
+    let finished = run(
+        &[
+            "bench",
+            &first.url,
+            &second.url,
+            "--fanout",
+            "-c",
+            "2",
+            "-n",
+            "10",
+            "--no-compression",
+            "--json",
+        ],
+        b"",
+    );
+    assert_eq!(finished.code, 1, "{}", finished.stderr);
+    let results = json(&finished.stdout);
+    let first_error = results["errors"]["first"].as_str().unwrap();
+    assert!(
+        first_error
+            .contains("1 of 2 receivers got nothing in 5s: do the servers share their rooms"),
+        "{results}"
+    );
+}
+
+#[test]
+fn bench_fanout_measures_latency_across_nodes_over_redis_and_nats() {
+    for scheme in ["redis", "nats"] {
+        let Some(broker) = common::broker(scheme, "bench_fanout_across_nodes") else {
+            continue;
+        };
+        let nodes = [
+            serve(&[
+                "--broadcast",
+                "--no-compression",
+                "--backplane",
+                &broker.url,
+            ]),
+            serve(&[
+                "--broadcast",
+                "--no-compression",
+                "--backplane",
+                &broker.url,
+            ]),
+        ];
+        let finished = run(
+            &[
+                "bench",
+                &nodes[0].url,
+                &nodes[1].url,
+                "--fanout",
+                "-c",
+                "4",
+                "-p",
+                "16",
+                "-n",
+                "100",
+                "--rate",
+                "500",
+                "-s",
+                "256",
+                "--text",
+                "--payload",
+                "json",
+                "--no-compression",
+                "--json",
+            ],
+            b"",
+        );
+        assert_eq!(finished.code, 0, "{scheme}: {}", finished.stderr);
+        let results = json(&finished.stdout);
+        assert_eq!(results["errors"]["total"], 0, "{scheme}: {results}");
+        assert_eq!(results["messages"], 400, "{scheme}: {results}");
+        let per_url = results["fanout"]["per_url"].as_array().unwrap();
+        for (url, node) in per_url.iter().zip(&nodes) {
+            assert_eq!(url["url"], node.url.as_str());
+            assert_eq!(url["receivers"], 2, "{scheme}: {url}");
+            // Every message reached the other node's receivers too, in
+            // order (each receiver checks the sequence).
+            assert_eq!(url["deliveries"], 200, "{scheme}: {url}");
+            assert!(url["latency_us"]["p99"].as_f64().unwrap() > 0.0);
+        }
+    }
+}

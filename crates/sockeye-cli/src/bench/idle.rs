@@ -20,7 +20,7 @@ use sockeye::{Error, WebSocket};
 use tokio::net::TcpStream;
 
 use super::lane::LaneEnd;
-use super::{Plan, Shared};
+use super::{ClientSettings, Plan, Shared};
 
 /// Connections being opened (TCP and WebSocket handshakes) at once.
 pub const OPENING_AT_ONCE: usize = 128;
@@ -50,7 +50,7 @@ pub async fn run(id: u32, plan: Arc<Plan>, shared: Arc<Shared>, delay: Duration)
         end.error = hold_raw(tcp, &shared).await.err();
         return end;
     }
-    let opened = handshake(tcp, &plan).await;
+    let opened = handshake(tcp, plan.client()).await;
     drop(permit);
     let Some(mut ws) = end.opened(format_args!("connection {id}"), &shared, opened) else {
         return end;
@@ -64,15 +64,18 @@ pub async fn run(id: u32, plan: Arc<Plan>, shared: Arc<Shared>, delay: Duration)
     end
 }
 
-/// The client side of the opening handshake over `tcp`, offering
-/// permessage-deflate unless it is off.
-async fn handshake(tcp: TcpStream, plan: &Plan) -> Result<WebSocket<TcpStream>, Error> {
-    let mut builder = ClientHandshake::builder(plan.client.url());
-    if let Some(offer) = plan.client.deflate().offer() {
+/// The client side of the opening handshake over `tcp` to `client`'s
+/// URL, offering permessage-deflate unless it is off.
+pub async fn handshake(
+    tcp: TcpStream,
+    client: &ClientSettings,
+) -> Result<WebSocket<TcpStream>, Error> {
+    let mut builder = ClientHandshake::builder(client.url());
+    if let Some(offer) = client.deflate().offer() {
         builder = builder.extension(offer);
     }
     let request = builder.build()?;
-    let config = plan.client.config().clone();
+    let config = client.config().clone();
     let opening = sockeye::client_handshake(tcp, &request, config);
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, opening).await {
         Ok(Ok((ws, _, _))) => Ok(ws),

@@ -138,7 +138,7 @@ impl Lane {
         if self.shared.stop.load(Ordering::Relaxed) {
             return self.end;
         }
-        let connected = self.plan.client.builder().connect().await;
+        let connected = self.plan.client().builder().connect().await;
         let Some((mut ws, _)) = self.end.opened(
             format_args!("connection {}", self.id),
             &self.shared,
@@ -309,6 +309,9 @@ pub struct Tally {
     samples: Vec<u64>,
     /// Received, bytes, mismatches not yet published.
     unpublished: (u64, u64, u64),
+    /// A fan-out receiver's server (index of its URL): its round trips
+    /// also go to that server's histogram, its deliveries to its count.
+    endpoint: Option<usize>,
 }
 
 impl Default for Tally {
@@ -316,11 +319,20 @@ impl Default for Tally {
         Tally {
             samples: Vec::with_capacity(SAMPLE_BATCH),
             unpublished: (0, 0, 0),
+            endpoint: None,
         }
     }
 }
 
 impl Tally {
+    /// A tally for a fan-out receiver on server `endpoint`.
+    pub fn for_endpoint(endpoint: usize) -> Tally {
+        Tally {
+            endpoint: Some(endpoint),
+            ..Tally::default()
+        }
+    }
+
     /// One message received: its payload size and round trip.
     pub fn received(&mut self, shared: &Shared, bytes: usize, round_trip: Duration) {
         self.unpublished.0 += 1;
@@ -342,6 +354,9 @@ impl Tally {
         if received > 0 {
             shared.received.fetch_add(received, Ordering::Relaxed);
             shared.bytes.fetch_add(bytes, Ordering::Relaxed);
+            if let (Some(board), Some(endpoint)) = (&shared.fanout, self.endpoint) {
+                board.count_deliveries(endpoint, received);
+            }
         }
         if mismatches > 0 {
             shared.mismatches.fetch_add(mismatches, Ordering::Relaxed);
@@ -357,6 +372,9 @@ impl Tally {
     fn flush_samples(&mut self, shared: &Shared) {
         if self.samples.is_empty() {
             return;
+        }
+        if let (Some(board), Some(endpoint)) = (&shared.fanout, self.endpoint) {
+            board.record_latencies(endpoint, &self.samples);
         }
         let mut histogram = shared
             .histogram

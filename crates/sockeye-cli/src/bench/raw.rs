@@ -157,11 +157,11 @@ impl RawLane {
         let mut lane = RawLane::new(id, plan, shared);
         lane.end = end;
         let params = ws.connection().deflate_params();
-        let deflate = lane.plan.client.deflate();
+        let deflate = lane.plan.client().deflate();
         let cycle = match Cycle::new(
             &mut lane.payloads,
             lane.plan.text,
-            lane.plan.client.config(),
+            lane.plan.client().config(),
             params.map(|params| (params, &deflate)),
         ) {
             Ok(cycle) => cycle,
@@ -481,19 +481,23 @@ mod tests {
 
     fn test_lane(size: usize) -> RawLane {
         let plan = Arc::new(Plan {
-            client: super::super::ClientSettings {
-                url: "ws://127.0.0.1:1/".into(),
-                deflate: sockeye::DeflateConfig::new(),
-                config: sockeye::proto::Config::new(),
-                tls: None,
-            },
+            endpoints: vec![super::super::Endpoint {
+                client: super::super::ClientSettings {
+                    url: "ws://127.0.0.1:1/".into(),
+                    deflate: sockeye::DeflateConfig::new(),
+                    config: sockeye::proto::Config::new(),
+                    tls: None,
+                },
+                address: "127.0.0.1:1".parse().unwrap(),
+            }],
             size,
             text: false,
             pipeline: 2,
             payload: super::super::PayloadKind::Plain,
-            address: "127.0.0.1:1".parse().unwrap(),
             local_addresses: None,
             raw: true,
+            no_handshake: false,
+            rate: None,
             opening: tokio::sync::Semaphore::new(1),
         });
         let shared = Arc::new(super::super::tests::shared());

@@ -498,3 +498,88 @@ pub fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
     );
     frame
 }
+
+/// A `redis-server` or `nats-server` on a free loopback port, for
+/// `sockeye serve --backplane`; killed and reaped (by its own handle)
+/// when dropped.
+pub struct Broker {
+    child: Child,
+    /// `redis://127.0.0.1:PORT` or `nats://127.0.0.1:PORT`.
+    pub url: String,
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `program` on `PATH`, in `/usr/bin`, `/usr/sbin` or `/usr/local/bin`.
+fn find_program(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+        .unwrap_or_default();
+    path.into_iter()
+        .chain(["/usr/bin", "/usr/sbin", "/usr/local/bin"].map(PathBuf::from))
+        .map(|directory| directory.join(program))
+        .find(|candidate| candidate.is_file())
+}
+
+/// Starts a broker: `scheme` is `redis` or `nats`. `None`, after saying
+/// so on stderr, when its server is not installed (the test is then
+/// skipped).
+pub fn broker(scheme: &str, test: &str) -> Option<Broker> {
+    let program = match scheme {
+        "redis" => "redis-server",
+        "nats" => "nats-server",
+        other => panic!("no broker for {other}"),
+    };
+    let Some(path) = find_program(program) else {
+        // Straight to stderr: the test harness hides a passing test's
+        // println.
+        let _ = writeln!(
+            std::io::stderr(),
+            "{test}: skipped: {program} not installed"
+        );
+        return None;
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
+        .to_string();
+    let args: Vec<&str> = match scheme {
+        "redis" => vec![
+            "--port",
+            &port,
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        _ => vec!["-a", "127.0.0.1", "-p", &port],
+    };
+    let child = Command::new(path)
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|error| panic!("{program} starts: {error}"));
+    let broker = Broker {
+        child,
+        url: format!("{scheme}://127.0.0.1:{port}"),
+    };
+    let deadline = Instant::now() + WAIT;
+    while TcpStream::connect(format!("127.0.0.1:{port}")).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{program} did not listen on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Some(broker)
+}
