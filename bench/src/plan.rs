@@ -140,6 +140,7 @@ impl Variant {
     pub fn name(&self, workload: &Workload) -> String {
         if let Workload::CrossNode { .. } = workload {
             return match self.backplane {
+                None if self.server == Server::Raw => "raw TCP broadcast, one node".to_owned(),
                 None => "sockeye, one node".to_owned(),
                 Some(backplane) => format!("sockeye, two nodes over {}", backplane.name()),
             };
@@ -433,8 +434,10 @@ pub fn scenarios(smoke: bool) -> Vec<Scenario> {
         deflate: true,
         ..Variant::plain(Server::Sockeye)
     });
-    // One node, then two nodes over each backplane.
-    let mut nodes = vec![Variant::plain(Server::Sockeye)];
+    // The raw TCP broadcast server and sockeye on one node (the raw one
+    // is the machine's own latency floor: its scheduling noise), then
+    // two sockeye nodes over each backplane.
+    let mut nodes = vec![Variant::plain(Server::Raw), Variant::plain(Server::Sockeye)];
     nodes.extend(Backplane::ALL.into_iter().map(|backplane| Variant {
         backplane: Some(backplane),
         ..Variant::plain(Server::Sockeye)
@@ -661,12 +664,13 @@ mod tests {
         assert_eq!(
             names,
             [
+                "raw TCP broadcast, one node",
                 "sockeye, one node",
                 "sockeye, two nodes over Redis",
                 "sockeye, two nodes over NATS"
             ]
         );
-        assert_eq!(k.variants[1].nodes(), 2);
+        assert_eq!(k.variants[2].nodes(), 2);
         assert_eq!(k.workload.receivers(2), 2000);
         let g = &full[6];
         assert!(g.workload.deflate());

@@ -410,8 +410,9 @@ pub async fn publish(id: u32, plan: Arc<Plan>, shared: Arc<Shared>) -> LaneEnd {
 }
 
 /// How often the publisher sends a probe while some receiver has not
-/// seen one.
-const PROBE_INTERVAL: Duration = Duration::from_millis(10);
+/// seen one (at most 250 probes in [`PROBE_LIMIT`], well under a server's
+/// queue per subscriber).
+const PROBE_INTERVAL: Duration = Duration::from_millis(20);
 
 /// How long the receivers get to see a probe.
 const PROBE_LIMIT: Duration = Duration::from_secs(5);
@@ -426,13 +427,15 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let deadline = Instant::now() + PROBE_LIMIT;
+    let mut next_probe = Instant::now();
     loop {
         let progress = board.progress.notified();
         let live = board.live.load(Ordering::Acquire);
         if board.primed.load(Ordering::Acquire) >= live || shared.stop.load(Ordering::Relaxed) {
             return Ok(());
         }
-        if Instant::now() > deadline {
+        let now = Instant::now();
+        if now > deadline {
             return Err(format!(
                 "{} of {live} receivers got nothing in {}s: do the servers share their rooms \
                  (a backplane)?",
@@ -440,10 +443,16 @@ where
                 PROBE_LIMIT.as_secs()
             ));
         }
-        ws.send(Message::text(""))
-            .await
-            .map_err(|error| format!("sending failed: {error}"))?;
-        let _ = tokio::time::timeout(PROBE_INTERVAL, progress).await;
+        // One probe per interval, however often receivers report: each
+        // probe is queued for every receiver, and a burst of them would
+        // fill the queues of those that already saw one.
+        if now >= next_probe {
+            ws.send(Message::text(""))
+                .await
+                .map_err(|error| format!("sending failed: {error}"))?;
+            next_probe = now + PROBE_INTERVAL;
+        }
+        let _ = tokio::time::timeout_at(next_probe.into(), progress).await;
     }
 }
 
