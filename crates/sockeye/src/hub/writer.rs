@@ -61,12 +61,7 @@ pub(crate) async fn run<S>(
         match poll_fn(|cx| mailbox.poll_take(cx, &mut batch)).await {
             Take::Items => {}
             Take::Kicked => {
-                close(
-                    &mut sender,
-                    CloseCode::POLICY_VIOLATION,
-                    "too slow to keep up",
-                )
-                .await;
+                close_too_slow(&mut sender).await;
                 break;
             }
             Take::Detached => break,
@@ -84,12 +79,7 @@ pub(crate) async fn run<S>(
             .await
         };
         let Some(written) = written else {
-            close(
-                &mut sender,
-                CloseCode::POLICY_VIOLATION,
-                "too slow to keep up",
-            )
-            .await;
+            close_too_slow(&mut sender).await;
             break;
         };
         match written {
@@ -101,12 +91,7 @@ pub(crate) async fn run<S>(
                 if let Some(hub) = hub.upgrade() {
                     hub.counters.stalled.fetch_add(1, Ordering::Relaxed);
                 }
-                close(
-                    &mut sender,
-                    CloseCode::POLICY_VIOLATION,
-                    "too slow to keep up",
-                )
-                .await;
+                close_too_slow(&mut sender).await;
                 break;
             }
         }
@@ -249,9 +234,10 @@ where
 }
 
 /// Sends a Close frame, bounded: the peer may not be reading.
-async fn close<S>(sender: &mut SendHalf<S>, code: CloseCode, reason: &str)
+async fn close_too_slow<S>(sender: &mut SendHalf<S>)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let _ = tokio::time::timeout(CLOSE_WRITE_WAIT, sender.close(code, reason)).await;
+    let closing = sender.close(CloseCode::POLICY_VIOLATION, "too slow to keep up");
+    let _ = tokio::time::timeout(CLOSE_WRITE_WAIT, closing).await;
 }
