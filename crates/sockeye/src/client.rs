@@ -21,7 +21,13 @@ use crate::proxy::Proxy;
 use crate::tls::{ClientStream, default_client_config, native_client_config};
 use crate::tokio::WebSocket;
 
+mod reconnect;
 mod redirect;
+
+pub(crate) use reconnect::EndSlot;
+pub use reconnect::{
+    Ending, Failure, ReconnectError, ReconnectEvent, ReconnectPolicy, Reconnecting,
+};
 
 use redirect::{Url, is_redirect, redirect_target};
 
@@ -60,7 +66,7 @@ pub async fn connect(url: &str) -> Result<(WebSocket<ClientStream>, Response<()>
 ///     .await?;
 /// # Ok(()) }
 /// ```
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ClientBuilder {
     url: String,
     /// Replayed onto a handshake for each URL tried (redirects change it).

@@ -47,7 +47,10 @@ pub mod upgrade;
 pub use budget::{
     DEFAULT_MEMORY_BUDGET_FALLBACK, DEFAULT_MEMORY_BUDGET_TIMEOUT, MEMORY_BUDGET_SMALL_HOLDING,
 };
-pub use client::{ClientBuilder, client_handshake, connect};
+pub use client::{
+    ClientBuilder, Ending, Failure, ReconnectError, ReconnectEvent, ReconnectPolicy, Reconnecting,
+    client_handshake, connect,
+};
 pub use drain::{DEFAULT_DRAIN_TIMEOUT, DEFAULT_DRAIN_WINDOW, Drain, DrainConfig, DrainReport};
 pub use error::Error;
 pub use output::Parts;

@@ -7,6 +7,7 @@
 use std::future::poll_fn;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -17,6 +18,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Sleep;
 
 use crate::budget::Share;
+use crate::client::EndSlot;
 use crate::drain::DrainSignal;
 use crate::error::Error;
 use crate::output::{MAX_IOVECS, Output};
@@ -76,6 +78,8 @@ pub struct WebSocket<S> {
     pub(crate) permit: Option<ConnectionPermit>,
     /// The connection's share of its server's memory budget.
     pub(crate) budget: Option<Share>,
+    /// Where a reconnecting client learns how the connection ended.
+    pub(crate) on_end: Option<Arc<EndSlot>>,
 }
 
 /// How long a failed connection drains the peer's input at most.
@@ -108,6 +112,7 @@ where
             linger: None,
             permit: None,
             budget: None,
+            on_end: None,
         }
     }
 
@@ -471,6 +476,9 @@ where
         if let Some(permit) = &mut self.permit {
             permit.tally.see(&self.conn);
             permit.finish(clean);
+        }
+        if let Some(slot) = &self.on_end {
+            slot.record(self.closed.as_deref());
         }
     }
 
