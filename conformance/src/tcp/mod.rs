@@ -5,13 +5,13 @@
 //! - Testee as server: a sockeye echo server listens on an ephemeral port
 //!   of 127.0.0.1 (one per distinct [`Settings`], kept for the run); the
 //!   runner connects, performs the client's opening handshake itself
-//!   ([`upgrade`]) and plays the case over the socket.
+//!   (`upgrade`) and plays the case over the socket.
 //! - Testee as client: the runner listens on an ephemeral port, the
 //!   sockeye client connects to it, the runner answers its handshake and
 //!   plays the case.
 //!
 //! Each chunk is one `write` with `TCP_NODELAY`; a reader thread gathers
-//! the testee's output ([`peer`]). The runner paces the chunks with the
+//! the testee's output (`peer`). The runner paces the chunks with the
 //! [`Timing`] given here (see `crate::pace`). Everything listens on and
 //! connects to 127.0.0.1 only, every wait is bounded, and the runtime with
 //! every testee task stops when the [`Tcp`] factory is dropped.

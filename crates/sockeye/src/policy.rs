@@ -4,7 +4,7 @@
 //! [`ServerBuilder`] holds the handshake policy (subprotocols, Origin,
 //! permessage-deflate, the request filter), the `Host` allow-list, the
 //! connection limits (in all, and per client address) and the engine
-//! config. [`ServerBuilder::admit`] runs every check on a request that was
+//! config. `ServerBuilder::admit` runs every check on a request that was
 //! read and, when it passes, hands out the `101` response, the engine and
 //! the connection's permit. Each front-end (tokio, blocking, hyper) reads
 //! requests and writes answers its own way, and calls `admit` in between:

@@ -92,7 +92,7 @@ impl ServerBuilder {
     /// Completes the opening handshake for a request the caller has
     /// already read from `stream`: a server that also serves plain HTTP
     /// on the same port reads each request head itself (with
-    /// [`RequestParser`], or hyper), answers the ones that are not
+    /// [`RequestParser`](crate::proto::handshake::RequestParser), or hyper), answers the ones that are not
     /// upgrades, and hands the others here with the bytes it read past
     /// the head (`leftover`: the client's first frames, if it did not wait
     /// for the `101`). The request is checked against the policy and the

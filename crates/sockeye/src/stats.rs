@@ -4,7 +4,7 @@
 //! each way.
 //!
 //! Counting costs the message path nothing shared. Each connection counts
-//! in plain fields of its permit (a [`Tally`]): its front-end adds the
+//! in plain fields of its permit (a `Tally`): its front-end adds the
 //! bytes of each read and write, and copies the engine's message counts
 //! ([`Connection::messages_received`], [`Connection::messages_sent`]) as
 //! it already looks at the engine after each step. The tally is added to
