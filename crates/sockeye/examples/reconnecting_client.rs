@@ -15,7 +15,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut client = ClientBuilder::new(&url)
         .reconnect(ReconnectPolicy::new())
         .on_event(|event| match event {
-            ReconnectEvent::Connected { reconnect: true, .. } => eprintln!("reconnected"),
+            ReconnectEvent::Connected {
+                reconnect: true, ..
+            } => eprintln!("reconnected"),
             ReconnectEvent::Disconnected(ending) => {
                 eprintln!("disconnected ({})", ending.code.as_u16())
             }
