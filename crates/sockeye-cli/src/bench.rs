@@ -17,6 +17,16 @@
 //! ([`prepared`]) and written as frames by a [`raw::RawLane`]: compressing
 //! each one as it is sent would cost the generator as much as the server.
 //!
+//! The server must be what the mode expects. An echo that is another
+//! connection's message means a broadcast server: the run stops at once
+//! and says to use `--fanout`; in `--fanout`, a publisher that gets its
+//! own messages back means an echo server: the run stops and says to drop
+//! `--fanout`. Not one reply in [`STALL_LIMIT`] (a lone connection to a
+//! broadcast server) ends the run with the same hint.
+//!
+//! Progress ([`progress`]): a bar on a terminal, a plain line every 5 s
+//! otherwise, nothing with `-q`.
+//!
 //! Other modes, for the benchmark harness (`bench/`):
 //! - `--raw-echo` ([`raw`]): the server is a plain TCP echo server. No
 //!   handshake; each message goes out as a masked client frame and must
@@ -35,22 +45,23 @@
 //!   stderr (`sockeye: window start`, `sockeye: window end`) so that a
 //!   harness can sample the server's CPU time at the same moments.
 
+mod args;
+mod checks;
 pub mod fanout;
 pub mod idle;
 pub mod lane;
 pub mod payload;
 pub mod prepared;
+pub mod progress;
 pub mod raw;
+mod window;
 
-use std::io::IsTerminal;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use indicatif::{ProgressBar, ProgressStyle};
 use sockeye::proto::Config;
 use sockeye::{ClientBuilder, DeflateConfig};
 use tokio::net::{TcpSocket, TcpStream};
@@ -58,11 +69,14 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use crate::failure::{Failure, exit_code};
-use crate::options::{parse_duration, parse_size, parse_url};
 use crate::report::{Report, Sample, Window};
 use crate::signals::Interrupts;
+pub use args::{BenchArgs, Mode};
+use checks::{check_mode, check_writable};
 use lane::{Lane, LaneEnd};
-use payload::PayloadKind;
+use payload::{PayloadKind, Payloads};
+use progress::Progress;
+use window::WindowMarks;
 
 /// How often progress is shown and throughput sampled.
 const SAMPLE_INTERVAL: Duration = Duration::from_millis(250);
@@ -77,172 +91,17 @@ const DRAIN_WAIT: Duration = Duration::from_secs(5);
 /// The default run length when neither --duration nor --messages is given.
 const DEFAULT_DURATION: Duration = Duration::from_secs(10);
 
-/// Options of `sockeye bench`.
-#[derive(Debug, clap::Args)]
-pub struct BenchArgs {
-    /// The echo server: ws://HOST[:PORT]/PATH or wss://... With
-    /// --fanout, several URLs (nodes that share their rooms through a
-    /// backplane) spread the receivers over them round-robin (receiver 1
-    /// on the first, receiver 2 on the second, ...), and the publisher
-    /// publishes on the first; latency is reported per URL.
-    #[arg(value_name = "URL", default_value = "ws://127.0.0.1:9001", value_parser = parse_url,
-          num_args = 1..)]
-    urls: Vec<String>,
-    /// Connections to open.
-    #[arg(short, long, value_name = "N", default_value_t = 10,
-          value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    connections: u32,
-    /// Payload size of each message.
-    #[arg(short, long, value_name = "BYTES", default_value = "64", value_parser = parse_size)]
-    size: usize,
-    /// Sends text messages.
-    #[arg(long, conflicts_with = "binary")]
-    text: bool,
-    /// Sends binary messages (the default).
-    #[arg(long)]
-    binary: bool,
-    /// Does not offer permessage-deflate. Default: offered (the payloads
-    /// compress well, so a server that accepts is measured compressing;
-    /// the bench compresses its messages ahead of time and inflates every
-    /// echo).
-    #[arg(long)]
-    no_compression: bool,
-    /// Messages in flight per connection.
-    #[arg(short, long, value_name = "N", default_value_t = 1,
-          value_parser = clap::value_parser!(u32).range(1..=65_536))]
-    pipeline: u32,
-    /// How long to send (default 10s, counted from the start, ramp-up
-    /// included).
-    #[arg(short, long, value_name = "DURATION", value_parser = parse_duration,
-          conflicts_with = "messages")]
-    duration: Option<Duration>,
-    /// Sends this many messages in all, then stops.
-    #[arg(short = 'n', long, value_name = "N",
-          value_parser = clap::value_parser!(u64).range(1..=i64::MAX as u64))]
-    messages: Option<u64>,
-    /// Opens this many connections per second (default: all at once).
-    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
-    ramp_up: Option<f64>,
-    /// Prints the results as JSON on stdout.
-    #[arg(long)]
-    json: bool,
-    /// Writes an HTML report (latency histogram, throughput over time).
-    #[arg(long, value_name = "FILE")]
-    report: Option<PathBuf>,
-    /// For wss://: trusts the CA certificates in this PEM file.
-    #[arg(long, value_name = "FILE")]
-    ca: Option<PathBuf>,
-    /// Worker threads (1: everything on one thread).
-    #[arg(long, value_name = "N", default_value_t = 1,
-          value_parser = clap::value_parser!(u32).range(1..=1024))]
-    threads: u32,
-    /// What the payloads look like: `plain` (sequence number and letters,
-    /// compresses extremely well) or `json` (JSON-like market data whose
-    /// numbers vary, compresses a few times).
-    #[arg(long, value_name = "KIND", value_enum, default_value_t = PayloadKind::Plain)]
-    payload: PayloadKind,
-    /// The server is a raw TCP echo server, not a WebSocket one: no
-    /// handshake; each message goes out as a masked client frame and must
-    /// come back byte for byte (the floor on the cost of moving the same
-    /// bytes).
-    #[arg(long, conflicts_with_all = ["ca", "fanout"])]
-    raw_echo: bool,
-    /// Opens the connections and holds them without sending anything for
-    /// --duration (counted once all are open), then closes them. Prints
-    /// `sockeye: N idle connection(s) open` on stderr when all are open.
-    #[arg(long, conflicts_with_all = ["messages", "warmup", "fanout", "ca"])]
-    idle: bool,
-    /// The server is a broadcast room (`sockeye serve --broadcast`): one
-    /// more connection publishes, the --connections others receive and
-    /// verify every message; --pipeline is how far the publisher may run
-    /// ahead of the slowest receiver. Reports messages delivered, the
-    /// publish-to-delivery latency (overall and per URL) and the time each
-    /// message took to reach every receiver. Prints `sockeye: N
-    /// receiver(s) connected` on stderr once every receiver is open,
-    /// before the publisher connects.
-    #[arg(long)]
-    fanout: bool,
-    /// With --fanout: publishes N messages per second (open loop: message
-    /// k is due k+1 intervals after the publisher connected), but never
-    /// more than --pipeline ahead of the slowest receiver: a message the
-    /// window holds back leaves as soon as it allows and is counted as
-    /// held. Default: as fast as the window allows.
-    #[arg(long, value_name = "N", value_parser = parse_publish_rate, requires = "fanout")]
-    rate: Option<f64>,
-    /// With --fanout: plain TCP connections that speak WebSocket frames
-    /// without the opening handshake (and end without a closing one), for
-    /// the benchmark's raw TCP broadcast server (`sockeye-bench-peer
-    /// --peer raw --broadcast`), which copies the publisher's frames,
-    /// unmasked, to every other connection: the floor on the cost of the
-    /// same deliveries.
-    #[arg(long, requires = "fanout", conflicts_with = "ca")]
-    no_handshake: bool,
-    /// With --idle, --raw-echo or --fanout: spreads the connections over
-    /// the source addresses 127.0.0.1 to 127.0.0.N (each has its own
-    /// ephemeral ports), for a loopback server.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=254))]
-    local_addresses: Option<u8>,
-    /// Measures a window that starts this long after the start (or once
-    /// every connection is open, if later; with --fanout, after they are
-    /// open) and ends with --duration: reported as `window`, announced on
-    /// stderr as `sockeye: window start` and `sockeye: window end`.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration,
-          conflicts_with = "messages")]
-    warmup: Option<Duration>,
-}
+/// Why an echo run stops when a reply is another connection's message.
+pub const BROADCAST_SERVER: &str =
+    "the replies do not match what was sent: is this a broadcast server? use --fanout";
 
-/// What the run does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// WebSocket echoes.
-    Echo,
-    /// Frames echoed verbatim by a TCP echo server.
-    RawEcho,
-    /// Connections held open without traffic.
-    Idle,
-    /// One publisher, many receivers, through a broadcast server.
-    Fanout,
-}
+/// Why a fan-out run stops when the publisher gets its own messages back.
+pub const ECHO_SERVER: &str =
+    "deliveries do not arrive at the other connections: is this an echo server? drop --fanout";
 
-impl Mode {
-    /// The mode's name in reports.
-    pub fn name(self) -> &'static str {
-        match self {
-            Mode::Echo => "echo",
-            Mode::RawEcho => "raw-echo",
-            Mode::Idle => "idle",
-            Mode::Fanout => "fanout",
-        }
-    }
-
-    fn of(args: &BenchArgs) -> Mode {
-        if args.fanout {
-            Mode::Fanout
-        } else if args.idle {
-            Mode::Idle
-        } else if args.raw_echo {
-            Mode::RawEcho
-        } else {
-            Mode::Echo
-        }
-    }
-}
-
-fn parse_publish_rate(text: &str) -> Result<f64, String> {
-    text.trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|rate| rate.is_finite() && *rate > 0.0 && *rate <= 10_000_000.0)
-        .ok_or_else(|| format!("{text:?} is not a positive rate (publishes per second)"))
-}
-
-fn parse_rate(text: &str) -> Result<f64, String> {
-    text.trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|rate| rate.is_finite() && *rate > 0.0)
-        .ok_or_else(|| format!("{text:?} is not a positive rate (connections per second)"))
-}
+/// Replies that did not match and are looked into (each may compare the
+/// reply with a payload of every other connection).
+const DIAGNOSES: u32 = 8;
 
 /// Runs `sockeye bench`.
 pub fn main(args: BenchArgs) -> Result<(), Failure> {
@@ -273,6 +132,11 @@ pub struct Shared {
     pub mismatches: AtomicU64,
     /// Round trips in nanoseconds.
     pub histogram: Mutex<Histogram<u64>>,
+    /// Set when the server is not what the mode expects: the run stops
+    /// and fails with this.
+    pub verdict: OnceLock<&'static str>,
+    /// Replies looked into so far (see [`Shared::diagnose_reply`]).
+    pub diagnosed: AtomicU32,
 }
 
 impl Shared {
@@ -295,6 +159,31 @@ impl Shared {
     fn stop_now(&self) {
         self.stop.store(true, Ordering::Relaxed);
         self.stopped.notify_waiters();
+    }
+
+    /// The server is not what the mode expects: the run stops and fails
+    /// with `why`.
+    pub fn wrong_server(&self, why: &'static str) {
+        let _ = self.verdict.set(why);
+        self.stop_now();
+    }
+
+    /// Looks into an echo that did not match what connection `me` sent
+    /// (the first few of a run only): if it is a message another
+    /// connection sent, the server broadcasts, and the run stops.
+    pub fn diagnose_reply(&self, plan: &Plan, payloads: &mut Payloads, me: u32, payload: &[u8]) {
+        if self.verdict.get().is_some()
+            || self.diagnosed.fetch_add(1, Ordering::Relaxed) >= DIAGNOSES
+        {
+            return;
+        }
+        let others = (0..plan.connections).filter(|other| *other != me);
+        if others
+            .into_iter()
+            .any(|other| payloads.is_payload_of(other, payload))
+        {
+            self.wrong_server(BROADCAST_SERVER);
+        }
     }
 
     /// Takes one message from the budget; false when sending must stop.
@@ -323,6 +212,8 @@ pub struct Plan {
     /// Where to connect: one server, or with --fanout several (the
     /// publisher's first).
     pub endpoints: Vec<Endpoint>,
+    /// Connections asked for (with --fanout, the receivers).
+    pub connections: u32,
     /// Payload size.
     pub size: usize,
     /// Text (true) or binary messages.
@@ -424,6 +315,12 @@ impl ClientSettings {
 }
 
 async fn run(args: BenchArgs) -> Result<(), Failure> {
+    if let Some(path) = &args.report {
+        check_writable(path, "the report")?;
+    }
+    if let Some(Some(path)) = &args.json {
+        check_writable(path, "the results")?;
+    }
     let mode = Mode::of(&args);
     let addresses = check_mode(&args, mode).await?;
     let tls = args
@@ -453,6 +350,7 @@ async fn run(args: BenchArgs) -> Result<(), Failure> {
         .collect();
     let plan = Arc::new(Plan {
         endpoints,
+        connections: args.connections,
         size: args.size,
         text: args.text,
         pipeline: args.pipeline as usize,
@@ -480,13 +378,21 @@ async fn run(args: BenchArgs) -> Result<(), Failure> {
         bytes: AtomicU64::new(0),
         mismatches: AtomicU64::new(0),
         histogram: Mutex::new(histogram),
+        verdict: OnceLock::new(),
+        diagnosed: AtomicU32::new(0),
     });
     let mut interrupts = Interrupts::new()?;
     let duration = match args.messages {
         Some(_) => None,
         None => Some(args.duration.unwrap_or(DEFAULT_DURATION)),
     };
-    let progress = progress_bar(&args, duration);
+    let mut shown = Progress::new(duration, args.messages, args.progress_interval);
+    let progress = shown.bar.clone();
+    let noun = if mode == Mode::Fanout {
+        "deliveries"
+    } else {
+        "messages"
+    };
 
     let start = Instant::now();
     let mut lanes = JoinSet::new();
@@ -543,7 +449,7 @@ async fn run(args: BenchArgs) -> Result<(), Failure> {
                 if mode == Mode::Fanout && !publisher_spawned && attempts == args.connections {
                     publisher_spawned = true;
                     let opened = shared.opened.load(Ordering::Relaxed);
-                    progress.suspend(|| status!("sockeye: {opened} receiver(s) connected"));
+                    progress.suspend(|| note!("sockeye: {opened} receiver(s) connected"));
                     lanes.spawn(fanout::publish(0, plan.clone(), shared.clone()));
                 } else if attempts == to_open {
                     let now = Instant::now();
@@ -553,8 +459,8 @@ async fn run(args: BenchArgs) -> Result<(), Failure> {
                         let failed = shared.open_failed.load(Ordering::Relaxed);
                         let opened = shared.opened.load(Ordering::Relaxed);
                         progress.suspend(|| match failed {
-                            0 => status!("sockeye: {opened} idle connection(s) open"),
-                            _ => status!("sockeye: {opened} idle connection(s) open, {failed} failed"),
+                            0 => note!("sockeye: {opened} idle connection(s) open"),
+                            _ => note!("sockeye: {opened} idle connection(s) open, {failed} failed"),
                         });
                     }
                 }
@@ -564,7 +470,7 @@ async fn run(args: BenchArgs) -> Result<(), Failure> {
                 if window_start.is_some_and(|at| at <= now) {
                     window.start = Some(shared.snapshot(now));
                     shared.reset_histogram();
-                    progress.suspend(|| status!("sockeye: window start"));
+                    progress.suspend(|| note!("sockeye: window start"));
                 }
                 if deadline.is_some_and(|at| at <= now) && stopped_at.is_none() {
                     shared.stop_now();
@@ -573,6 +479,11 @@ async fn run(args: BenchArgs) -> Result<(), Failure> {
                 }
             }
             _ = ticker.tick() => {
+                if let Some(why) = shared.verdict.get() {
+                    lanes.abort_all();
+                    progress.finish_and_clear();
+                    return Err(Failure::failed(*why));
+                }
                 let now = Instant::now();
                 let received = shared.received.load(Ordering::Relaxed);
                 let bytes = shared.bytes.load(Ordering::Relaxed);
@@ -595,8 +506,19 @@ async fn run(args: BenchArgs) -> Result<(), Failure> {
                     _ => {}
                 }
                 progress.set_message(format!("{rate:.0} msgs/s, {} open", lanes.len()));
+                shown.tick(now, start, received, noun, lanes.len());
                 let stalled = mode != Mode::Idle
                     && now.duration_since(last_progress) >= STALL_LIMIT;
+                if stalled && received == 0 && matches!(mode, Mode::Echo | Mode::RawEcho) {
+                    // Nothing to wait for: not one reply came.
+                    lanes.abort_all();
+                    progress.finish_and_clear();
+                    return Err(Failure::failed(format!(
+                        "no reply in {}s: is this an echo server? (a broadcast server sends \
+                         nothing back to the sender; use --fanout)",
+                        STALL_LIMIT.as_secs()
+                    )));
+                }
                 if stalled && stopped_at.is_none() {
                     progress.suspend(|| status!(
                         "sockeye: no echo for {}s, stopping", STALL_LIMIT.as_secs()
@@ -624,85 +546,10 @@ async fn run(args: BenchArgs) -> Result<(), Failure> {
         }
     }
     progress.finish_and_clear();
+    if let Some(why) = shared.verdict.get() {
+        return Err(Failure::failed(*why));
+    }
     finish(&args, mode, &shared, ends, timeline, window.report())
-}
-
-/// Checks the options that depend on each other; the servers'
-/// addresses (used by the modes that open TCP themselves), one per URL.
-async fn check_mode(args: &BenchArgs, mode: Mode) -> Result<Vec<SocketAddr>, Failure> {
-    if args.urls.len() > 1 && mode != Mode::Fanout {
-        return Err(Failure::usage(
-            "several URLs work with --fanout only (its receivers are spread over them)",
-        ));
-    }
-    let opens_tcp = matches!(mode, Mode::RawEcho | Mode::Idle)
-        || (mode == Mode::Fanout && (args.no_handshake || args.local_addresses.is_some()));
-    if mode == Mode::Fanout && args.size == 0 {
-        return Err(Failure::usage(
-            "--fanout needs --size of at least 1 (an empty message ends the run)",
-        ));
-    }
-    if args.local_addresses.is_some() && !matches!(mode, Mode::RawEcho | Mode::Idle | Mode::Fanout)
-    {
-        return Err(Failure::usage(
-            "--local-addresses works with --idle, --raw-echo and --fanout only",
-        ));
-    }
-    let mut addresses = Vec::with_capacity(args.urls.len());
-    for url in &args.urls {
-        addresses.push(resolve_url(url, mode, opens_tcp, args.local_addresses).await?);
-    }
-    Ok(addresses)
-}
-
-/// The address of the server at `url`; a placeholder when the mode does
-/// not need it and it does not resolve (the client will say why).
-async fn resolve_url(
-    url: &str,
-    mode: Mode,
-    opens_tcp: bool,
-    local_addresses: Option<u8>,
-) -> Result<SocketAddr, Failure> {
-    let uri: http::Uri = url
-        .parse()
-        .map_err(|_| Failure::usage(format!("malformed URL {url:?}")))?;
-    let secure = uri
-        .scheme_str()
-        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("wss"));
-    let host = uri
-        .host()
-        .unwrap_or_default()
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_owned();
-    let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
-    if opens_tcp && secure {
-        return Err(Failure::usage(format!(
-            "--{} with --local-addresses or --no-handshake needs ws:// URLs (no TLS)",
-            mode.name()
-        )));
-    }
-    let address = match tokio::net::lookup_host((host.as_str(), port)).await {
-        Ok(mut addresses) => addresses.next(),
-        Err(_) if !opens_tcp => None,
-        Err(error) => {
-            return Err(Failure::unreachable(format!(
-                "cannot resolve {host}: {error}"
-            )));
-        }
-    };
-    let address = match address {
-        Some(address) => address,
-        None if !opens_tcp => SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
-        None => return Err(Failure::unreachable(format!("{host} has no address"))),
-    };
-    let spread = local_addresses.is_some_and(|count| count > 1);
-    if spread && !(address.is_ipv4() && address.ip().is_loopback()) {
-        return Err(Failure::usage(
-            "--local-addresses needs IPv4 loopback servers (127.x.x.x)",
-        ));
-    }
-    Ok(address)
 }
 
 /// Sleeps until `at`, or forever.
@@ -710,74 +557,6 @@ async fn sleep_until_option(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at.into()).await,
         None => std::future::pending().await,
-    }
-}
-
-/// The counters at one moment.
-#[derive(Debug, Clone, Copy)]
-struct Snapshot {
-    at: Instant,
-    received: u64,
-    bytes: u64,
-}
-
-impl Shared {
-    fn snapshot(&self, at: Instant) -> Snapshot {
-        Snapshot {
-            at,
-            received: self.received.load(Ordering::Relaxed),
-            bytes: self.bytes.load(Ordering::Relaxed),
-        }
-    }
-
-    /// Forgets the round trips so far (the warm-up's).
-    fn reset_histogram(&self) {
-        self.histogram
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .reset();
-        if let Some(board) = &self.fanout {
-            board.reset_histograms();
-        }
-    }
-}
-
-/// The edges of the measured window, once reached.
-#[derive(Debug, Default)]
-struct WindowMarks {
-    start: Option<Snapshot>,
-    end: Option<Snapshot>,
-}
-
-impl WindowMarks {
-    /// Ends the window (once) if it started.
-    fn close(&mut self, shared: &Shared, now: Instant, progress: &ProgressBar) {
-        if self.start.is_some() && self.end.is_none() {
-            self.end = Some(shared.snapshot(now));
-            progress.suspend(|| status!("sockeye: window end"));
-        }
-    }
-
-    /// The window's figures, if it was measured.
-    fn report(&self) -> Option<Window> {
-        let (start, end) = (self.start?, self.end?);
-        let seconds = end.at.saturating_duration_since(start.at).as_secs_f64();
-        let messages = end.received - start.received;
-        let bytes = end.bytes - start.bytes;
-        let per_second = |count: u64| {
-            if seconds > 0.0 {
-                count as f64 / seconds
-            } else {
-                0.0
-            }
-        };
-        Some(Window {
-            seconds,
-            messages,
-            bytes,
-            msgs_per_sec: per_second(messages),
-            mb_per_sec: per_second(bytes) / 1e6,
-        })
     }
 }
 
@@ -811,12 +590,24 @@ fn finish(
     );
     report.window = window;
     if let Some(board) = &shared.fanout {
-        report.fanout = Some(board.report(&args.urls, args.rate));
+        let mut fanout = board.report(&args.urls, args.rate);
+        fanout.deliveries_per_sec = report.msgs_per_sec;
+        report.fanout = Some(fanout);
     }
-    if args.json {
-        crate::print_stdout(&format!("{}\n", report.to_json()))?;
-    } else {
-        crate::print_stdout(&report.to_text())?;
+    let json_on_stdout = matches!(args.json, Some(None));
+    match &args.json {
+        Some(None) => crate::print_stdout(&format!("{}\n", report.to_json()))?,
+        Some(Some(path)) => {
+            crate::print_stdout(&report.to_text())?;
+            std::fs::write(path, format!("{}\n", report.to_json())).map_err(|error| {
+                Failure::usage(format!(
+                    "cannot write the results to {}: {error}",
+                    path.display()
+                ))
+            })?;
+            crate::print_stdout(&format!("results written to {}\n", path.display()))?;
+        }
+        None => crate::print_stdout(&report.to_text())?,
     }
     if let Some(path) = &args.report {
         std::fs::write(path, report.to_html()).map_err(|error| {
@@ -825,7 +616,7 @@ fn finish(
                 path.display()
             ))
         })?;
-        if !args.json {
+        if !json_on_stdout {
             crate::print_stdout(&format!("report written to {}\n", path.display()))?;
         }
     }
@@ -857,25 +648,6 @@ fn args_summary(args: &BenchArgs, mode: Mode) -> crate::report::Settings {
     }
 }
 
-/// A progress bar on stderr, or a hidden one when stderr is not a
-/// terminal (or output is JSON for a machine).
-fn progress_bar(args: &BenchArgs, deadline: Option<Duration>) -> ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let length = match (deadline, args.messages) {
-        (Some(deadline), _) => deadline.as_millis() as u64,
-        (None, Some(messages)) => messages,
-        (None, None) => 0,
-    };
-    let bar = ProgressBar::new(length);
-    let template = "{spinner} [{elapsed_precise}] {wide_bar} {percent:>3}% {msg}";
-    if let Ok(style) = ProgressStyle::with_template(template) {
-        bar.set_style(style);
-    }
-    bar
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -894,6 +666,8 @@ pub(crate) mod tests {
             bytes: AtomicU64::new(0),
             mismatches: AtomicU64::new(0),
             histogram: Mutex::new(Histogram::new_with_bounds(1, 100_000_000_000, 3).unwrap()),
+            verdict: OnceLock::new(),
+            diagnosed: AtomicU32::new(0),
         }
     }
 }

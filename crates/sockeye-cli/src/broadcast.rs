@@ -127,7 +127,7 @@ pub fn hub(
         ),
     };
     let hub = builder.shared_backplane(client).build();
-    status!(
+    note!(
         "sockeye: node {} on the backplane {}",
         hub.node_id(),
         redacted(url.url())
@@ -169,9 +169,9 @@ async fn watch_backplane(hub: Hub, url: String) {
         if status.connected != connected {
             connected = status.connected;
             if connected && !ever {
-                status!("sockeye: backplane {url}: connected");
+                note!("sockeye: backplane {url}: connected");
             } else if connected {
-                status!(
+                note!(
                     "sockeye: backplane {url}: reconnected after {:.1?} ({} cross-node publish(es) dropped meanwhile)",
                     since.elapsed(),
                     dropped - dropped_at_loss

@@ -39,7 +39,7 @@ pub struct ConnectArgs {
     #[arg(value_parser = parse_url)]
     url: String,
     /// Offers a subprotocol (repeat for several, most preferred first).
-    #[arg(short = 'p', long = "subprotocol", value_name = "NAME")]
+    #[arg(short = 'P', long = "subprotocol", value_name = "NAME")]
     subprotocols: Vec<String>,
     /// Adds a request header (repeatable).
     #[arg(short = 'H', long = "header", value_name = "NAME: VALUE", value_parser = parse_header)]
@@ -81,9 +81,10 @@ pub struct ConnectArgs {
     /// How long connecting (TCP, proxy, TLS, HTTP) may take.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     connect_timeout: Duration,
-    /// No status lines on stderr (errors are still printed).
-    #[arg(short, long)]
-    quiet: bool,
+    /// No status lines on stderr (errors are still printed): the global
+    /// `-q`, set by `main`.
+    #[arg(skip)]
+    pub(crate) quiet: bool,
 }
 
 /// Runs `sockeye connect`.

@@ -2,6 +2,10 @@
 //! static files from `--dir`, answered on the WebSocket port (RFC 7230,
 //! RFC 7231 sections 4.3.1-4.3.2: GET and HEAD).
 //!
+//! The built-in page is always at [`PAGE_PATH`] too, so that it stays
+//! reachable when `--dir` has its own `index.html` (the page connects to
+//! the server's `/` and `/room/NAME`, wherever it is served from).
+//!
 //! One request per connection (`Connection: close`). Paths are
 //! percent-decoded and checked segment by segment: `..` is refused with
 //! 403, and so is any file whose real path (symbolic links resolved) is
@@ -28,6 +32,9 @@ use crate::serve::{Mode, write_all};
 
 /// The built-in page: echo and chat in the browser.
 const PAGE: &str = include_str!("page.html");
+
+/// Where the built-in page always is, whatever `--dir` holds.
+pub const PAGE_PATH: &str = "/_sockeye/";
 
 /// What `serve` answers over HTTP.
 #[derive(Debug)]
@@ -177,6 +184,13 @@ fn resolve(request: &Request<()>, site: &Site) -> Target {
             _ if segment.contains(['\\', '\0']) => return Target::Status(StatusCode::FORBIDDEN),
             _ => segments.push(segment),
         }
+    }
+    if segments == [PAGE_PATH.trim_matches('/')] {
+        return if raw_path.ends_with('/') {
+            Target::Page
+        } else {
+            Target::Redirect(PAGE_PATH.to_owned())
+        };
     }
     let Some(root) = &site.root else {
         return if segments.is_empty() {
@@ -444,6 +458,20 @@ mod tests {
         );
         // No index.html at the root: the built-in page.
         assert_eq!(resolve(&get("/"), &site), Target::Page);
+        assert_eq!(resolve(&get("/_sockeye/"), &site), Target::Page);
+        std::fs::write(dir.join("index.html"), "<p>mine</p>").unwrap();
+        assert_eq!(
+            resolve(&get("/"), &site),
+            Target::File(root.join("index.html"))
+        );
+        // The built-in page is still there, and wins over a directory of
+        // that name.
+        std::fs::create_dir_all(dir.join("_sockeye")).unwrap();
+        assert_eq!(resolve(&get("/_sockeye/"), &site), Target::Page);
+        assert_eq!(
+            resolve(&get("/_sockeye"), &site),
+            Target::Redirect("/_sockeye/".into())
+        );
         assert_eq!(
             resolve(&get("/missing"), &site),
             Target::Status(StatusCode::NOT_FOUND)

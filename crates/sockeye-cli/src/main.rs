@@ -14,6 +14,16 @@ macro_rules! status {
     }};
 }
 
+/// Writes a status line to stderr unless `-q` asked for quiet: lines that
+/// say how things go, not what went wrong.
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        if !crate::quiet() {
+            status!($($arg)*);
+        }
+    }};
+}
+
 mod bench;
 mod broadcast;
 mod connect;
@@ -28,6 +38,7 @@ mod stall;
 mod tls;
 
 use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::{Parser, Subcommand};
 
@@ -51,12 +62,18 @@ Exit status:
 
 /// A WebSocket (RFC 6455) client, server and load generator.
 #[derive(Debug, Parser)]
-#[command(name = "sockeye", version, about, after_help = EXIT_STATUS)]
+#[command(name = "sockeye", version, about, after_help = EXIT_STATUS,
+          arg_required_else_help = true)]
 struct Cli {
     /// More log output on stderr (-v: connections, -vv: debug, -vvv:
     /// trace). `RUST_LOG` overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
+    /// No status lines on stderr: connect's "connected to" and closing
+    /// lines, serve's "listening on" and shutdown lines, bench's progress
+    /// and announcements. Warnings and errors are still printed.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -77,6 +94,14 @@ enum Command {
     Bench(bench::BenchArgs),
 }
 
+/// Set once from `-q`, before anything is printed.
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// Whether `-q` asked for no status lines.
+fn quiet() -> bool {
+    QUIET.load(Ordering::Relaxed)
+}
+
 fn main() {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -85,14 +110,26 @@ fn main() {
             let _ = error.print();
             std::process::exit(0);
         }
+        Err(error)
+            if error.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand =>
+        {
+            // `sockeye` alone: the subcommands, on stderr, and the usage
+            // status.
+            let _ = error.print();
+            std::process::exit(exit_code::USAGE);
+        }
         Err(error) => {
             status!("sockeye: {}", one_line(&error));
             std::process::exit(exit_code::USAGE);
         }
     };
+    QUIET.store(cli.quiet, Ordering::Relaxed);
     init_logging(cli.verbose);
     let outcome = match cli.command {
-        Command::Connect(args) => connect::main(args),
+        Command::Connect(mut args) => {
+            args.quiet = cli.quiet;
+            connect::main(args)
+        }
         Command::Serve(args) => serve::main(args),
         Command::Bench(args) => bench::main(args),
     };
@@ -107,7 +144,8 @@ fn main() {
 }
 
 /// Clap's error as one line: its first paragraph joined, without the
-/// `error: ` prefix, and where to look for help.
+/// `error: ` prefix, with clap's "a similar subcommand exists" tips (did
+/// you mean) and where to look for help.
 fn one_line(error: &clap::Error) -> String {
     let rendered = error.render().to_string();
     let paragraph: Vec<&str> = rendered
@@ -118,16 +156,43 @@ fn one_line(error: &clap::Error) -> String {
         .collect();
     let text = paragraph.join(" ");
     let text = text.strip_prefix("error: ").unwrap_or(&text);
-    let text = if text.is_empty() {
-        "invalid arguments"
+    let mut text = if text.is_empty() {
+        "invalid arguments".to_owned()
     } else {
-        text
+        text.to_owned()
     };
+    for tip in rendered
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("tip: "))
+        .filter(|tip| tip.starts_with("a similar") || tip.starts_with("some similar"))
+    {
+        text.push_str("; ");
+        text.push_str(tip);
+    }
+    if let Some(hint) = moved_short_option(error) {
+        text.push_str("; ");
+        text.push_str(hint);
+    }
     format!("{text} (see sockeye --help)")
 }
 
-/// Logs go to stderr through `tracing`: warnings by default, more with
-/// each `-v`, or what `RUST_LOG` says.
+/// What an unknown `-p` became: it was `--subprotocol` in connect and
+/// serve, and is `--pipeline` in bench only.
+fn moved_short_option(error: &clap::Error) -> Option<&'static str> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if error.kind() != ErrorKind::UnknownArgument {
+        return None;
+    }
+    match error.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(arg)) if arg == "-p" || arg.starts_with("-p") => {
+            Some("-p is bench's --pipeline; a subprotocol is -P NAME or --subprotocol NAME")
+        }
+        _ => None,
+    }
+}
+
+/// Logs go to stderr through `tracing`: warnings by default (also with
+/// `-q`), more with each `-v`, or what `RUST_LOG` says.
 fn init_logging(verbose: u8) {
     let level = match verbose {
         0 => "warn",

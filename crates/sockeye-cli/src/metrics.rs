@@ -96,7 +96,7 @@ impl Listener {
     pub fn serve(self, server: ServerBuilder, hub: Option<Hub>) {
         let mut registry = Registry::default();
         registry.register_collector(Box::new(Snapshots { server, hub }));
-        status!("sockeye: metrics on http://{}/metrics", self.local);
+        note!("sockeye: metrics on http://{}/metrics", self.local);
         tokio::spawn(accept_loop(self.listener, Arc::new(registry)));
     }
 }

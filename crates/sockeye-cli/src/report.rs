@@ -31,7 +31,8 @@ pub struct Settings {
     pub pipeline: u32,
     /// Whether permessage-deflate was offered.
     pub compression_offered: bool,
-    /// Connections on which the server accepted it.
+    /// Connections on which the server accepted it (with --fanout, the
+    /// publisher counts too).
     pub compressed_connections: u64,
     /// The planned duration, in duration mode.
     pub duration_s: Option<f64>,
@@ -44,12 +45,38 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// `compressed`, `uncompressed`, or `compressed on 3 of 10`.
+    /// Every connection of the run: with --fanout, the receivers and
+    /// the publisher.
+    fn all_connections(&self) -> u64 {
+        u64::from(self.connections) + u64::from(self.mode == "fanout")
+    }
+
+    /// `compressed`, `uncompressed`, or `compressed on 3 of 10` (of all
+    /// the connections, the fan-out publisher included).
     fn compression(&self) -> String {
         match self.compressed_connections {
             0 => "uncompressed".to_owned(),
-            n if n == u64::from(self.connections) => "compressed".to_owned(),
-            n => format!("compressed on {n} of {}", self.connections),
+            n if n >= self.all_connections() => "compressed".to_owned(),
+            n => format!("compressed on {n} of {}", self.all_connections()),
+        }
+    }
+
+    /// `10 connection(s)`, or with --fanout `10 receiver(s) and a
+    /// publisher`.
+    fn connections_text(&self) -> String {
+        if self.mode == "fanout" {
+            format!("{} receiver(s) and a publisher", self.connections)
+        } else {
+            format!("{} connection(s)", self.connections)
+        }
+    }
+
+    /// What the run counts: echoes, or with --fanout deliveries.
+    fn counted(&self) -> &'static str {
+        if self.mode == "fanout" {
+            "deliveries"
+        } else {
+            "msgs"
         }
     }
 }
@@ -131,6 +158,9 @@ impl Latency {
 pub struct FanoutReport {
     /// Messages published (the final empty one not counted).
     pub publishes: u64,
+    /// Deliveries (messages received by the receivers, the report's
+    /// `messages`) per second over the run.
+    pub deliveries_per_sec: f64,
     /// Publishes per second asked for (`--rate`), if any.
     pub rate_target: Option<f64>,
     /// Publishes per second from the first publish to the last.
@@ -297,27 +327,41 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "{}{}: {} connection(s), {} {} messages, pipeline {}, {}",
+            "{}{}: {}, {} {} messages, {} {}, {}",
             s.url,
             match s.mode {
                 "echo" => String::new(),
                 mode => format!(" ({mode})"),
             },
-            s.connections,
+            s.connections_text(),
             human_bytes(s.size as f64),
             s.kind,
+            if s.mode == "fanout" {
+                "window"
+            } else {
+                "pipeline"
+            },
             s.pipeline,
             s.compression()
         );
+        let counted = s.counted();
         let _ = writeln!(
             out,
-            "messages   {} in {:.2} s: {:.0} msgs/s, {:.2} MB/s",
-            self.messages, self.elapsed_s, self.msgs_per_sec, self.mb_per_sec
+            "{:<10} {} in {:.2} s: {:.0} {counted}/s, {:.2} MB/s",
+            if s.mode == "fanout" {
+                "deliveries"
+            } else {
+                "messages"
+            },
+            self.messages,
+            self.elapsed_s,
+            self.msgs_per_sec,
+            self.mb_per_sec
         );
         if let Some(w) = &self.window {
             let _ = writeln!(
                 out,
-                "window     {} in {:.2} s: {:.0} msgs/s, {:.2} MB/s",
+                "window     {} in {:.2} s: {:.0} {counted}/s, {:.2} MB/s",
                 w.messages, w.seconds, w.msgs_per_sec, w.mb_per_sec
             );
         }
@@ -365,9 +409,9 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "<p>{} &mdash; {} connection(s), {} {} messages, pipeline {}, {}{}.</p>",
+            "<p>{} &mdash; {}, {} {} messages, pipeline {}, {}{}.</p>",
             escape(&s.url),
-            s.connections,
+            s.connections_text(),
             human_bytes(s.size as f64),
             s.kind,
             s.pipeline,
@@ -382,7 +426,10 @@ impl Report {
         let rows = [
             ("messages", self.messages.to_string()),
             ("elapsed", format!("{:.2} s", self.elapsed_s)),
-            ("throughput", format!("{:.0} msgs/s", self.msgs_per_sec)),
+            (
+                "throughput",
+                format!("{:.0} {}/s", self.msgs_per_sec, s.counted()),
+            ),
             ("payload", format!("{:.2} MB/s", self.mb_per_sec)),
             ("latency p50", micros(l.p50)),
             ("latency p90", micros(l.p90)),
@@ -509,13 +556,7 @@ fn histogram_svg(buckets: &[Bucket]) -> String {
             bucket.count
         );
         if index % every == 0 {
-            let _ = writeln!(
-                svg,
-                "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
-                x + bar / 2.0,
-                HEIGHT - BOTTOM + 15.0,
-                micros(bucket.le_us)
-            );
+            x_label(&mut svg, x + bar / 2.0, &micros(bucket.le_us));
         }
     }
     let _ = writeln!(
@@ -560,15 +601,36 @@ fn timeline_svg(timeline: &[Sample]) -> String {
     );
     for step in 0..=4 {
         let t = max_t * f64::from(step) / 4.0;
-        let _ = writeln!(
-            svg,
-            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{t:.1} s</text>",
+        x_label(
+            &mut svg,
             LEFT + t / max_t * plot_width,
-            HEIGHT - BOTTOM + 15.0
+            &format!("{t:.1} s"),
         );
     }
     svg.push_str("</svg>\n");
     svg
+}
+
+/// The width of `text` at the labels' 11px, generously (0.62 em per
+/// character; digits and units are narrower).
+fn label_width(text: &str) -> f64 {
+    text.chars().count() as f64 * 11.0 * 0.62
+}
+
+/// A label under the x axis at `x`: centred on it, unless that would cut
+/// it at the right edge (the last labels), where it ends at `x` instead.
+fn x_label(svg: &mut String, x: f64, text: &str) {
+    let anchor = if x + label_width(text) / 2.0 > WIDTH {
+        "end"
+    } else {
+        "middle"
+    };
+    let _ = writeln!(
+        svg,
+        "<text x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"{anchor}\">{}</text>",
+        HEIGHT - BOTTOM + 15.0,
+        escape(text)
+    );
 }
 
 fn svg_open(label: &str) -> String {
@@ -653,6 +715,102 @@ mod tests {
         assert!(buckets.len() < 10, "{buckets:?}");
         let svg = histogram_svg(&buckets);
         assert!(svg.starts_with("<svg") && svg.contains("<rect"));
+    }
+
+    /// The labels under the x axis: (left edge, right edge) as drawn,
+    /// from their x, anchor and estimated width.
+    fn x_label_extents(svg: &str) -> Vec<(f64, f64, String)> {
+        let y = format!("y=\"{:.1}\"", HEIGHT - BOTTOM + 15.0);
+        svg.lines()
+            .filter(|line| line.starts_with("<text x=") && line.contains(&y))
+            .map(|line| {
+                let x: f64 = line["<text x=\"".len()..]
+                    .split('"')
+                    .next()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                let anchor = line
+                    .split("text-anchor=\"")
+                    .nth(1)
+                    .unwrap()
+                    .split('"')
+                    .next()
+                    .unwrap();
+                let text = line
+                    .split('>')
+                    .nth(1)
+                    .unwrap()
+                    .split('<')
+                    .next()
+                    .unwrap()
+                    .to_owned();
+                let width = label_width(&text);
+                let left = match anchor {
+                    "end" => x - width,
+                    "middle" => x - width / 2.0,
+                    _ => x,
+                };
+                (left, left + width, text)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn no_x_axis_label_is_cut_at_the_right_edge() {
+        let timeline: Vec<Sample> = (1..=40)
+            .map(|step| Sample {
+                t: f64::from(step) * 0.25,
+                msgs_per_sec: 1000.0,
+                mb_per_sec: 1.0,
+            })
+            .collect();
+        let svg = timeline_svg(&timeline);
+        let labels = x_label_extents(&svg);
+        assert_eq!(labels.len(), 5, "{svg}");
+        assert_eq!(labels[4].2, "10.0 s");
+        let buckets: Vec<Bucket> = (0..24)
+            .map(|step| Bucket {
+                le_us: f64::from(1u32 << step),
+                count: 1,
+            })
+            .collect();
+        let histogram = histogram_svg(&buckets);
+        let mut all = labels;
+        all.extend(x_label_extents(&histogram));
+        assert!(all.len() > 10);
+        for (left, right, text) in all {
+            assert!(
+                left >= 0.0 && right <= WIDTH,
+                "{text:?}: {left:.1}..{right:.1}"
+            );
+        }
+    }
+
+    #[test]
+    fn fanout_compression_counts_the_publisher_among_all_connections() {
+        let mut settings = Settings {
+            mode: "fanout",
+            url: "ws://a/".into(),
+            urls: vec!["ws://a/".into()],
+            connections: 1000,
+            size: 64,
+            kind: "binary",
+            pipeline: 1,
+            compression_offered: true,
+            compressed_connections: 1001,
+            duration_s: None,
+            messages: Some(1),
+            ramp_up: None,
+            rate: None,
+        };
+        assert_eq!(settings.compression(), "compressed");
+        settings.compressed_connections = 1000;
+        assert_eq!(settings.compression(), "compressed on 1000 of 1001");
+        settings.mode = "echo";
+        assert_eq!(settings.compression(), "compressed");
+        settings.compressed_connections = 3;
+        assert_eq!(settings.compression(), "compressed on 3 of 1000");
     }
 
     #[test]

@@ -73,7 +73,8 @@ pub struct ServeArgs {
     #[arg(long)]
     broadcast: bool,
     /// Also serves the files under PATH over HTTP on the same port
-    /// (default: only the built-in demo page at /).
+    /// (default: only the built-in demo page at /). The built-in page is
+    /// always at /_sockeye/ too, and at / when PATH has no index.html.
     #[arg(long, value_name = "PATH")]
     dir: Option<PathBuf>,
     /// Serves wss:// and https:// with this certificate chain (PEM).
@@ -100,7 +101,7 @@ pub struct ServeArgs {
     max_connections: u32,
     /// A subprotocol this server speaks (repeat for several, most
     /// preferred first).
-    #[arg(short = 'p', long = "subprotocol", value_name = "NAME")]
+    #[arg(short = 'P', long = "subprotocol", value_name = "NAME")]
     subprotocols: Vec<String>,
     /// Accepts browsers from this origin, scheme://host[:port]
     /// (repeatable). Default: the server's own origin only; clients that
@@ -282,7 +283,7 @@ async fn run(args: ServeArgs) -> Result<(), Failure> {
         Some(_) => ("wss", "https"),
         None => ("ws", "http"),
     };
-    status!(
+    note!(
         "sockeye: listening on {ws}://{local} ({} mode; open {http}://{local}/ in a browser; Ctrl-C to stop)",
         mode.name()
     );
@@ -326,7 +327,7 @@ async fn run(args: ServeArgs) -> Result<(), Failure> {
     let code = CloseCode::new(args.drain_code);
     let window = args.drain_window.0.unwrap_or(Duration::ZERO);
     let drain = shared.server.drain_handle();
-    status!(
+    note!(
         "sockeye: shutting down: closing {} WebSocket connection(s) with {code} over {window:?}",
         shared.server.open_connections()
     );
@@ -352,7 +353,7 @@ async fn run(args: ServeArgs) -> Result<(), Failure> {
         }
     };
     drop(listener);
-    status!("sockeye: shutdown: {report} in {:.2?}", report.elapsed);
+    note!("sockeye: shutdown: {report} in {:.2?}", report.elapsed);
     // HTTP answers still going, and connections told to end at the
     // deadline, get until the deadline; the rest is dropped with the
     // runtime when `main` returns.
@@ -363,7 +364,7 @@ async fn run(args: ServeArgs) -> Result<(), Failure> {
     {
         debug!("{} task(s) left at the deadline", tasks.len());
     }
-    status!("sockeye: stopped");
+    note!("sockeye: stopped");
     Ok(())
 }
 

@@ -772,3 +772,205 @@ fn bench_fanout_measures_latency_across_nodes_over_redis_and_nats() {
         }
     }
 }
+
+#[test]
+fn bench_says_when_the_server_broadcasts_or_echoes() {
+    // Echo mode against a broadcast server: each connection gets the
+    // others' messages.
+    let broadcast = serve(&["--broadcast"]);
+    for extra in [
+        &["--no-compression"][..],
+        &[],
+        &["--payload", "json", "-s", "512"],
+    ] {
+        let mut args = vec![
+            "bench",
+            &broadcast.url,
+            "-c",
+            "4",
+            "-p",
+            "4",
+            "-n",
+            "100000",
+        ];
+        args.extend_from_slice(extra);
+        let finished = run(&args, b"");
+        assert_eq!(finished.code, 1, "{extra:?}: {}", finished.stderr);
+        assert!(finished.stdout.is_empty(), "no report: {}", finished.stdout);
+        assert_eq!(
+            finished.stderr,
+            "sockeye: the replies do not match what was sent: is this a broadcast server? \
+             use --fanout",
+            "{extra:?}"
+        );
+    }
+    // Fan-out against an echo server: the publisher gets its messages
+    // back, the receivers nothing.
+    let echo = serve(&[]);
+    for extra in [&["--no-compression"][..], &[]] {
+        let mut args = vec!["bench", &echo.url, "--fanout", "-c", "3", "-n", "1000"];
+        args.extend_from_slice(extra);
+        let finished = run(&args, b"");
+        assert_eq!(finished.code, 1, "{extra:?}: {}", finished.stderr);
+        assert!(
+            finished.stderr.ends_with(
+                "sockeye: deliveries do not arrive at the other connections: is this an echo \
+                 server? drop --fanout"
+            ),
+            "{extra:?}: {}",
+            finished.stderr
+        );
+    }
+}
+
+#[test]
+fn bench_fanout_reports_deliveries_and_counts_the_publisher_once() {
+    let server = serve(&["--broadcast"]);
+    let finished = run(
+        &[
+            "bench",
+            &server.url,
+            "--fanout",
+            "-c",
+            "4",
+            "-n",
+            "50",
+            "-s",
+            "100",
+        ],
+        b"",
+    );
+    assert_eq!(finished.code, 0, "{}", finished.stderr);
+    let out = &finished.stdout;
+    assert!(
+        out.contains(
+            "(fanout): 4 receiver(s) and a publisher, 100 B binary messages, window 1, compressed\n"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("deliveries 200 in "), "{out}");
+    assert!(out.contains(" deliveries/s, "), "{out}");
+    let finished = run(
+        &[
+            "bench",
+            &server.url,
+            "--fanout",
+            "-c",
+            "4",
+            "-n",
+            "50",
+            "--json",
+        ],
+        b"",
+    );
+    assert_eq!(finished.code, 0, "{}", finished.stderr);
+    let results = json(&finished.stdout);
+    assert_eq!(results["settings"]["compressed_connections"], 5);
+    let per_second = results["fanout"]["deliveries_per_sec"].as_f64().unwrap();
+    assert!(per_second > 0.0, "{results}");
+    assert_eq!(per_second, results["msgs_per_sec"].as_f64().unwrap());
+}
+
+#[test]
+fn bench_checks_its_output_paths_before_the_run() {
+    // Nothing listens on the port: a run would fail with 3; the paths are
+    // checked first (2).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("ws://127.0.0.1:{port}/");
+    let dir = Scratch::new("bench-paths");
+    let missing = dir.path().join("no/such/dir/report.html");
+    let missing = missing.to_str().unwrap();
+    let directory = dir.path().to_str().unwrap();
+    let json_missing = format!("--json={missing}");
+    for (args, expected) in [
+        (
+            vec!["bench", &url, "--report", missing],
+            "cannot write the report to ",
+        ),
+        (
+            vec!["bench", &url, &json_missing],
+            "cannot write the results to ",
+        ),
+        (
+            vec!["bench", &url, "--report", directory],
+            "it is a directory",
+        ),
+    ] {
+        let finished = run(&args, b"");
+        assert_eq!(finished.code, 2, "{args:?}: {}", finished.stderr);
+        assert_eq!(finished.stderr.lines().count(), 1, "{}", finished.stderr);
+        assert!(finished.stderr.contains(expected), "{}", finished.stderr);
+        assert!(finished.stdout.is_empty(), "{}", finished.stdout);
+    }
+    let finished = run(&["bench", &url, "--report", missing], b"");
+    assert!(
+        finished.stderr.contains("does not exist"),
+        "{}",
+        finished.stderr
+    );
+    assert!(!dir.path().join("no").exists());
+
+    // --json=FILE writes the JSON there, the summary on stdout.
+    let server = serve(&[]);
+    let results = dir.path().join("results.json");
+    let finished = run(
+        &[
+            "bench",
+            &server.url,
+            "-c",
+            "2",
+            "-n",
+            "100",
+            &format!("--json={}", results.display()),
+        ],
+        b"",
+    );
+    assert_eq!(finished.code, 0, "{}", finished.stderr);
+    assert!(
+        finished.stdout.contains("messages   100 in "),
+        "{}",
+        finished.stdout
+    );
+    assert!(
+        finished.stdout.contains("results written to "),
+        "{}",
+        finished.stdout
+    );
+    let written = json(&std::fs::read_to_string(&results).unwrap());
+    assert_eq!(written["messages"], 100);
+}
+
+#[test]
+fn bench_writes_progress_lines_when_stderr_is_not_a_terminal() {
+    let server = serve(&[]);
+    let finished = run(
+        &[
+            "bench",
+            &server.url,
+            "-c",
+            "2",
+            "-d",
+            "1500ms",
+            "--progress-interval",
+            "300ms",
+        ],
+        b"",
+    );
+    assert_eq!(finished.code, 0, "{}", finished.stderr);
+    let lines: Vec<&str> = finished
+        .stderr
+        .lines()
+        .filter(|line| line.contains(" messages, ") && line.contains("connection(s) open"))
+        .collect();
+    assert!(!lines.is_empty(), "progress lines: {}", finished.stderr);
+    assert!(lines[0].starts_with("sockeye: "), "{}", lines[0]);
+    assert!(
+        !finished.stderr.contains('\r'),
+        "no bar: {:?}",
+        finished.stderr
+    );
+}

@@ -402,8 +402,8 @@ fn tls_with_a_private_ca() {
 
 #[test]
 fn subprotocols_are_negotiated() {
-    let server = serve(&["-p", "chat.v2", "-p", "chat.v1"]);
-    let mut client = common::Proc::spawn(&["connect", &server.url, "-p", "chat.v1"]);
+    let server = serve(&["-P", "chat.v2", "-P", "chat.v1"]);
+    let mut client = common::Proc::spawn(&["connect", &server.url, "-P", "chat.v1"]);
     let line = client.wait_stderr("connected to");
     assert!(line.contains("(subprotocol chat.v1)"), "{line}");
     client.close_stdin();

@@ -230,6 +230,8 @@ impl Board {
         let reach_all = lock(&self.reach_all);
         FanoutReport {
             publishes,
+            // Set by the caller, from the run's elapsed time.
+            deliveries_per_sec: 0.0,
             rate_target: rate,
             rate_achieved,
             held_by_window: self.held.load(Ordering::Relaxed),
@@ -486,6 +488,8 @@ where
         return end;
     }
     let mut payloads = Payloads::with_kind(plan.payload, id, plan.size, plan.pipeline);
+    // To recognize its own messages, should the server send them back.
+    let mut own = Payloads::with_kind(plan.payload, id, plan.size, 1);
     let mut next = 0u64;
     let start = Instant::now();
     // The message last counted as held by the window (each counts once).
@@ -552,6 +556,12 @@ where
                 () = progress, if early.is_none() => {}
                 () = super::sleep_until_option(early) => {}
                 received = ws.recv() => match received {
+                    // A broadcast server sends a message to the others
+                    // only; an echo server sends it back.
+                    Some(Ok(message)) if own.is_payload_of(id, message.as_bytes()) => {
+                        shared.wrong_server(super::ECHO_SERVER);
+                        return Err(super::ECHO_SERVER.to_owned());
+                    }
                     Some(Ok(_)) => {}
                     Some(Err(error)) => return Err(format!("connection failed: {error}")),
                     None => return Err("the server closed the connection".to_owned()),

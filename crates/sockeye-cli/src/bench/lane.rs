@@ -255,11 +255,15 @@ impl Lane {
         let Some(sent) = self.sent_at.pop_front() else {
             // An echo for nothing sent.
             self.unpublished.2 += 1;
+            self.shared
+                .diagnose_reply(&self.plan, &mut self.payloads, self.id, message.as_bytes());
             return;
         };
         let right_kind = message.is_text() == self.plan.text;
         if !right_kind || !self.payloads.check(self.next_receive, message.as_bytes()) {
             self.unpublished.2 += 1;
+            self.shared
+                .diagnose_reply(&self.plan, &mut self.payloads, self.id, message.as_bytes());
         }
         self.next_receive += 1;
         self.unpublished.0 += 1;

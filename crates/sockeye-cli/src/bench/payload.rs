@@ -80,7 +80,7 @@ impl Payloads {
         let digits = size.min(MAX_DIGITS);
         let mut template = vec![b'0'; size];
         for (index, byte) in template.iter_mut().enumerate().skip(digits) {
-            *byte = b'a' + ((index as u64 + u64::from(connection)) % 26) as u8;
+            *byte = letter(index, connection);
         }
         let capacity = size.saturating_mul(in_flight.saturating_mul(2).max(8));
         Payloads {
@@ -142,6 +142,61 @@ impl Payloads {
             }
         }
     }
+}
+
+impl Payloads {
+    /// Whether `payload` is one of connection `connection`'s payloads (of
+    /// this kind and size), whatever its sequence number: to recognize a
+    /// message that another connection sent. Payloads of 16 bytes or
+    /// less carry no trace of their connection: any well-formed one
+    /// matches.
+    pub fn is_payload_of(&mut self, connection: u32, payload: &[u8]) -> bool {
+        if payload.len() != self.template.len() || payload.is_empty() {
+            return false;
+        }
+        match self.kind {
+            PayloadKind::Plain => {
+                let Some(sequence) = read_sequence(&payload[..self.digits]) else {
+                    return false;
+                };
+                let mut expected = [0u8; MAX_DIGITS];
+                write_sequence(&mut expected[..self.digits], sequence);
+                payload[..self.digits] == expected[..self.digits]
+                    && payload
+                        .iter()
+                        .enumerate()
+                        .skip(self.digits)
+                        .all(|(index, byte)| *byte == letter(index, connection))
+            }
+            PayloadKind::Json => {
+                let digits = JSON_HEAD.len()..JSON_HEAD.len() + MAX_DIGITS;
+                let Some(sequence) = payload.get(digits).and_then(read_sequence) else {
+                    return false;
+                };
+                let mut scratch = std::mem::take(&mut self.scratch);
+                scratch.clear();
+                write_json(&mut scratch, connection, sequence, self.template.len());
+                let same = scratch[..] == *payload;
+                self.scratch = scratch;
+                same
+            }
+        }
+    }
+}
+
+/// The filler letter at `index` of connection `connection`'s plain
+/// payloads.
+fn letter(index: usize, connection: u32) -> u8 {
+    b'a' + ((index as u64 + u64::from(connection)) % 26) as u8
+}
+
+/// The number written by [`write_sequence`], if `digits` are lowercase
+/// hexadecimal.
+fn read_sequence(digits: &[u8]) -> Option<u64> {
+    digits.iter().try_fold(0u64, |sequence, digit| {
+        let value = HEX.iter().position(|hex| hex == digit)? as u64;
+        Some(sequence << 4 | value)
+    })
 }
 
 /// Writes the low digits of `sequence` in hexadecimal, right-aligned.
@@ -319,6 +374,26 @@ mod tests {
             let mut sized = Payloads::with_kind(PayloadKind::Json, 1, size, 1);
             assert_eq!(sized.make(9).len(), size);
         }
+    }
+
+    #[test]
+    fn another_connections_payloads_are_recognized() {
+        for kind in [PayloadKind::Plain, PayloadKind::Json] {
+            let mut mine = Payloads::with_kind(kind, 1, 300, 1);
+            let mut theirs = Payloads::with_kind(kind, 2, 300, 1);
+            let payload = theirs.make(0x2a);
+            assert!(mine.is_payload_of(2, &payload), "{kind:?}");
+            assert!(!mine.is_payload_of(3, &payload), "{kind:?}");
+            assert!(!mine.is_payload_of(2, &payload[..299]), "{kind:?}");
+            let mut altered = payload.to_vec();
+            altered[200] ^= 1;
+            assert!(!mine.is_payload_of(2, &altered), "{kind:?}");
+            altered = payload.to_vec();
+            altered[JSON_HEAD.len()] = b'x';
+            assert!(!mine.is_payload_of(2, &altered), "{kind:?}: not a sequence");
+        }
+        let mut empty = Payloads::new(0, 0, 1);
+        assert!(!empty.is_payload_of(1, b""));
     }
 
     #[test]

@@ -418,6 +418,12 @@ impl RawLane {
             if self.in_flight.is_empty() {
                 // An echo for nothing sent.
                 self.tally.mismatch();
+                self.shared.diagnose_reply(
+                    &self.plan,
+                    &mut self.payloads,
+                    self.id,
+                    message.as_bytes(),
+                );
                 continue;
             }
             self.next_receive += 1;
@@ -425,6 +431,12 @@ impl RawLane {
                 || !self.payloads.check(index, message.as_bytes())
             {
                 self.tally.mismatch();
+                self.shared.diagnose_reply(
+                    &self.plan,
+                    &mut self.payloads,
+                    self.id,
+                    message.as_bytes(),
+                );
             }
             self.echoed(message.len());
         }
@@ -490,6 +502,7 @@ mod tests {
                 },
                 address: "127.0.0.1:1".parse().unwrap(),
             }],
+            connections: 4,
             size,
             text: false,
             pipeline: 2,
