@@ -33,6 +33,9 @@ impl Connection {
     ///
     /// `code` must be sendable ([`CloseCode::is_sendable`]) and `reason` at
     /// most 123 bytes.
+    ///
+    /// [`Config::close_timeout`]: crate::Config::close_timeout
+    /// [`Timeout::Close`]: crate::Timeout::Close
     pub fn send_close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
         self.check_open()?;
         let frame = Self::close_frame(code, reason)?;

@@ -177,6 +177,8 @@ impl Connection {
     /// at once, so that a large payload is read into one allocation instead
     /// of a buffer that grows (and is copied) as it arrives. The amount is
     /// bounded by [`Config::max_frame_size`].
+    ///
+    /// [`Config::max_frame_size`]: crate::Config::max_frame_size
     pub fn frame_bytes_missing(&self) -> usize {
         match &self.frame {
             Some(frame) if !frame.compressed => frame.missing(self.input.len()),
@@ -200,6 +202,8 @@ impl Connection {
     /// transport has ended or is to be closed, and while more Pongs wait
     /// than [`Config::max_queued_control_bytes`] allows (a peer that pings
     /// without reading gets TCP backpressure instead of our memory).
+    ///
+    /// [`Config::max_queued_control_bytes`]: crate::Config::max_queued_control_bytes
     pub fn wants_read(&self) -> bool {
         !self.eof && !self.close_transport && !self.control_backlogged()
     }
@@ -279,27 +283,12 @@ impl Connection {
         }
     }
 
-    /// Parses at most one frame, or what has arrived of one.
+    /// Parses at most one frame, or what has arrived of one: starts it
+    /// with its header, unmasks (and, for text, validates) what arrived of
+    /// its payload, and acts on it once it is whole.
     fn step(&mut self) -> Result<Step, ProtocolError> {
-        if self.frame.is_none() {
-            let Some((header, header_len)) = FrameHeader::parse(&self.input)? else {
-                return Ok(Step::NeedMore);
-            };
-            let (len, text, compressed) = self.check_header(&header)?;
-            self.input.advance(header_len);
-            if header.opcode != OpCode::Continuation && text {
-                self.utf8 = Utf8Validator::new();
-            }
-            if compressed {
-                self.start_compressed_frame(&header, text);
-            }
-            self.frame = Some(IncomingFrame {
-                header,
-                len,
-                processed: 0,
-                text,
-                compressed,
-            });
+        if self.frame.is_none() && !self.start_frame()? {
+            return Ok(Step::NeedMore);
         }
         let Some(frame) = self.frame.as_mut() else {
             return Ok(Step::NeedMore);
@@ -327,6 +316,33 @@ impl Connection {
             return Ok(Step::NeedMore);
         };
         self.finish_frame(header, len)
+    }
+
+    /// Reads the next frame's header, once it has arrived whole, checks it,
+    /// and makes its frame the one being received. Returns whether it did
+    /// (`false`: the header is not all there yet).
+    // Inlined: once per frame on the parser's hot path, as it was written.
+    #[inline(always)]
+    fn start_frame(&mut self) -> Result<bool, ProtocolError> {
+        let Some((header, header_len)) = FrameHeader::parse(&self.input)? else {
+            return Ok(false);
+        };
+        let (len, text, compressed) = self.check_header(&header)?;
+        self.input.advance(header_len);
+        if header.opcode != OpCode::Continuation && text {
+            self.utf8 = Utf8Validator::new();
+        }
+        if compressed {
+            self.start_compressed_frame(&header, text);
+        }
+        self.frame = Some(IncomingFrame {
+            header,
+            len,
+            processed: 0,
+            text,
+            compressed,
+        });
+        Ok(true)
     }
 
     /// Checks a header against the role, the state and the limits before
@@ -416,36 +432,10 @@ impl Connection {
                 )))
             }
             OpCode::Text | OpCode::Binary => {
-                let payload = BytesMut::from(&self.input[..len]);
-                self.input.advance(len);
-                self.message = Some(Box::new(PartialMessage {
-                    text: header.opcode == OpCode::Text,
-                    payload,
-                    overhead: 0,
-                    compressed: false,
-                    wire_len: len,
-                }));
+                self.start_message(header.opcode == OpCode::Text, len);
                 Ok(Step::Continue)
             }
-            OpCode::Continuation => {
-                let Some(message) = self.message.as_mut() else {
-                    return Err(ProtocolError::UnexpectedContinuation);
-                };
-                message.payload.extend_from_slice(&self.input[..len]);
-                message.overhead += self.config.get_fragment_overhead();
-                message.wire_len += len;
-                self.input.advance(len);
-                if !header.fin {
-                    return Ok(Step::Continue);
-                }
-                let Some(message) = self.message.take() else {
-                    return Err(ProtocolError::UnexpectedContinuation);
-                };
-                let payload = message.payload.freeze();
-                Ok(Step::Event(Event::Message(
-                    self.complete(message.text, payload)?,
-                )))
-            }
+            OpCode::Continuation => self.continue_message(header.fin, len),
             OpCode::Ping => {
                 let payload = self.input.split_to(len).freeze();
                 if self.config.get_auto_pong() && self.state == State::Open {
@@ -469,6 +459,42 @@ impl Connection {
                 Err(ProtocolError::ReservedOpcode(bits))
             }
         }
+    }
+
+    /// The first frame of a fragmented message arrived whole: its payload
+    /// starts the message being reassembled (RFC 6455 section 5.4).
+    fn start_message(&mut self, text: bool, len: usize) {
+        let payload = BytesMut::from(&self.input[..len]);
+        self.input.advance(len);
+        self.message = Some(Box::new(PartialMessage {
+            text,
+            payload,
+            overhead: 0,
+            compressed: false,
+            wire_len: len,
+        }));
+    }
+
+    /// A continuation frame arrived whole: its payload is appended to the
+    /// message being reassembled, which the final frame (`fin`) completes.
+    fn continue_message(&mut self, fin: bool, len: usize) -> Result<Step, ProtocolError> {
+        let Some(message) = self.message.as_mut() else {
+            return Err(ProtocolError::UnexpectedContinuation);
+        };
+        message.payload.extend_from_slice(&self.input[..len]);
+        message.overhead += self.config.get_fragment_overhead();
+        message.wire_len += len;
+        self.input.advance(len);
+        if !fin {
+            return Ok(Step::Continue);
+        }
+        let Some(message) = self.message.take() else {
+            return Err(ProtocolError::UnexpectedContinuation);
+        };
+        let payload = message.payload.freeze();
+        Ok(Step::Event(Event::Message(
+            self.complete(message.text, payload)?,
+        )))
     }
 
     /// Turns a complete payload into a message, finishing text validation.

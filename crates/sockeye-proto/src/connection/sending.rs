@@ -19,6 +19,8 @@ impl Connection {
     ///
     /// Fails with [`Error::AlreadyClosed`] once a Close was sent or
     /// received.
+    ///
+    /// [`Config::outgoing_frame_size`]: crate::Config::outgoing_frame_size
     pub fn send(&mut self, message: Message) -> Result<(), Error> {
         self.send_message(message, true)
     }
@@ -75,6 +77,8 @@ impl Connection {
     /// context. Otherwise (a client, which masks each frame; context
     /// takeover; a message over [`Config::outgoing_frame_size`]) this is
     /// [`Connection::send`] of a clone of the message.
+    ///
+    /// [`Config::outgoing_frame_size`]: crate::Config::outgoing_frame_size
     pub fn send_prepared(&mut self, prepared: &PreparedMessage) -> Result<(), Error> {
         self.check_open()?;
         let message = prepared.message();
