@@ -283,12 +283,27 @@ impl Connection {
         }
     }
 
-    /// Parses at most one frame, or what has arrived of one: starts it
-    /// with its header, unmasks (and, for text, validates) what arrived of
-    /// its payload, and acts on it once it is whole.
+    /// Parses at most one frame, or what has arrived of one.
     fn step(&mut self) -> Result<Step, ProtocolError> {
-        if self.frame.is_none() && !self.start_frame()? {
-            return Ok(Step::NeedMore);
+        if self.frame.is_none() {
+            let Some((header, header_len)) = FrameHeader::parse(&self.input)? else {
+                return Ok(Step::NeedMore);
+            };
+            let (len, text, compressed) = self.check_header(&header)?;
+            self.input.advance(header_len);
+            if header.opcode != OpCode::Continuation && text {
+                self.utf8 = Utf8Validator::new();
+            }
+            if compressed {
+                self.start_compressed_frame(&header, text);
+            }
+            self.frame = Some(IncomingFrame {
+                header,
+                len,
+                processed: 0,
+                text,
+                compressed,
+            });
         }
         let Some(frame) = self.frame.as_mut() else {
             return Ok(Step::NeedMore);
@@ -316,33 +331,6 @@ impl Connection {
             return Ok(Step::NeedMore);
         };
         self.finish_frame(header, len)
-    }
-
-    /// Reads the next frame's header, once it has arrived whole, checks it,
-    /// and makes its frame the one being received. Returns whether it did
-    /// (`false`: the header is not all there yet).
-    // Inlined: once per frame on the parser's hot path, as it was written.
-    #[inline(always)]
-    fn start_frame(&mut self) -> Result<bool, ProtocolError> {
-        let Some((header, header_len)) = FrameHeader::parse(&self.input)? else {
-            return Ok(false);
-        };
-        let (len, text, compressed) = self.check_header(&header)?;
-        self.input.advance(header_len);
-        if header.opcode != OpCode::Continuation && text {
-            self.utf8 = Utf8Validator::new();
-        }
-        if compressed {
-            self.start_compressed_frame(&header, text);
-        }
-        self.frame = Some(IncomingFrame {
-            header,
-            len,
-            processed: 0,
-            text,
-            compressed,
-        });
-        Ok(true)
     }
 
     /// Checks a header against the role, the state and the limits before
@@ -432,10 +420,36 @@ impl Connection {
                 )))
             }
             OpCode::Text | OpCode::Binary => {
-                self.start_message(header.opcode == OpCode::Text, len);
+                let payload = BytesMut::from(&self.input[..len]);
+                self.input.advance(len);
+                self.message = Some(Box::new(PartialMessage {
+                    text: header.opcode == OpCode::Text,
+                    payload,
+                    overhead: 0,
+                    compressed: false,
+                    wire_len: len,
+                }));
                 Ok(Step::Continue)
             }
-            OpCode::Continuation => self.continue_message(header.fin, len),
+            OpCode::Continuation => {
+                let Some(message) = self.message.as_mut() else {
+                    return Err(ProtocolError::UnexpectedContinuation);
+                };
+                message.payload.extend_from_slice(&self.input[..len]);
+                message.overhead += self.config.get_fragment_overhead();
+                message.wire_len += len;
+                self.input.advance(len);
+                if !header.fin {
+                    return Ok(Step::Continue);
+                }
+                let Some(message) = self.message.take() else {
+                    return Err(ProtocolError::UnexpectedContinuation);
+                };
+                let payload = message.payload.freeze();
+                Ok(Step::Event(Event::Message(
+                    self.complete(message.text, payload)?,
+                )))
+            }
             OpCode::Ping => {
                 let payload = self.input.split_to(len).freeze();
                 if self.config.get_auto_pong() && self.state == State::Open {
@@ -459,42 +473,6 @@ impl Connection {
                 Err(ProtocolError::ReservedOpcode(bits))
             }
         }
-    }
-
-    /// The first frame of a fragmented message arrived whole: its payload
-    /// starts the message being reassembled (RFC 6455 section 5.4).
-    fn start_message(&mut self, text: bool, len: usize) {
-        let payload = BytesMut::from(&self.input[..len]);
-        self.input.advance(len);
-        self.message = Some(Box::new(PartialMessage {
-            text,
-            payload,
-            overhead: 0,
-            compressed: false,
-            wire_len: len,
-        }));
-    }
-
-    /// A continuation frame arrived whole: its payload is appended to the
-    /// message being reassembled, which the final frame (`fin`) completes.
-    fn continue_message(&mut self, fin: bool, len: usize) -> Result<Step, ProtocolError> {
-        let Some(message) = self.message.as_mut() else {
-            return Err(ProtocolError::UnexpectedContinuation);
-        };
-        message.payload.extend_from_slice(&self.input[..len]);
-        message.overhead += self.config.get_fragment_overhead();
-        message.wire_len += len;
-        self.input.advance(len);
-        if !fin {
-            return Ok(Step::Continue);
-        }
-        let Some(message) = self.message.take() else {
-            return Err(ProtocolError::UnexpectedContinuation);
-        };
-        let payload = message.payload.freeze();
-        Ok(Step::Event(Event::Message(
-            self.complete(message.text, payload)?,
-        )))
     }
 
     /// Turns a complete payload into a message, finishing text validation.
