@@ -18,7 +18,6 @@ use http::{Method, Request, Response, StatusCode};
 
 use super::error::{HandshakeError, HandshakeErrorKind};
 use super::extensions::format_extensions;
-use super::negotiate::Negotiated;
 use super::origin::parse_host_port;
 use super::server::{
     Accepted, ServerHandshake, bad_request, invalid_header, is_handshake_header, negotiation_bug,
@@ -118,16 +117,16 @@ impl ServerHandshake {
                 "not used over HTTP/2 (RFC 8441 section 5)",
             ));
         }
-        let (subprotocol, extensions, deflate) = self.negotiate(request, host, secure)?;
+        let negotiated = self.negotiate(request, host, secure)?;
         let mut response = Response::new(());
         let headers = response.headers_mut();
-        if let Some(subprotocol) = &subprotocol {
+        if let Some(subprotocol) = &negotiated.subprotocol {
             let value = HeaderValue::try_from(subprotocol.as_str())
                 .map_err(|_| negotiation_bug("unencodable subprotocol"))?;
             headers.insert(SEC_WEBSOCKET_PROTOCOL, value);
         }
-        if !extensions.is_empty() {
-            let value = format_extensions(&extensions).map_err(|_| {
+        if !negotiated.extensions.is_empty() {
+            let value = format_extensions(&negotiated.extensions).map_err(|_| {
                 negotiation_bug("the extension negotiator answered parameters that are not tokens")
             })?;
             headers.insert(SEC_WEBSOCKET_EXTENSIONS, value);
@@ -139,11 +138,7 @@ impl ServerHandshake {
         }
         Ok(Accepted {
             response,
-            negotiated: Negotiated {
-                subprotocol,
-                extensions,
-                deflate,
-            },
+            negotiated,
         })
     }
 }

@@ -315,15 +315,15 @@ impl ServerHandshake {
         if !is_valid_target(request) {
             return Err(bad_request(HandshakeErrorKind::InvalidRequestTarget));
         }
-        let (subprotocol, extensions, deflate) = self.negotiate(request, host, secure)?;
-        let response = self.response(key.as_bytes(), subprotocol.as_deref(), &extensions)?;
+        let negotiated = self.negotiate(request, host, secure)?;
+        let response = self.response(
+            key.as_bytes(),
+            negotiated.subprotocol.as_deref(),
+            &negotiated.extensions,
+        )?;
         Ok(Accepted {
             response,
-            negotiated: Negotiated {
-                subprotocol,
-                extensions,
-                deflate,
-            },
+            negotiated,
         })
     }
 
@@ -335,7 +335,7 @@ impl ServerHandshake {
         request: &Request<()>,
         host: HostPort<'_>,
         secure: Option<bool>,
-    ) -> Result<(Option<String>, Vec<ExtensionOffer>, Option<DeflateParams>), HandshakeError> {
+    ) -> Result<Negotiated, HandshakeError> {
         let headers = request.headers();
         self.check_origin(headers, host, secure)?;
         let offered_protocols = parse_tokens(headers, &SEC_WEBSOCKET_PROTOCOL)
@@ -367,7 +367,11 @@ impl ServerHandshake {
                 negotiation_bug("the extension negotiator answered an invalid permessage-deflate")
             })?),
         };
-        Ok((subprotocol, extensions, deflate))
+        Ok(Negotiated {
+            subprotocol,
+            extensions,
+            deflate,
+        })
     }
 
     fn check_origin(
