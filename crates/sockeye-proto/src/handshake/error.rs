@@ -46,6 +46,8 @@ pub enum HandshakeErrorKind {
     InvalidHost,
     /// The Upgrade header field does not name `websocket`.
     InvalidUpgrade,
+    /// Over HTTP/2 (RFC 8441): a CONNECT without `:protocol websocket`.
+    InvalidProtocol,
     /// The Connection header field lacks the `upgrade` token.
     InvalidConnection,
     /// The Sec-WebSocket-Key header field is missing, repeated, or not the
@@ -115,6 +117,9 @@ impl fmt::Display for HandshakeErrorKind {
             }
             HandshakeErrorKind::InvalidRequestTarget => f.write_str("invalid request target"),
             HandshakeErrorKind::InvalidHost => f.write_str("missing or invalid Host header"),
+            HandshakeErrorKind::InvalidProtocol => {
+                f.write_str("a WebSocket over HTTP/2 is a CONNECT with :protocol websocket")
+            }
             HandshakeErrorKind::InvalidUpgrade => {
                 f.write_str("missing or invalid Upgrade header: expected websocket")
             }

@@ -69,6 +69,7 @@
 
 mod client;
 mod error;
+mod extended_connect;
 mod extensions;
 mod h1;
 mod headers;
@@ -80,6 +81,7 @@ mod server;
 
 pub use client::{ClientBuilder, ClientHandshake};
 pub use error::{HandshakeError, HandshakeErrorKind, rejection};
+pub use extended_connect::{WEBSOCKET_PROTOCOL, is_extended_connect};
 pub use extensions::{
     ExtensionOffer, MAX_EXTENSION_PARAMS, MAX_EXTENSIONS, format_extensions, parse_extension_list,
     parse_extensions,

@@ -106,7 +106,7 @@ pub struct ServerHandshake {
     subprotocols: SubprotocolChoice,
     origin_policy: OriginPolicy,
     require_origin: bool,
-    headers: HeaderMap,
+    pub(super) headers: HeaderMap,
     filter: Option<Arc<Filter>>,
     negotiator: Arc<dyn ExtensionNegotiator>,
 }
@@ -315,6 +315,28 @@ impl ServerHandshake {
         if !is_valid_target(request) {
             return Err(bad_request(HandshakeErrorKind::InvalidRequestTarget));
         }
+        let negotiated = self.negotiate(request, host, secure)?;
+        let response = self.response(
+            key.as_bytes(),
+            negotiated.subprotocol.as_deref(),
+            &negotiated.extensions,
+        )?;
+        Ok(Accepted {
+            response,
+            negotiated,
+        })
+    }
+
+    /// The checks and choices both HTTP versions share: the origin, the
+    /// offered subprotocols and extensions, the request filter; then the
+    /// subprotocol and extensions chosen.
+    pub(super) fn negotiate(
+        &self,
+        request: &Request<()>,
+        host: HostPort<'_>,
+        secure: Option<bool>,
+    ) -> Result<Negotiated, HandshakeError> {
+        let headers = request.headers();
         self.check_origin(headers, host, secure)?;
         let offered_protocols = parse_tokens(headers, &SEC_WEBSOCKET_PROTOCOL)
             .map_err(|error| invalid_header(SEC_WEBSOCKET_PROTOCOL, error.reason()))?;
@@ -345,14 +367,10 @@ impl ServerHandshake {
                 negotiation_bug("the extension negotiator answered an invalid permessage-deflate")
             })?),
         };
-        let response = self.response(key.as_bytes(), subprotocol.as_deref(), &extensions)?;
-        Ok(Accepted {
-            response,
-            negotiated: Negotiated {
-                subprotocol,
-                extensions,
-                deflate,
-            },
+        Ok(Negotiated {
+            subprotocol,
+            extensions,
+            deflate,
         })
     }
 
@@ -521,7 +539,7 @@ fn is_valid_target(request: &Request<()>) -> bool {
 }
 
 /// The value of a header field that must appear exactly once.
-fn single<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a HeaderValue> {
+pub(super) fn single<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a HeaderValue> {
     let mut values = headers.get_all(name).iter();
     match (values.next(), values.next()) {
         (Some(value), None) => Some(value),
@@ -529,7 +547,7 @@ fn single<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a HeaderVal
     }
 }
 
-fn is_handshake_header(name: &HeaderName) -> bool {
+pub(super) fn is_handshake_header(name: &HeaderName) -> bool {
     [
         &UPGRADE,
         &CONNECTION,
@@ -542,19 +560,19 @@ fn is_handshake_header(name: &HeaderName) -> bool {
     .contains(&name)
 }
 
-fn reject(kind: HandshakeErrorKind, status: StatusCode) -> HandshakeError {
+pub(super) fn reject(kind: HandshakeErrorKind, status: StatusCode) -> HandshakeError {
     HandshakeError::reject(kind, status)
 }
 
-fn bad_request(kind: HandshakeErrorKind) -> HandshakeError {
+pub(super) fn bad_request(kind: HandshakeErrorKind) -> HandshakeError {
     HandshakeError::reject(kind, StatusCode::BAD_REQUEST)
 }
 
-fn invalid_header(name: HeaderName, reason: &'static str) -> HandshakeError {
+pub(super) fn invalid_header(name: HeaderName, reason: &'static str) -> HandshakeError {
     bad_request(HandshakeErrorKind::InvalidHeader { name, reason })
 }
 
-fn negotiation_bug(what: &'static str) -> HandshakeError {
+pub(super) fn negotiation_bug(what: &'static str) -> HandshakeError {
     HandshakeError::reject(
         HandshakeErrorKind::NegotiationBug(what),
         StatusCode::INTERNAL_SERVER_ERROR,
