@@ -26,6 +26,7 @@ mod serve;
 mod signals;
 mod stall;
 mod tls;
+mod verbose;
 
 use std::io::{IsTerminal, Write};
 
@@ -53,8 +54,11 @@ Exit status:
 #[derive(Debug, Parser)]
 #[command(name = "sockeye", version, about, after_help = EXIT_STATUS)]
 struct Cli {
-    /// More log output on stderr (-v: connections, -vv: debug, -vvv:
-    /// trace). `RUST_LOG` overrides.
+    /// More output on stderr. connect: -v the handshake's request and
+    /// response headers (secrets masked), -vv also each message and
+    /// control frame in and out. serve: -v connections, -vv also each
+    /// handshake and close. -vvv: everything tracing has. `RUST_LOG`
+    /// overrides the log levels.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
     #[command(subcommand)]
@@ -86,7 +90,7 @@ fn main() {
             std::process::exit(0);
         }
         Err(error) => {
-            status!("sockeye: {}", one_line(&error));
+            status!("sockeye: {}", options::redact(&one_line(&error)));
             std::process::exit(exit_code::USAGE);
         }
     };
@@ -100,7 +104,7 @@ fn main() {
     match outcome {
         Ok(()) => std::process::exit(exit_code::OK),
         Err(failure) => {
-            status!("sockeye: {}", failure.message);
+            status!("sockeye: {}", options::redact(&failure.message));
             std::process::exit(failure.code);
         }
     }
@@ -126,9 +130,18 @@ fn one_line(error: &clap::Error) -> String {
     format!("{text} (see sockeye --help)")
 }
 
+/// How many `-v` were given (set once, before a command runs).
+static VERBOSITY: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// How many `-v` were given: what a command prints beyond its logs.
+pub fn verbosity() -> u8 {
+    VERBOSITY.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Logs go to stderr through `tracing`: warnings by default, more with
 /// each `-v`, or what `RUST_LOG` says.
 fn init_logging(verbose: u8) {
+    VERBOSITY.store(verbose, std::sync::atomic::Ordering::Relaxed);
     let level = match verbose {
         0 => "warn",
         1 => "info",

@@ -258,16 +258,26 @@ impl ClientBuilder {
     /// Connects, performs the opening handshake and returns the connection
     /// and the server's response.
     ///
+    /// The response's extensions hold the request that was sent, an
+    /// `http::Request<()>` (the last one, when redirects were followed),
+    /// for logging what went over the wire:
+    /// `response.extensions().get::<http::Request<()>>()`. Its
+    /// `Authorization` and `Cookie` values are there as sent: mask them
+    /// before printing.
+    ///
     /// # Cancel safety
     /// Dropping the future abandons the attempt.
     pub async fn connect(self) -> Result<(WebSocket<ClientStream>, Response<()>), Error> {
         let timeout = self.open_timeout;
-        tokio::time::timeout(timeout, self.connect_now())
-            .await
-            .map_err(|_| Error::OpenTimeout)?
+        let mut stage = Stage::Connecting;
+        let opened = tokio::time::timeout(timeout, self.connect_now(&mut stage)).await;
+        opened.map_err(|_| stage.timeout())?
     }
 
-    async fn connect_now(self) -> Result<(WebSocket<ClientStream>, Response<()>), Error> {
+    async fn connect_now(
+        self,
+        stage: &mut Stage,
+    ) -> Result<(WebSocket<ClientStream>, Response<()>), Error> {
         // The URL first: a bad one is `InvalidUrl`, whatever else is wrong.
         let original = Target::parse(&self.url)?;
         let mut handshake = self.handshake(&self.url, true)?;
@@ -275,10 +285,12 @@ impl ClientBuilder {
         let mut target = original.clone();
         let mut redirects = 0;
         loop {
-            let mut stream = self.open(&url, &target).await?;
-            let (response, leftover) = send_request(&mut stream, &handshake).await?;
+            let mut stream = self.open(&url, &target, stage).await?;
+            *stage = Stage::Handshake;
+            let sent = send_request(&mut stream, &handshake).await;
+            let (response, leftover) = sent?;
             if self.max_redirects == 0 || !is_redirect(response.status()) {
-                let (ws, response, _) = finish(
+                let (ws, mut response, _) = finish(
                     stream,
                     &handshake,
                     self.config,
@@ -287,6 +299,9 @@ impl ClientBuilder {
                     leftover,
                 )
                 .await?;
+                response
+                    .extensions_mut()
+                    .insert(handshake.request().clone());
                 return Ok((ws, response));
             }
             if redirects == self.max_redirects {
@@ -338,7 +353,12 @@ impl ClientBuilder {
 
     /// The transport to `target`: TCP, through the proxy if there is one,
     /// then TLS for `wss://`.
-    async fn open(&self, url: &str, target: &Target) -> Result<ClientStream, Error> {
+    async fn open(
+        &self,
+        url: &str,
+        target: &Target,
+        stage: &mut Stage,
+    ) -> Result<ClientStream, Error> {
         let from_env;
         let proxy = match &self.proxy {
             ProxySetting::Environment => {
@@ -349,8 +369,12 @@ impl ClientBuilder {
             ProxySetting::Direct => None,
         };
         let tcp = match proxy {
-            Some(proxy) => proxy.connect(&target.host, target.port).await?,
+            Some(proxy) => {
+                *stage = Stage::Proxy(proxy.to_string());
+                proxy.connect(&target.host, target.port).await?
+            }
             None => {
+                *stage = Stage::Connecting;
                 let tcp = TcpStream::connect((target.host.as_str(), target.port)).await?;
                 tcp.set_nodelay(true)?;
                 tcp
@@ -366,11 +390,35 @@ impl ClientBuilder {
         };
         let name = ServerName::try_from(target.host.clone())
             .map_err(|_| Error::InvalidUrl(format!("invalid host {}", target.host)))?;
+        *stage = Stage::Tls;
         let tls = tokio_rustls::TlsConnector::from(config)
             .connect(name, tcp)
             .await
             .map_err(Error::Tls)?;
         Ok(ClientStream::Tls(Box::new(tls)))
+    }
+}
+
+/// Where a connection attempt is, for the error when the open timeout
+/// strikes.
+#[derive(Debug)]
+enum Stage {
+    /// DNS and TCP.
+    Connecting,
+    /// Connecting to the proxy (named) and asking it for the tunnel.
+    Proxy(String),
+    Tls,
+    /// The request is sent (or being sent); the answer is awaited.
+    Handshake,
+}
+
+impl Stage {
+    fn timeout(self) -> Error {
+        match self {
+            Stage::Connecting | Stage::Tls => Error::OpenTimeout,
+            Stage::Proxy(proxy) => Error::Proxy(crate::proxy::ProxyError::Timeout { proxy }),
+            Stage::Handshake => Error::HandshakeTimeout,
+        }
     }
 }
 
@@ -414,7 +462,28 @@ where
     handshake::write_request(handshake.request(), &mut request);
     write_all(stream, &request).await?;
     let mut parser = ResponseParser::new();
-    read_head(stream, |bytes| parser.parse(bytes)).await
+    // The first bytes of the answer, to recognise a TLS server's alert.
+    let mut first = Vec::new();
+    let read = read_head(stream, |bytes| {
+        if first.len() < 3 {
+            first.extend(bytes.iter().take(3 - first.len()));
+        }
+        parser.parse(bytes)
+    })
+    .await;
+    match read {
+        Err(Error::Handshake(_) | Error::UnexpectedEof | Error::Io(_)) if is_tls_record(&first) => {
+            Err(Error::TlsExpected)
+        }
+        read => read,
+    }
+}
+
+/// Whether `bytes` start a TLS record: a handshake (22) or alert (21)
+/// record of TLS 1.0 to 1.3 (legacy version 3.x), which no HTTP answer
+/// starts with.
+fn is_tls_record(bytes: &[u8]) -> bool {
+    matches!(bytes, [21 | 22, 3, 0..=4, ..])
 }
 
 /// Checks the response: the connection, or the refusal with its body.
@@ -492,7 +561,24 @@ impl Target {
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_owned();
-        let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
+        let port = match uri.port() {
+            None => {
+                if secure {
+                    443
+                } else {
+                    80
+                }
+            }
+            Some(port) => match port.as_str().parse::<u16>() {
+                Ok(port) if port > 0 => port,
+                _ => {
+                    return Err(Error::InvalidUrl(format!(
+                        "invalid port {:?} (expected 1 to 65535)",
+                        port.as_str()
+                    )));
+                }
+            },
+        };
         Ok(Target { host, port, secure })
     }
 
@@ -509,6 +595,27 @@ impl Target {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tls_records_are_recognised() {
+        // A TLS 1.2 decode_error alert, as rustls answers plain HTTP.
+        assert!(is_tls_record(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x32]));
+        assert!(is_tls_record(&[0x16, 0x03, 0x01]));
+        assert!(!is_tls_record(b"HTTP/1.1 400 Bad Request"));
+        assert!(!is_tls_record(&[0x15]));
+        assert!(!is_tls_record(b""));
+    }
+
+    #[test]
+    fn bad_ports_are_url_errors() {
+        for url in ["ws://host:99999/", "ws://host:0/", "ws://host:65536/"] {
+            assert!(
+                matches!(Target::parse(url), Err(Error::InvalidUrl(ref why)) if why.contains("port")),
+                "{url}"
+            );
+        }
+        assert_eq!(Target::parse("ws://host:65535/").unwrap().port, 65535);
+    }
 
     #[test]
     fn targets() {
