@@ -173,6 +173,17 @@ fn describe_tls(url: &str, io: &io::Error, tls: Option<&rustls::Error>) -> Strin
                  pass it with --ca FILE (PEM) to trust it"
             )
         }
+        // webpki's CaUsedAsEndEntity, which rustls passes on as `Other`:
+        // what `openssl req -x509` makes unless told otherwise.
+        Some(Tls::InvalidCertificate(CertificateError::Other(other)))
+            if format!("{other:?}").contains("CaUsedAsEndEntity") =>
+        {
+            format!(
+                "{url}: the server's certificate is a CA certificate (CA:TRUE, as \
+                 openssl req -x509 makes by default), refused as a server's own even \
+                 with --ca; make it with -addext basicConstraints=critical,CA:FALSE"
+            )
+        }
         Some(Tls::InvalidCertificate(
             CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
         )) => format!("{url}: the server's certificate is not valid for this host name"),

@@ -206,3 +206,27 @@ fn passwords_in_urls_are_never_printed() {
     // "user:hunter2" in base64, as the Authorization header carries it.
     assert!(!finished.stderr.contains("dXNlcjpodW50ZXIy"));
 }
+
+#[test]
+fn a_ca_certificate_used_as_the_servers_own_is_explained() {
+    // What `openssl req -x509` makes by default: self-signed with CA:TRUE,
+    // which webpki refuses as an end-entity certificate even when trusted.
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let dir = Scratch::new("errors-ca-as-leaf");
+    let mut params =
+        CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let key = KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let cert = dir.write("ca-leaf.pem", cert.pem().as_bytes());
+    let key = dir.write("ca-leaf-key.pem", key.serialize_pem().as_bytes());
+    let server = serve(&["--cert", &cert, "--key", &key]);
+    let url = format!("wss://{}/", server.address);
+    for args in [vec!["connect", &url], vec!["connect", &url, "--ca", &cert]] {
+        assert_fails(
+            &run(&args, b""),
+            3,
+            "the server's certificate is a CA certificate (CA:TRUE",
+        );
+    }
+}
