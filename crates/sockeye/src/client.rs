@@ -542,7 +542,8 @@ impl Target {
     pub(crate) fn parse(url: &str) -> Result<Target, Error> {
         let uri: Uri = url
             .parse()
-            .map_err(|_| Error::InvalidUrl(format!("cannot parse {url:?}")))?;
+            // Not the URL itself: it may hold a password.
+            .map_err(|error| Error::InvalidUrl(format!("cannot parse the URL: {error}")))?;
         let secure = match uri.scheme_str().map(str::to_ascii_lowercase).as_deref() {
             Some("ws") => false,
             Some("wss") => true,
@@ -561,7 +562,16 @@ impl Target {
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_owned();
-        let port = match uri.port() {
+        // As written: `Uri::port` is `None` for a port that is not a u16.
+        let authority = uri.authority().map_or("", |authority| authority.as_str());
+        let host_port = authority
+            .rsplit_once('@')
+            .map_or(authority, |(_, after)| after);
+        let after_host = match host_port.rfind(']') {
+            Some(end) => &host_port[end + 1..],
+            None => host_port,
+        };
+        let port = match after_host.rsplit_once(':') {
             None => {
                 if secure {
                     443
@@ -569,12 +579,11 @@ impl Target {
                     80
                 }
             }
-            Some(port) => match port.as_str().parse::<u16>() {
+            Some((_, port)) => match port.parse::<u16>() {
                 Ok(port) if port > 0 => port,
                 _ => {
                     return Err(Error::InvalidUrl(format!(
-                        "invalid port {:?} (expected 1 to 65535)",
-                        port.as_str()
+                        "invalid port {port:?} (expected 1 to 65535)"
                     )));
                 }
             },
