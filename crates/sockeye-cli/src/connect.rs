@@ -13,7 +13,7 @@
 //! interrupted status; once open, the first one closes with 1000 and a
 //! second one stops at once.
 
-use std::io::{BufRead, Write};
+use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -26,7 +26,7 @@ use sockeye::{ClientBuilder, CloseCode, Closed, DeflateConfig, Event, Message};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::failure::Failure;
-use crate::options::{parse_duration, parse_header, parse_size, parse_url};
+use crate::options::{parse_duration, parse_header, parse_size, parse_url, redact};
 use crate::signals::Interrupts;
 
 /// The longest wait for the server's Close frame once we sent ours.
@@ -106,16 +106,22 @@ async fn run(args: ConnectArgs) -> Result<(), Failure> {
         () = interrupts.recv() => {
             return Err(Failure::interrupted(format!(
                 "interrupted while connecting to {}",
-                args.url
+                redact(&args.url)
             )));
         }
     };
-    let (ws, response) = opened.map_err(|error| Failure::opening(&args.url, &error))?;
+    let (ws, response) = opened
+        .map_err(|error| Failure::opening_within(&args.url, &error, Some(args.connect_timeout)))?;
+    let verbosity = crate::verbosity();
+    if verbosity >= 1 {
+        crate::verbose::handshake(&response, ws.connection().deflate_params().is_some());
+    }
+    let subprotocol = response
+        .headers()
+        .get(http::header::SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|value| value.to_str().ok());
     if !args.quiet {
-        let subprotocol = response
-            .headers()
-            .get(http::header::SEC_WEBSOCKET_PROTOCOL)
-            .and_then(|value| value.to_str().ok())
+        let chosen = subprotocol
             .map(|name| format!(" (subprotocol {name})"))
             .unwrap_or_default();
         let compressed = match ws.connection().deflate_params() {
@@ -123,10 +129,18 @@ async fn run(args: ConnectArgs) -> Result<(), Failure> {
             None => "",
         };
         status!(
-            "sockeye: connected to {}{subprotocol}{compressed}",
-            args.url
+            "sockeye: connected to {}{chosen}{compressed}",
+            redact(&args.url)
         );
+        if subprotocol.is_none() && !args.subprotocols.is_empty() {
+            status!(
+                "sockeye: warning: the server accepted none of the subprotocols offered ({})",
+                args.subprotocols.join(", ")
+            );
+        }
     }
+    let frames = verbosity >= 2;
+    let style = Style::for_stdout();
     let (mut receiver, sender) = ws.split();
 
     let lines = read_stdin_lines();
@@ -138,6 +152,7 @@ async fn run(args: ConnectArgs) -> Result<(), Failure> {
         close_requested,
         args.binary,
         input_failure.clone(),
+        frames,
     ));
     let mut close_request = Some(close_request);
 
@@ -155,7 +170,10 @@ async fn run(args: ConnectArgs) -> Result<(), Failure> {
                         continue; // Arrived after the last one wanted.
                     }
                     received += 1;
-                    if let Err(error) = print(&mut stdout, &message) {
+                    if frames {
+                        crate::verbose::message('<', &message);
+                    }
+                    if let Err(error) = print(&mut stdout, &message, style) {
                         if error.kind() != std::io::ErrorKind::BrokenPipe {
                             sending.abort();
                             return Err(Failure::failed(format!("cannot write to stdout: {error}")));
@@ -167,9 +185,23 @@ async fn run(args: ConnectArgs) -> Result<(), Failure> {
                         request_close(&mut close_request, &mut closing_since);
                     }
                 }
-                Some(Ok(Event::Pong(_))) => tracing::debug!("pong received"),
-                Some(Ok(Event::Ping(_))) => tracing::debug!("ping received, pong sent"),
-                Some(Ok(Event::Closed(closed))) => break Some(closed),
+                Some(Ok(Event::Pong(payload))) => {
+                    if frames {
+                        crate::verbose::control('<', "pong", payload.len(), "");
+                    }
+                }
+                Some(Ok(Event::Ping(payload))) => {
+                    if frames {
+                        crate::verbose::control('<', "ping", payload.len(), "");
+                        crate::verbose::control('>', "pong", payload.len(), " (automatic)");
+                    }
+                }
+                Some(Ok(Event::Closed(closed))) => {
+                    if frames {
+                        crate::verbose::closed(&closed);
+                    }
+                    break Some(closed);
+                }
                 Some(Ok(_)) => {}
                 Some(Err(error)) => {
                     sending.abort();
@@ -258,10 +290,44 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
+/// How received messages look on stdout: bare payload lines when stdout
+/// is not a terminal (a pipe, a file: what scripts read); in a terminal,
+/// prefixed with `< ` (green unless `NO_COLOR` is set) so that they stand
+/// apart from the lines typed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Style {
+    Bare,
+    Prefixed,
+    Coloured,
+}
+
+impl Style {
+    fn for_stdout() -> Style {
+        if !std::io::stdout().is_terminal() {
+            Style::Bare
+        } else if std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty()) {
+            Style::Prefixed
+        } else {
+            Style::Coloured
+        }
+    }
+}
+
 /// Writes a message and a newline, and flushes: whoever reads stdout sees
 /// each message as it arrives.
-fn print(stdout: &mut impl Write, message: &Message) -> std::io::Result<()> {
-    stdout.write_all(message.as_bytes())?;
+fn print(stdout: &mut impl Write, message: &Message, style: Style) -> std::io::Result<()> {
+    match style {
+        Style::Bare => stdout.write_all(message.as_bytes())?,
+        Style::Prefixed => {
+            stdout.write_all(b"< ")?;
+            stdout.write_all(message.as_bytes())?;
+        }
+        Style::Coloured => {
+            stdout.write_all(b"\x1b[32m< ")?;
+            stdout.write_all(message.as_bytes())?;
+            stdout.write_all(b"\x1b[0m")?;
+        }
+    }
     stdout.write_all(b"\n")?;
     stdout.flush()
 }
@@ -289,9 +355,9 @@ fn builder(args: &ConnectArgs) -> Result<ClientBuilder, Failure> {
     for (name, value) in &args.headers {
         builder = builder.header(name.clone(), value.clone());
     }
-    if let Some(ca) = &args.ca {
-        builder = builder.tls_config(crate::tls::client_config(ca)?);
-    }
+    // Always ours, with or without --ca: it tells a self-signed
+    // certificate from one of an unknown CA.
+    builder = builder.tls_config(crate::tls::connect_config(args.ca.as_deref())?);
     if let Some(proxy) = &args.proxy {
         let proxy = Proxy::from_url(proxy)
             .map_err(|error| Failure::usage(format!("--proxy {proxy:?}: {error}")))?;
@@ -344,6 +410,7 @@ async fn send_lines(
     mut close_requested: oneshot::Receiver<()>,
     binary: bool,
     failure: Arc<Mutex<Option<Failure>>>,
+    frames: bool,
 ) {
     let mut number = 0u64;
     loop {
@@ -376,10 +443,16 @@ async fn send_lines(
                 }
             }
         };
+        if frames {
+            crate::verbose::message('>', &message);
+        }
         if sender.send(message).await.is_err() {
             // The connection ended; the receiving side reports how.
             return;
         }
+    }
+    if frames {
+        crate::verbose::control('>', "close", 2, " 1000");
     }
     let _ = sender.close(CloseCode::NORMAL, "").await;
 }

@@ -2,8 +2,12 @@
 //! that says what kind of failure it was (the table is in `--help`).
 
 use std::io;
+use std::time::Duration;
 
 use sockeye::Error;
+use sockeye::proxy::ProxyError;
+
+use crate::tls::SelfSigned;
 use sockeye::proto::handshake::HandshakeErrorKind;
 
 /// The exit statuses (see `EXIT_STATUS` in `main.rs`).
@@ -62,18 +66,36 @@ impl Failure {
 
     /// A failed attempt to open a connection to `url`, classified by cause.
     pub fn opening(url: &str, error: &Error) -> Failure {
+        Failure::opening_within(url, error, None)
+    }
+
+    /// As [`Failure::opening`], saying how long the attempt was allowed
+    /// (`timeout`) when it timed out. The URL's password is never shown.
+    pub fn opening_within(url: &str, error: &Error, timeout: Option<Duration>) -> Failure {
+        let url = &crate::options::redact(url);
+        let within = timeout
+            .map(|timeout| format!(" in {}", seconds(timeout)))
+            .unwrap_or_default();
         match error {
             Error::InvalidUrl(why) => Failure::usage(format!("invalid URL {url:?}: {why}")),
             Error::Io(io) => {
                 Failure::unreachable(format!("cannot connect to {url}: {}", describe_io(io)))
             }
-            Error::Tls(io) => Failure::unreachable(format!(
-                "TLS handshake with {url} failed: {}",
-                describe_io(io)
+            Error::Tls(io) => Failure::unreachable(describe_tls(url, io, error.tls_error())),
+            Error::TlsExpected => Failure::unreachable(format!(
+                "{url}: the server speaks TLS; try {}",
+                with_scheme(url, "wss")
             )),
             Error::OpenTimeout => {
-                Failure::unreachable(format!("cannot connect to {url}: timed out"))
+                Failure::unreachable(format!("cannot connect to {url}: timed out{within}"))
             }
+            Error::HandshakeTimeout => Failure::unreachable(format!(
+                "connected to {url}, but no WebSocket handshake answer{within} \
+                 (is it a WebSocket server?)"
+            )),
+            Error::Proxy(ProxyError::Timeout { proxy }) => Failure::unreachable(format!(
+                "the proxy {proxy} did not answer{within} (connecting to {url})"
+            )),
             Error::Proxy(proxy) => Failure::unreachable(format!(
                 "cannot connect to {url} through the proxy: {proxy}"
             )),
@@ -110,6 +132,70 @@ impl Failure {
             }
             other => Failure::failed(format!("{url}: {other}")),
         }
+    }
+}
+
+/// `10 s`, `1.5 s`, `250 ms`.
+fn seconds(duration: Duration) -> String {
+    if duration < Duration::from_secs(1) {
+        format!("{} ms", duration.as_millis())
+    } else {
+        format!("{} s", duration.as_secs_f64())
+    }
+}
+
+/// `url` with another scheme (`ws` or `wss`).
+fn with_scheme(url: &str, scheme: &str) -> String {
+    match url.split_once("://") {
+        Some((_, rest)) => format!("{scheme}://{rest}"),
+        None => url.to_owned(),
+    }
+}
+
+/// A failed TLS handshake in plain words, with what to do next.
+fn describe_tls(url: &str, io: &io::Error, tls: Option<&rustls::Error>) -> String {
+    use rustls::{CertificateError, Error as Tls};
+    match tls {
+        // Plain HTTP bytes where a TLS record was expected.
+        Some(Tls::InvalidMessage(_)) => format!(
+            "{url}: the server does not speak TLS; try {}",
+            with_scheme(url, "ws")
+        ),
+        Some(Tls::InvalidCertificate(CertificateError::UnknownIssuer)) => format!(
+            "{url}: the server's certificate is not signed by a trusted CA; \
+             pass --ca FILE with the CA's certificate (PEM)"
+        ),
+        Some(Tls::InvalidCertificate(CertificateError::Other(other)))
+            if other.0.downcast_ref::<SelfSigned>().is_some() =>
+        {
+            format!(
+                "{url}: the server's certificate is self-signed; \
+                 pass it with --ca FILE (PEM) to trust it"
+            )
+        }
+        // webpki's CaUsedAsEndEntity, which rustls passes on as `Other`:
+        // what `openssl req -x509` makes unless told otherwise.
+        Some(Tls::InvalidCertificate(CertificateError::Other(other)))
+            if format!("{other:?}").contains("CaUsedAsEndEntity") =>
+        {
+            format!(
+                "{url}: the server's certificate is a CA certificate (CA:TRUE, as \
+                 openssl req -x509 makes by default), refused as a server's own even \
+                 with --ca; make it with -addext basicConstraints=critical,CA:FALSE"
+            )
+        }
+        Some(Tls::InvalidCertificate(
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+        )) => format!("{url}: the server's certificate is not valid for this host name"),
+        Some(Tls::InvalidCertificate(
+            CertificateError::Expired | CertificateError::ExpiredContext { .. },
+        )) => format!("{url}: the server's certificate has expired"),
+        _ if io.kind() == io::ErrorKind::UnexpectedEof => format!(
+            "TLS handshake with {url} failed: the server closed the connection \
+             (if it does not speak TLS, try {})",
+            with_scheme(url, "ws")
+        ),
+        _ => format!("TLS handshake with {url} failed: {}", describe_io(io)),
     }
 }
 
@@ -164,6 +250,35 @@ mod tests {
     fn bad_urls_are_usage_errors() {
         let failure = Failure::opening("http://x", &Error::InvalidUrl("no".into()));
         assert_eq!(failure.code, exit_code::USAGE);
+    }
+
+    #[test]
+    fn passwords_are_not_shown() {
+        let error = Error::Io(io::Error::from(io::ErrorKind::ConnectionRefused));
+        let failure = Failure::opening("ws://user:secret@127.0.0.1:1/", &error);
+        assert!(!failure.message.contains("secret"), "{}", failure.message);
+        assert!(failure.message.contains("ws://user:***@127.0.0.1:1/"));
+    }
+
+    #[test]
+    fn timeouts_say_what_did_not_answer() {
+        let within = Some(Duration::from_secs(10));
+        let failure = Failure::opening_within("ws://h/", &Error::HandshakeTimeout, within);
+        assert_eq!(failure.code, exit_code::UNREACHABLE);
+        assert!(
+            failure
+                .message
+                .starts_with("connected to ws://h/, but no WebSocket handshake answer in 10 s")
+        );
+        let proxy = Error::Proxy(ProxyError::Timeout {
+            proxy: "socks5://127.0.0.1:1080".into(),
+        });
+        let failure = Failure::opening_within("ws://h/", &proxy, within);
+        assert!(
+            failure
+                .message
+                .starts_with("the proxy socks5://127.0.0.1:1080 did not answer in 10 s")
+        );
     }
 
     #[test]

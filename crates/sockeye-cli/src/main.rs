@@ -36,6 +36,7 @@ mod serve;
 mod signals;
 mod stall;
 mod tls;
+mod verbose;
 
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -65,8 +66,11 @@ Exit status:
 #[command(name = "sockeye", version, about, after_help = EXIT_STATUS,
           arg_required_else_help = true)]
 struct Cli {
-    /// More log output on stderr (-v: connections, -vv: debug, -vvv:
-    /// trace). `RUST_LOG` overrides.
+    /// More output on stderr. connect: -v the handshake's request and
+    /// response headers (secrets masked), -vv also each message and
+    /// control frame in and out. serve: -v connections, -vv also each
+    /// handshake and close. -vvv: everything tracing has. `RUST_LOG`
+    /// overrides the log levels.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
     /// No status lines on stderr: connect's "connected to" and closing
@@ -119,7 +123,7 @@ fn main() {
             std::process::exit(exit_code::USAGE);
         }
         Err(error) => {
-            status!("sockeye: {}", one_line(&error));
+            status!("sockeye: {}", options::redact(&one_line(&error)));
             std::process::exit(exit_code::USAGE);
         }
     };
@@ -137,7 +141,7 @@ fn main() {
     match outcome {
         Ok(()) => std::process::exit(exit_code::OK),
         Err(failure) => {
-            status!("sockeye: {}", failure.message);
+            status!("sockeye: {}", options::redact(&failure.message));
             std::process::exit(failure.code);
         }
     }
@@ -191,9 +195,18 @@ fn moved_short_option(error: &clap::Error) -> Option<&'static str> {
     }
 }
 
+/// How many `-v` were given (set once, before a command runs).
+static VERBOSITY: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// How many `-v` were given: what a command prints beyond its logs.
+pub fn verbosity() -> u8 {
+    VERBOSITY.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Logs go to stderr through `tracing`: warnings by default (also with
 /// `-q`), more with each `-v`, or what `RUST_LOG` says.
 fn init_logging(verbose: u8) {
+    VERBOSITY.store(verbose, std::sync::atomic::Ordering::Relaxed);
     let level = match verbose {
         0 => "warn",
         1 => "info",

@@ -6,8 +6,16 @@ use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, Uri};
 
-/// A `ws://` or `wss://` URL with a host.
+/// A `ws://` or `wss://` URL with a host and, if it has one, a port from
+/// 1 to 65535.
 pub fn parse_url(text: &str) -> Result<String, String> {
+    if let Some(port) = port_text(text)
+        && !matches!(port.parse::<u16>(), Ok(1..))
+    {
+        return Err(format!(
+            "invalid port {port:?} in the URL (expected 1 to 65535)"
+        ));
+    }
     let uri: Uri = text
         .parse()
         .map_err(|_| "malformed URL (expected ws://HOST[:PORT]/PATH)".to_owned())?;
@@ -20,6 +28,54 @@ pub fn parse_url(text: &str) -> Result<String, String> {
         return Err("no host in URL".to_owned());
     }
     Ok(text.to_owned())
+}
+
+/// The port of `scheme://[userinfo@]host:port/...` as written, if any.
+fn port_text(url: &str) -> Option<&str> {
+    let (_, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host_port = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, after)| after);
+    // After an IPv6 literal's bracket, or the last colon of a name.
+    let after_host = match host_port.rfind(']') {
+        Some(end) => &host_port[end + 1..],
+        None => host_port,
+    };
+    after_host.rsplit_once(':').map(|(_, port)| port)
+}
+
+/// `text` with the password of every `scheme://user:password@` in it
+/// replaced by `***`: URLs are printed in status lines, errors and logs,
+/// their passwords never.
+pub fn redact(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("://") {
+        let (before, after) = rest.split_at(start + 3);
+        out.push_str(before);
+        let end = after
+            .find(|c: char| matches!(c, '/' | '?' | '#' | '"' | '\'' | '`') || c.is_whitespace())
+            .unwrap_or(after.len());
+        let authority = &after[..end];
+        match authority.rsplit_once('@') {
+            Some((userinfo, host)) => {
+                match userinfo.split_once(':') {
+                    Some((user, _password)) => {
+                        out.push_str(user);
+                        out.push_str(":***");
+                    }
+                    None => out.push_str(userinfo),
+                }
+                out.push('@');
+                out.push_str(host);
+            }
+            None => out.push_str(authority),
+        }
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// A byte count: `1000`, `64KiB`, `16MiB`, `1GiB`, `10kB`, `1MB`.
@@ -160,6 +216,32 @@ mod tests {
                 .contains("malformed")
         );
         assert!(parse_url("ws:///path").is_err());
+        for bad in [
+            "ws://host:99999/",
+            "ws://host:abc/",
+            "ws://host:0",
+            "ws://u:p@host:65536",
+            "ws://[::1]:x/",
+        ] {
+            assert!(
+                parse_url(bad).unwrap_err().contains("invalid port"),
+                "{bad}"
+            );
+        }
+        assert!(parse_url("ws://[::1]:9001/a:b").is_ok());
+        assert!(parse_url("ws://u:p@host/").is_ok());
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(redact("ws://u:pw@h:1/x"), "ws://u:***@h:1/x");
+        assert_eq!(redact("wss://u@h/"), "wss://u@h/");
+        assert_eq!(
+            redact("invalid value 'ws://a:b:c@h:x/' for '<URL>' and ws://h/"),
+            "invalid value 'ws://a:***@h:x/' for '<URL>' and ws://h/"
+        );
+        assert_eq!(redact("no url"), "no url");
+        assert_eq!(redact("ws://"), "ws://");
     }
 
     #[test]

@@ -227,6 +227,9 @@ struct Shared {
     hub: sockeye::hub::Hub,
     /// How long an HTTP answer may make no progress.
     send_timeout: Duration,
+    /// The subprotocols this server speaks, in order of preference (for
+    /// the `-vv` handshake lines).
+    subprotocols: Vec<String>,
 }
 
 /// Runs `sockeye serve`.
@@ -274,6 +277,7 @@ async fn run(args: ServeArgs) -> Result<(), Failure> {
             args.backplane.as_ref(),
         )?,
         send_timeout: args.send_timeout,
+        subprotocols: args.subprotocols.clone(),
     });
     info!(
         "memory budget: {} MiB",
@@ -607,6 +611,10 @@ async fn open_websocket(
             return None;
         }
     };
+    debug!(
+        "{peer}: handshake: {}",
+        describe_handshake(&request, &ws, shared)
+    );
     info!(
         "{peer}: WebSocket connected ({} {}{})",
         shared.mode.name(),
@@ -618,6 +626,49 @@ async fn open_websocket(
         }
     );
     Some((ws, member))
+}
+
+/// A 101's details for `-vv`: the path, the subprotocol chosen (the first
+/// of ours the client offered, as the handshake policy chooses), the
+/// extensions offered and whether compression is on.
+fn describe_handshake(
+    request: &Request<()>,
+    ws: &WebSocket<ServerStream>,
+    shared: &Shared,
+) -> String {
+    let offered = |name| {
+        request
+            .headers()
+            .get_all(name)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .collect::<Vec<_>>()
+    };
+    let subprotocols = offered(http::header::SEC_WEBSOCKET_PROTOCOL);
+    let chosen = shared
+        .subprotocols
+        .iter()
+        .find(|ours| subprotocols.contains(&ours.as_str()));
+    let extensions = offered(http::header::SEC_WEBSOCKET_EXTENSIONS);
+    format!(
+        "{} {}, subprotocol {}, extensions offered: {}, compression {}",
+        request.method(),
+        request.uri().path(),
+        chosen.map_or("none", String::as_str),
+        if extensions.is_empty() {
+            "none".to_owned()
+        } else {
+            extensions.join(", ")
+        },
+        if ws.connection().deflate_params().is_some() {
+            "on"
+        } else {
+            "off"
+        }
+    )
 }
 
 /// Plain TCP, or TLS when the server has a certificate.
@@ -742,7 +793,10 @@ async fn echo(mut ws: Box<WebSocket<ServerStream>>, peer: SocketAddr) {
     let ended = echo_loop(&mut ws).await;
     match (ended, ws.closed()) {
         (Err(error), _) => info!("{peer}: connection failed: {error}"),
-        (Ok(()), Some(closed)) => info!("{peer}: closed {}", closed.code()),
+        (Ok(()), Some(closed)) => {
+            info!("{peer}: closed {}", closed.code());
+            debug!("{peer}: {}", crate::verbose::describe_closed(closed));
+        }
         (Ok(()), None) => info!("{peer}: closed"),
     }
 }

@@ -97,7 +97,11 @@ fn rejected_handshake_prints_the_status() {
 fn tls_to_a_plain_server_fails() {
     let server = serve(&[]);
     let url = server.url.replace("ws://", "wss://");
-    assert_fails(&run(&["connect", &url], b""), 3, "TLS handshake");
+    assert_fails(
+        &run(&["connect", &url], b""),
+        3,
+        "the server does not speak TLS; try ws://",
+    );
 }
 
 #[test]

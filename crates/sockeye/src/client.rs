@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::{AUTHORIZATION, COOKIE, HOST, PROXY_AUTHORIZATION};
-use http::{HeaderName, HeaderValue, Response, Uri};
+use http::{HeaderName, HeaderValue, Response};
 use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
 use sockeye_proto::extension::deflate::DeflateConfig;
@@ -23,6 +23,7 @@ use crate::tokio::WebSocket;
 
 mod reconnect;
 mod redirect;
+mod target;
 
 pub(crate) use reconnect::EndSlot;
 pub use reconnect::{
@@ -30,6 +31,7 @@ pub use reconnect::{
 };
 
 use redirect::{Url, is_redirect, redirect_target};
+pub(crate) use target::Target;
 
 /// The most of a refusal's body kept in the error.
 const MAX_ERROR_BODY: usize = 64 * 1024;
@@ -264,16 +266,26 @@ impl ClientBuilder {
     /// Connects, performs the opening handshake and returns the connection
     /// and the server's response.
     ///
+    /// The response's extensions hold the request that was sent, an
+    /// `http::Request<()>` (the last one, when redirects were followed),
+    /// for logging what went over the wire:
+    /// `response.extensions().get::<http::Request<()>>()`. Its
+    /// `Authorization` and `Cookie` values are there as sent: mask them
+    /// before printing.
+    ///
     /// # Cancel safety
     /// Dropping the future abandons the attempt.
     pub async fn connect(self) -> Result<(WebSocket<ClientStream>, Response<()>), Error> {
         let timeout = self.open_timeout;
-        tokio::time::timeout(timeout, self.connect_now())
-            .await
-            .map_err(|_| Error::OpenTimeout)?
+        let mut stage = Stage::Connecting;
+        let opened = tokio::time::timeout(timeout, self.connect_now(&mut stage)).await;
+        opened.map_err(|_| stage.timeout())?
     }
 
-    async fn connect_now(self) -> Result<(WebSocket<ClientStream>, Response<()>), Error> {
+    async fn connect_now(
+        self,
+        stage: &mut Stage,
+    ) -> Result<(WebSocket<ClientStream>, Response<()>), Error> {
         // The URL first: a bad one is `InvalidUrl`, whatever else is wrong.
         let original = Target::parse(&self.url)?;
         let mut handshake = self.handshake(&self.url, true)?;
@@ -281,10 +293,12 @@ impl ClientBuilder {
         let mut target = original.clone();
         let mut redirects = 0;
         loop {
-            let mut stream = self.open(&url, &target).await?;
-            let (response, leftover) = send_request(&mut stream, &handshake).await?;
+            let mut stream = self.open(&url, &target, stage).await?;
+            *stage = Stage::Handshake;
+            let sent = send_request(&mut stream, &handshake).await;
+            let (response, leftover) = sent?;
             if self.max_redirects == 0 || !is_redirect(response.status()) {
-                let (ws, response, _) = finish(
+                let (ws, mut response, _) = finish(
                     stream,
                     &handshake,
                     self.config,
@@ -293,6 +307,9 @@ impl ClientBuilder {
                     leftover,
                 )
                 .await?;
+                response
+                    .extensions_mut()
+                    .insert(handshake.request().clone());
                 return Ok((ws, response));
             }
             if redirects == self.max_redirects {
@@ -344,7 +361,12 @@ impl ClientBuilder {
 
     /// The transport to `target`: TCP, through the proxy if there is one,
     /// then TLS for `wss://`.
-    async fn open(&self, url: &str, target: &Target) -> Result<ClientStream, Error> {
+    async fn open(
+        &self,
+        url: &str,
+        target: &Target,
+        stage: &mut Stage,
+    ) -> Result<ClientStream, Error> {
         let from_env;
         let proxy = match &self.proxy {
             ProxySetting::Environment => {
@@ -355,8 +377,12 @@ impl ClientBuilder {
             ProxySetting::Direct => None,
         };
         let tcp = match proxy {
-            Some(proxy) => proxy.connect(&target.host, target.port).await?,
+            Some(proxy) => {
+                *stage = Stage::Proxy(proxy.to_string());
+                proxy.connect(&target.host, target.port).await?
+            }
             None => {
+                *stage = Stage::Connecting;
                 let tcp = TcpStream::connect((target.host.as_str(), target.port)).await?;
                 tcp.set_nodelay(true)?;
                 tcp
@@ -372,11 +398,35 @@ impl ClientBuilder {
         };
         let name = ServerName::try_from(target.host.clone())
             .map_err(|_| Error::InvalidUrl(format!("invalid host {}", target.host)))?;
+        *stage = Stage::Tls;
         let tls = tokio_rustls::TlsConnector::from(config)
             .connect(name, tcp)
             .await
             .map_err(Error::Tls)?;
         Ok(ClientStream::Tls(Box::new(tls)))
+    }
+}
+
+/// Where a connection attempt is, for the error when the open timeout
+/// strikes.
+#[derive(Debug)]
+enum Stage {
+    /// DNS and TCP.
+    Connecting,
+    /// Connecting to the proxy (named) and asking it for the tunnel.
+    Proxy(String),
+    Tls,
+    /// The request is sent (or being sent); the answer is awaited.
+    Handshake,
+}
+
+impl Stage {
+    fn timeout(self) -> Error {
+        match self {
+            Stage::Connecting | Stage::Tls => Error::OpenTimeout,
+            Stage::Proxy(proxy) => Error::Proxy(crate::proxy::ProxyError::Timeout { proxy }),
+            Stage::Handshake => Error::HandshakeTimeout,
+        }
     }
 }
 
@@ -420,7 +470,28 @@ where
     handshake::write_request(handshake.request(), &mut request);
     write_all(stream, &request).await?;
     let mut parser = ResponseParser::new();
-    read_head(stream, |bytes| parser.parse(bytes)).await
+    // The first bytes of the answer, to recognise a TLS server's alert.
+    let mut first = Vec::new();
+    let read = read_head(stream, |bytes| {
+        if first.len() < 3 {
+            first.extend(bytes.iter().take(3 - first.len()));
+        }
+        parser.parse(bytes)
+    })
+    .await;
+    match read {
+        Err(Error::Handshake(_) | Error::UnexpectedEof | Error::Io(_)) if is_tls_record(&first) => {
+            Err(Error::TlsExpected)
+        }
+        read => read,
+    }
+}
+
+/// Whether `bytes` start a TLS record: a handshake (22) or alert (21)
+/// record of TLS 1.0 to 1.3 (legacy version 3.x), which no HTTP answer
+/// starts with.
+fn is_tls_record(bytes: &[u8]) -> bool {
+    matches!(bytes, [21 | 22, 3, 0..=4, ..])
 }
 
 /// Checks the response: the connection, or the refusal with its body.
@@ -466,97 +537,18 @@ where
     }
 }
 
-/// Where to connect, from the URL.
-#[derive(Debug, Clone)]
-pub(crate) struct Target {
-    /// Without the brackets of an IPv6 literal.
-    pub(crate) host: String,
-    pub(crate) port: u16,
-    pub(crate) secure: bool,
-}
-
-impl Target {
-    pub(crate) fn parse(url: &str) -> Result<Target, Error> {
-        let uri: Uri = url
-            .parse()
-            .map_err(|_| Error::InvalidUrl(format!("cannot parse {url:?}")))?;
-        let secure = match uri.scheme_str().map(str::to_ascii_lowercase).as_deref() {
-            Some("ws") => false,
-            Some("wss") => true,
-            Some(other) => {
-                return Err(Error::InvalidUrl(format!(
-                    "unsupported scheme {other:?} (use ws:// or wss://)"
-                )));
-            }
-            None => return Err(Error::InvalidUrl("no scheme (use ws:// or wss://)".into())),
-        };
-        let host = uri
-            .host()
-            .filter(|host| !host.is_empty())
-            .ok_or_else(|| Error::InvalidUrl("no host".into()))?;
-        let host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned();
-        let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
-        Ok(Target { host, port, secure })
-    }
-
-    /// Whether credentials given for `self` may be sent to `other`: the
-    /// same host and port, and no step down from TLS.
-    fn trusts(&self, other: &Target) -> bool {
-        let comparable = |host: &str| host.trim_end_matches('.').to_ascii_lowercase();
-        comparable(&self.host) == comparable(&other.host)
-            && self.port == other.port
-            && (other.secure || !self.secure)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn targets() {
-        let t = Target::parse("ws://example.com/chat").unwrap();
-        assert_eq!(
-            (t.host.as_str(), t.port, t.secure),
-            ("example.com", 80, false)
-        );
-        let t = Target::parse("WSS://example.com:8443").unwrap();
-        assert_eq!(
-            (t.host.as_str(), t.port, t.secure),
-            ("example.com", 8443, true)
-        );
-        let t = Target::parse("ws://[::1]:9001/x?y=1").unwrap();
-        assert_eq!((t.host.as_str(), t.port), ("::1", 9001));
-        let t = Target::parse("ws://user:pw@host/").unwrap();
-        assert_eq!(t.host, "host");
-        assert!(matches!(
-            Target::parse("http://example.com"),
-            Err(Error::InvalidUrl(_))
-        ));
-        assert!(matches!(
-            Target::parse("example.com"),
-            Err(Error::InvalidUrl(_))
-        ));
-    }
-
-    #[test]
-    fn credentials_stay_with_their_host_port_and_tls() {
-        let trusts = |from: &str, to: &str| {
-            Target::parse(from)
-                .unwrap()
-                .trusts(&Target::parse(to).unwrap())
-        };
-        assert!(trusts("ws://a.example/x", "ws://A.EXAMPLE./y"));
-        assert!(trusts("wss://a.example/", "wss://a.example:443/"));
-        assert!(trusts("ws://a.example:8080/", "wss://a.example:8080/"));
-        assert!(!trusts("wss://a.example:8443/", "ws://a.example:8443/"));
-        assert!(!trusts("ws://a.example/", "ws://b.example/"));
-        assert!(!trusts("ws://a.example/", "ws://sub.a.example/"));
-        assert!(!trusts("ws://a.example:1/", "ws://a.example:2/"));
-        assert!(!trusts("ws://a.example/", "wss://a.example/"));
+    fn tls_records_are_recognised() {
+        // A TLS 1.2 decode_error alert, as rustls answers plain HTTP.
+        assert!(is_tls_record(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x32]));
+        assert!(is_tls_record(&[0x16, 0x03, 0x01]));
+        assert!(!is_tls_record(b"HTTP/1.1 400 Bad Request"));
+        assert!(!is_tls_record(&[0x15]));
+        assert!(!is_tls_record(b""));
     }
 
     #[test]

@@ -22,8 +22,26 @@ pub enum Error {
     /// The TLS handshake failed (unknown certificate authority, name
     /// mismatch, protocol error).
     Tls(io::Error),
-    /// The opening handshake (TCP, TLS and HTTP) did not finish in time.
+    /// The opening handshake did not finish in time. With
+    /// [`ClientBuilder::connect`](crate::ClientBuilder::connect): while
+    /// connecting (DNS, TCP) or during TLS; a server that does not answer
+    /// the HTTP request in time gives [`Error::HandshakeTimeout`] instead,
+    /// and a proxy that does not open the tunnel in time
+    /// [`ProxyError::Timeout`]. On a server and with the blocking client:
+    /// anywhere in the opening handshake.
     OpenTimeout,
+    /// [`ClientBuilder::connect`](crate::ClientBuilder::connect) connected
+    /// (TCP, and TLS for `wss://`) and sent its handshake request, but the
+    /// server's answer did not arrive (or did not finish) within the open
+    /// timeout: the server is most likely not a WebSocket (or HTTP)
+    /// server, or is stuck.
+    HandshakeTimeout,
+    /// A `ws://` client's server answered the handshake request with a TLS
+    /// record (an alert, as TLS servers do when they receive plain HTTP):
+    /// the server expects TLS, connect with `wss://`. Recognised by
+    /// [`ClientBuilder::connect`](crate::ClientBuilder::connect) and
+    /// [`client_handshake`](crate::client_handshake).
+    TlsExpected,
     /// The URL cannot be used: not `ws://` or `wss://`, or no host.
     InvalidUrl(String),
     /// The peer broke the protocol; the connection was failed with the
@@ -81,6 +99,21 @@ impl Error {
     }
 }
 
+impl Error {
+    /// The rustls error behind a failed TLS handshake ([`Error::Tls`]),
+    /// to tell an unknown certificate authority
+    /// (`InvalidCertificate(UnknownIssuer)`), a name mismatch or an
+    /// expired certificate from a server that does not speak TLS at all
+    /// (`InvalidMessage`, when it answers the ClientHello with plain
+    /// HTTP).
+    pub fn tls_error(&self) -> Option<&rustls::Error> {
+        match self {
+            Error::Tls(error) => error.get_ref()?.downcast_ref::<rustls::Error>(),
+            _ => None,
+        }
+    }
+}
+
 impl From<io::Error> for Error {
     fn from(error: io::Error) -> Self {
         Error::Io(error)
@@ -117,6 +150,12 @@ impl fmt::Display for Error {
             Error::Handshake(error) => write!(f, "handshake failed: {error}"),
             Error::Tls(error) => write!(f, "TLS handshake failed: {error}"),
             Error::OpenTimeout => f.write_str("opening handshake timed out"),
+            Error::HandshakeTimeout => {
+                f.write_str("connected, but no answer to the WebSocket handshake in time")
+            }
+            Error::TlsExpected => {
+                f.write_str("the server answered with TLS: it expects wss://, not ws://")
+            }
             Error::InvalidUrl(why) => write!(f, "invalid URL: {why}"),
             Error::Protocol(error) => write!(f, "protocol error: {error}"),
             // The engine says which timer, in its words.

@@ -672,7 +672,7 @@ async fn connection_refused_is_io() {
 }
 
 #[tokio::test]
-async fn silent_server_makes_connect_fail_with_open_timeout() {
+async fn silent_server_makes_connect_fail_with_handshake_timeout() {
     // Accepts TCP (the kernel does, from the backlog) and never answers.
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -684,9 +684,10 @@ async fn silent_server_makes_connect_fail_with_open_timeout() {
     let builder = ClientBuilder::new(&url(addr, "/")).open_timeout(Duration::from_millis(300));
     let started = std::time::Instant::now();
     let result = connect(builder).await;
+    // Connected, request sent, no answer: not a connection failure.
     assert!(
-        matches!(result, Err(Error::OpenTimeout)),
-        "expected OpenTimeout, got {:?}",
+        matches!(result, Err(Error::HandshakeTimeout)),
+        "expected HandshakeTimeout, got {:?}",
         result.map(|_| ())
     );
     assert!(
@@ -705,9 +706,10 @@ async fn server_stalling_inside_the_response_head_makes_connect_time_out() {
     .await;
     let builder = ClientBuilder::new(&url(addr, "/")).open_timeout(Duration::from_millis(300));
     let result = connect(builder).await;
+    // Connected, request sent, no answer: not a connection failure.
     assert!(
-        matches!(result, Err(Error::OpenTimeout)),
-        "expected OpenTimeout, got {:?}",
+        matches!(result, Err(Error::HandshakeTimeout)),
+        "expected HandshakeTimeout, got {:?}",
         result.map(|_| ())
     );
     received(task).await;

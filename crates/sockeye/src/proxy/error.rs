@@ -40,6 +40,14 @@ pub enum ProxyError {
     /// The SOCKS5 proxy could not or would not connect to the destination:
     /// the reply code of RFC 1928 section 6 (1 to 8, or an unassigned one).
     SocksReply(u8),
+    /// The proxy accepted the connection but did not open the tunnel
+    /// within the client's open timeout
+    /// ([`ClientBuilder::open_timeout`](crate::ClientBuilder::open_timeout)),
+    /// or could not even be reached in that time.
+    Timeout {
+        /// The proxy, as `scheme://host:port` without credentials.
+        proxy: String,
+    },
     /// The proxy broke its protocol: a malformed answer, or the connection
     /// closed in the middle of the exchange.
     Protocol(String),
@@ -79,6 +87,9 @@ impl fmt::Display for ProxyError {
                 "SOCKS5 proxy could not connect: {} (reply {code})",
                 socks5::reply_text(*code)
             ),
+            ProxyError::Timeout { proxy } => {
+                write!(f, "proxy {proxy} did not answer in time")
+            }
             ProxyError::Protocol(why) => write!(f, "proxy protocol error: {why}"),
         }
     }

@@ -17,10 +17,10 @@ use crate::proxy::ProxyError;
 ///
 /// | outcome | default |
 /// |---|---|
-/// | connection refused, reset, DNS failure, time-out, proxy unreachable | retried |
+/// | connection refused, reset, DNS failure, time-outs (connecting, TLS, the handshake answer), proxy unreachable or silent | retried |
 /// | HTTP 408, 425, 429, 500, 502, 503, 504 | retried (`Retry-After` honoured, up to the cap) |
 /// | other HTTP statuses (400, 401, 403, 404, 426, 3xx not followed) | final |
-/// | TLS certificate or protocol failure, bad URL, bad handshake answer | final |
+/// | TLS certificate or protocol failure, `ws://` to a TLS port, bad URL, bad handshake answer | final |
 /// | close 1001, 1005, 1006, 1011, 1012, 1013, 1014, keepalive time-out | retried |
 /// | close 1000, 1002, 1003, 1007, 1008, 1009, 1010, 1015 | final |
 /// | application codes 3000-4999 | final unless [`ReconnectPolicy::retry_close_code`] |
@@ -159,7 +159,11 @@ impl ReconnectPolicy {
     /// Whether an attempt that failed with `error` is worth trying again.
     pub fn retries_error(&self, error: &Error) -> bool {
         match error {
-            Error::Io(_) | Error::OpenTimeout | Error::UnexpectedEof | Error::Timeout(_) => true,
+            Error::Io(_)
+            | Error::OpenTimeout
+            | Error::HandshakeTimeout
+            | Error::UnexpectedEof
+            | Error::Timeout(_) => true,
             // A TLS failure that rustls itself reports (certificate, protocol)
             // will not mend; a transport error during it may.
             Error::Tls(io) => !io
@@ -168,7 +172,7 @@ impl ReconnectPolicy {
             Error::Handshake(handshake) => handshake
                 .status()
                 .is_some_and(|status| self.retries_status(status)),
-            Error::Proxy(ProxyError::Connect { .. }) => true,
+            Error::Proxy(ProxyError::Connect { .. } | ProxyError::Timeout { .. }) => true,
             Error::Proxy(proxy) => proxy
                 .status()
                 .is_some_and(|status| self.retries_status(status)),
@@ -212,6 +216,9 @@ mod tests {
         let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
         assert!(policy.retries_error(&Error::Io(refused)));
         assert!(policy.retries_error(&Error::OpenTimeout));
+        assert!(policy.retries_error(&Error::HandshakeTimeout));
+        // ws:// to a TLS port will not mend.
+        assert!(!policy.retries_error(&Error::TlsExpected));
         assert!(!policy.retries_error(&Error::InvalidUrl("x".into())));
         let certificate = std::io::Error::other(rustls::Error::InvalidCertificate(
             rustls::CertificateError::UnknownIssuer,
