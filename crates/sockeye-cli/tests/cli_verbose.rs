@@ -87,9 +87,9 @@ fn connect_vv_shows_binary_messages() {
 
 #[test]
 fn serve_vv_prints_each_handshake_and_close() {
-    let server = serve(&["-vv", "-p", "chat"]);
+    let server = serve(&["-vv", "-P", "chat"]);
     let url = format!("{}/room", server.url);
-    let finished = run(&["connect", &url, "-p", "chat", "-p", "other"], b"hi\n");
+    let finished = run(&["connect", &url, "-P", "chat", "-P", "other"], b"hi\n");
     assert_eq!(finished.code, 0, "{}", finished.stderr);
     let handshake = server.proc.wait_stderr("handshake: ");
     assert!(
@@ -104,8 +104,8 @@ fn serve_vv_prints_each_handshake_and_close() {
 
 #[test]
 fn connect_warns_when_no_offered_subprotocol_was_accepted() {
-    let server = serve(&["-p", "chat"]);
-    let refused = run(&["connect", &server.url, "-p", "v2.chat"], b"");
+    let server = serve(&["-P", "chat"]);
+    let refused = run(&["connect", &server.url, "-P", "v2.chat"], b"");
     assert_eq!(refused.code, 0, "{}", refused.stderr);
     assert!(
         refused.stderr.contains(
@@ -115,7 +115,7 @@ fn connect_warns_when_no_offered_subprotocol_was_accepted() {
         refused.stderr
     );
     let accepted = run(
-        &["connect", &server.url, "-p", "v2.chat", "-p", "chat"],
+        &["connect", &server.url, "-P", "v2.chat", "-P", "chat"],
         b"",
     );
     assert_eq!(accepted.code, 0, "{}", accepted.stderr);
