@@ -60,4 +60,4 @@ pub use sockeye_proto::{
 };
 pub use stats::{RefusalReason, ServerStats};
 pub use tls::{ClientStream, ServerStream};
-pub use tokio::{RecvHalf, SendHalf, WebSocket};
+pub use tokio::{RecvHalf, SendHalf, SendStatus, WebSocket};
