@@ -34,7 +34,8 @@ pub const DEFAULT_SERVER_MESSAGE_TIMEOUT: Duration = Duration::from_secs(60);
 /// | `fragment_overhead` | 72 bytes | a message of a million empty fragments hits the message limit |
 /// | `outgoing_frame_size` | 16 MiB | peers with common limits accept every frame we send |
 /// | `auto_pong` | on | RFC 6455 section 5.5.2 requires a Pong for each Ping |
-/// | `max_buffered_bytes` | 1 MiB | front-ends make `send` wait past this |
+/// | `max_buffered_bytes` | 1 MiB | front-ends make `send` wait past this, and `try_send` refuse |
+/// | `high_water_bytes` | a quarter of `max_buffered_bytes` (256 KiB) | `try_send` reports backpressure well before it must refuse |
 /// | `max_queued_control_bytes` | 64 KiB | a peer that pings but never reads cannot grow memory |
 /// | `keepalive_interval` | 20 s for a server, off for a client | a server notices dead and silent peers and frees their slots (as Python `websockets` does); a client is opt-in |
 /// | `keepalive_timeout` | 20 s | a dead peer is noticed within one interval plus this |
@@ -49,6 +50,8 @@ pub struct Config {
     outgoing_frame_size: usize,
     auto_pong: bool,
     max_buffered_bytes: usize,
+    /// `None`: a quarter of `max_buffered_bytes`.
+    high_water_bytes: Option<usize>,
     max_queued_control_bytes: usize,
     /// `None`: the role's default.
     keepalive_interval: Option<Option<Duration>>,
@@ -68,6 +71,7 @@ impl Default for Config {
             outgoing_frame_size: 16 << 20,
             auto_pong: true,
             max_buffered_bytes: 1 << 20,
+            high_water_bytes: None,
             max_queued_control_bytes: 64 << 10,
             keepalive_interval: None,
             keepalive_timeout: Duration::from_secs(20),
@@ -133,6 +137,18 @@ impl Config {
     /// reports the amount with `buffered_amount`. Default: 1 MiB.
     pub fn max_buffered_bytes(mut self, bytes: usize) -> Config {
         self.max_buffered_bytes = bytes;
+        self
+    }
+
+    /// The high-water mark of outgoing bytes: a front-end's non-waiting
+    /// `try_send` reports backpressure when more than this is still
+    /// buffered after it queued and wrote what the socket took (and
+    /// refuses at [`max_buffered_bytes`](Config::max_buffered_bytes)).
+    /// `0` reports backpressure whenever the socket did not take
+    /// everything at once, as uWebSockets' `send` does. Default: a quarter
+    /// of `max_buffered_bytes` (256 KiB with its default).
+    pub fn high_water_bytes(mut self, bytes: usize) -> Config {
+        self.high_water_bytes = Some(bytes);
         self
     }
 
@@ -233,6 +249,11 @@ impl Config {
     /// See [`Config::max_buffered_bytes`].
     pub fn get_max_buffered_bytes(&self) -> usize {
         self.max_buffered_bytes
+    }
+
+    /// See [`Config::high_water_bytes`].
+    pub fn get_high_water_bytes(&self) -> usize {
+        self.high_water_bytes.unwrap_or(self.max_buffered_bytes / 4)
     }
 
     /// See [`Config::max_queued_control_bytes`].

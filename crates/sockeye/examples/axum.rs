@@ -1,32 +1,23 @@
-//! An axum application serving a route and a WebSocket echo on one port.
+//! An axum application serving a route and a WebSocket echo on one port,
+//! with sockeye's extractor (the `axum` feature).
 //!
-//! Run: `cargo run -p sockeye --example axum [ADDRESS]` (default
-//! 127.0.0.1:9003), then connect to ws://127.0.0.1:9003/ws.
+//! Run: `cargo run -p sockeye --features axum --example axum [ADDRESS]`
+//! (default 127.0.0.1:9003), then connect to ws://127.0.0.1:9003/ws.
 
-use axum::Router;
-use axum::body::Body;
-use axum::extract::{Request, State};
 use axum::response::Response;
 use axum::routing::get;
+use axum::{Extension, Router};
 use sockeye::ServerBuilder;
+use sockeye::axum::WebSocketUpgrade;
 
-async fn websocket(State(server): State<ServerBuilder>, mut request: Request) -> Response {
-    match server.upgrade(&mut request) {
-        Ok(upgrade) => {
-            tokio::spawn(async move {
-                let Ok(mut ws) = upgrade.websocket.await else {
-                    return;
-                };
-                while let Some(Ok(message)) = ws.recv().await {
-                    if ws.send(message).await.is_err() {
-                        break;
-                    }
-                }
-            });
-            upgrade.response.map(|()| Body::empty())
+async fn websocket(ws: WebSocketUpgrade) -> Response {
+    ws.on_upgrade(|mut socket| async move {
+        while let Some(Ok(message)) = socket.recv().await {
+            if socket.send(message).await.is_err() {
+                break;
+            }
         }
-        Err(refusal) => refusal.response.map(Body::from),
-    }
+    })
 }
 
 #[tokio::main]
@@ -40,7 +31,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             get(|| async { "hello from axum; the WebSocket echo is at /ws\n" }),
         )
         .route("/ws", get(websocket))
-        .with_state(ServerBuilder::new().subprotocols(["echo"]));
+        // The WebSocket policy, once for the router.
+        .layer(Extension(ServerBuilder::new().subprotocols(["echo"])));
     let listener = tokio::net::TcpListener::bind(&address).await?;
     eprintln!("serving http://{address}/ and ws://{address}/ws");
     axum::serve(listener, app).await?;

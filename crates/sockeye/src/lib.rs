@@ -65,6 +65,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "axum")]
+pub mod axum;
 pub mod blocking;
 mod budget;
 mod client;
@@ -136,4 +138,4 @@ pub use sockeye_proto::{CloseCode, CloseFrame, Closed, Event, Message, Role, Utf
 pub use sockeye_proto::PreparedMessage;
 pub use stats::{RefusalReason, ServerStats};
 pub use tls::{ClientStream, ServerStream};
-pub use tokio::{RecvHalf, SendHalf, WebSocket};
+pub use tokio::{RecvHalf, SendHalf, SendStatus, WebSocket};

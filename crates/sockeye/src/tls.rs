@@ -7,6 +7,7 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use rustls::ClientConfig;
+use rustls::crypto::CryptoProvider;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
@@ -56,14 +57,46 @@ pub fn native_client_config() -> Result<Arc<ClientConfig>, crate::Error> {
 /// A client configuration trusting `roots`, with ALPN `http/1.1` (a
 /// WebSocket handshake is HTTP/1.1).
 pub fn client_config_with_roots(roots: rustls::RootCertStore) -> ClientConfig {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = ClientConfig::builder_with_provider(provider)
+    let mut config = ClientConfig::builder_with_provider(crypto_provider())
         .with_safe_default_protocol_versions()
         .expect("ring supports the default protocol versions")
         .with_root_certificates(roots)
         .with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     config
+}
+
+/// The rustls crypto provider sockeye's TLS configurations use: the
+/// process-wide default when the application installed one
+/// ([`CryptoProvider::install_default`], for example aws-lc-rs for
+/// post-quantum key exchange), otherwise the *ring* provider, which this
+/// crate builds rustls with. It installs nothing, so an application may
+/// still install its default after using sockeye. Never panics.
+///
+/// Build a `rustls::ServerConfig` for
+/// [`ServerBuilder::tls`](crate::ServerBuilder::tls) with it
+/// (`ServerConfig::builder_with_provider(sockeye::tls::crypto_provider())`)
+/// to use the same provider on both sides.
+pub fn crypto_provider() -> Arc<CryptoProvider> {
+    if let Some(provider) = CryptoProvider::get_default() {
+        return provider.clone();
+    }
+    static RING: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
+    RING.get_or_init(|| {
+        // rustls 0.23.48 deprecated `ring::default_provider` for having no
+        // post-quantum key exchange, and has no other way to name *ring*;
+        // rustls itself still calls it (under the same `allow`) for
+        // `ClientConfig::builder()`. That builder would do here, but it
+        // panics when a build has both the `ring` and `aws_lc_rs` features
+        // and installs a process default the application may want to
+        // choose later. The `allow` keeps the deprecation out of every
+        // downstream build; an application that wants aws-lc-rs installs
+        // it and gets it above.
+        #[allow(deprecated)]
+        let ring = rustls::crypto::ring::default_provider();
+        Arc::new(ring)
+    })
+    .clone()
 }
 
 /// What [`connect`](crate::connect) connects over: plain TCP for `ws://`,

@@ -42,7 +42,7 @@ use hyper_util::rt::TokioIo;
 use sockeye_proto::handshake::HandshakeError;
 
 use crate::error::Error;
-use crate::policy::{ConnectionInfo, ServerBuilder};
+use crate::policy::{Admission, ConnectionInfo, ServerBuilder};
 use crate::tokio::WebSocket;
 
 /// A WebSocket over a connection hyper handed over.
@@ -112,26 +112,42 @@ impl ServerBuilder {
         *head.uri_mut() = request.uri().clone();
         *head.version_mut() = request.version();
         *head.headers_mut() = request.headers().clone();
-        *head.extensions_mut() = connection_info(request);
-        match self.admit(&head, ConnectionInfo::new(None, None)) {
-            Ok(admission) => Ok(Upgrade {
-                websocket: PendingUpgrade {
-                    on_upgrade: hyper::upgrade::on(request),
-                    engine: Some(admission.engine),
-                    permit: Some(admission.permit),
-                    budget: Some(admission.budget),
-                },
-                response: admission.response,
-            }),
-            Err(error) => {
-                let response = error.to_response().unwrap_or_else(|| {
-                    sockeye_proto::handshake::rejection(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "handshake failed",
-                    )
-                });
-                Err(Box::new(Refusal { error, response }))
-            }
+        *head.extensions_mut() = connection_info(request.extensions());
+        let admission = self.admit_upgrade(&head)?;
+        Ok(admission.into_upgrade(hyper::upgrade::on(request)))
+    }
+
+    /// Runs the policy on a request head, answering a refusal with its
+    /// response.
+    pub(crate) fn admit_upgrade(&self, head: &Request<()>) -> Result<Admission, Box<Refusal>> {
+        self.admit(head, ConnectionInfo::new(None, None))
+            .map_err(|error| Box::new(Refusal::new(error)))
+    }
+}
+
+impl Refusal {
+    pub(crate) fn new(error: HandshakeError) -> Refusal {
+        let response = error.to_response().unwrap_or_else(|| {
+            sockeye_proto::handshake::rejection(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "handshake failed",
+            )
+        });
+        Refusal { error, response }
+    }
+}
+
+impl Admission {
+    /// The `101` to send, and the connection once hyper hands it over.
+    pub(crate) fn into_upgrade(self, on_upgrade: OnUpgrade) -> Upgrade {
+        Upgrade {
+            websocket: PendingUpgrade {
+                on_upgrade,
+                engine: Some(self.engine),
+                permit: Some(self.permit),
+                budget: Some(self.budget),
+            },
+            response: self.response,
         }
     }
 }
@@ -139,12 +155,12 @@ impl ServerBuilder {
 /// The [`ConnectionInfo`] (or bare `SocketAddr`) the application put in
 /// the request's extensions, for the policy's per-address cap and origin
 /// check.
-fn connection_info<B>(request: &Request<B>) -> http::Extensions {
+pub(crate) fn connection_info(carried: &http::Extensions) -> http::Extensions {
     let mut extensions = http::Extensions::new();
-    if let Some(info) = request.extensions().get::<ConnectionInfo>() {
+    if let Some(info) = carried.get::<ConnectionInfo>() {
         extensions.insert(*info);
     }
-    if let Some(address) = request.extensions().get::<std::net::SocketAddr>() {
+    if let Some(address) = carried.get::<std::net::SocketAddr>() {
         extensions.insert(*address);
     }
     extensions

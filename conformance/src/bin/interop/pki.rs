@@ -60,7 +60,7 @@ pub fn server_config(dir: &Path) -> Result<Arc<rustls::ServerConfig>, String> {
     let key_path = dir.join("server-key.pem");
     let key = PrivateKeyDer::from_pem_slice(&read(&key_path)?)
         .map_err(|e| format!("{}: {e}", key_path.display()))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = sockeye::tls::crypto_provider();
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS versions: {e}"))?

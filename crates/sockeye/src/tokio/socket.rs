@@ -632,7 +632,9 @@ where
     }
 
     /// Bytes queued and not yet written to the transport: the engine's
-    /// queue plus what the front-end took from it.
+    /// queue plus what the front-end took from it (as a browser's
+    /// `WebSocket.bufferedAmount`, frame headers included). See
+    /// [`try_send`](Self::try_send) for sending by it.
     pub fn buffered_amount(&self) -> usize {
         self.conn.buffered_amount() + self.output.len()
     }

@@ -19,7 +19,7 @@ use sockeye_proto::{CloseCode, Event, Message, PreparedMessage};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::error::Error;
-use crate::tokio::WebSocket;
+use crate::tokio::{SendStatus, WebSocket};
 
 /// Wakes whichever halves wait on the socket.
 #[derive(Debug, Default)]
@@ -182,6 +182,23 @@ where
         .await?;
         self.shared.lock().conn.send_uncompressed(message.into())?;
         self.flush().await
+    }
+
+    /// Sends a message without waiting; see [`WebSocket::try_send`].
+    ///
+    /// What the socket does not take at once is written by the next call
+    /// that writes on either half: this half's `try_send`, `send` or
+    /// `flush`, or the receiving half's `recv`, which writes before it
+    /// waits and is woken when the socket takes more. With the receiving
+    /// half in a `recv` loop (the usual shape), queued messages thus go
+    /// out by themselves.
+    pub fn try_send(&mut self, message: impl Into<Message>) -> Result<SendStatus, Error> {
+        // The waker that wakes both halves: a write that would wait wakes
+        // the receiving half when the socket has room (this half waits on
+        // nothing: its slot keeps whatever it had).
+        let waker = Waker::from(self.shared.wakers.clone());
+        let mut cx = Context::from_waker(&waker);
+        self.shared.lock().try_send_with(&mut cx, message.into())
     }
 
     /// Waits until the engine's queue is under the backpressure bound

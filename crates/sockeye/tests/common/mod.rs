@@ -51,7 +51,7 @@ impl Pki {
     /// A rustls server configuration with the ring provider (the only one
     /// built).
     pub fn server_config(&self) -> Arc<ServerConfig> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = sockeye::tls::crypto_provider();
         let config = ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .unwrap()
