@@ -51,7 +51,8 @@
 //! | a reader task and a writer task | [`WebSocket::split`] into [`RecvHalf`] and [`SendHalf`] |
 //! | TLS (`wss://`) | [`tls`]: rustls with the Mozilla or the system's roots; [`ServerBuilder::tls`] |
 //! | HTTP and SOCKS5 proxies | [`proxy`]: explicit or from `https_proxy`, `all_proxy`, `no_proxy` |
-//! | axum or hyper | `upgrade` (feature `hyper`): [`ServerBuilder::upgrade`] on a hyper request |
+//! | axum or hyper | `sockeye::axum::WebSocketUpgrade`, an extractor (feature `axum`); [`ServerBuilder::upgrade`] on a hyper request |
+//! | to send without waiting | [`WebSocket::try_send`] (queued, backpressure or dropped) and [`WebSocket::buffered_amount`] |
 //! | code without a runtime | [`blocking`]: the same API over `std::net` |
 //! | one message to many connections | [`hub`]: topics, publish once, slow-subscriber policy, Redis and NATS backplanes (crates `sockeye-redis`, `sockeye-nats`) |
 //! | bounds against hostile peers | [`ServerBuilder`]'s limits and [`proto::Config`]: see [`guide::limits`] |

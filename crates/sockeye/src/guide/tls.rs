@@ -39,7 +39,9 @@
 //!
 //! let chain = CertificateDer::pem_file_iter("cert.pem")?.collect::<Result<Vec<_>, _>>()?;
 //! let key = PrivateKeyDer::from_pem_file("key.pem")?;
-//! let mut tls = rustls::ServerConfig::builder()
+//! // sockeye's provider (ring, or the process default you installed).
+//! let mut tls = rustls::ServerConfig::builder_with_provider(sockeye::tls::crypto_provider())
+//!     .with_safe_default_protocol_versions()?
 //!     .with_no_client_auth()
 //!     .with_single_cert(chain, key)?;
 //! tls.alpn_protocols = vec![b"http/1.1".to_vec()];
