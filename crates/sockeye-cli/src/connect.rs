@@ -141,7 +141,10 @@ async fn run(args: ConnectArgs) -> Result<(), Failure> {
     }
     let frames = verbosity >= 2;
     let style = Style::for_stdout();
+    let mut ws = ws;
+    ws.trace_frames(frames);
     let (mut receiver, sender) = ws.split();
+    let mut traced = Vec::new();
 
     let lines = read_stdin_lines();
     let (close_request, close_requested) = oneshot::channel();
@@ -164,7 +167,12 @@ async fn run(args: ConnectArgs) -> Result<(), Failure> {
     let closed = loop {
         let close_deadline = closing_since.map(|since| since + CLOSE_WAIT);
         tokio::select! {
-            event = receiver.recv_event() => match event {
+            event = receiver.recv_event() => {
+            if frames {
+                let dropped = receiver.drain_frame_trace(&mut traced);
+                crate::verbose::frames(&mut traced, dropped);
+            }
+            match event {
                 Some(Ok(Event::Message(message))) => {
                     if limit.is_some_and(|limit| received >= limit) {
                         continue; // Arrived after the last one wanted.
@@ -208,6 +216,7 @@ async fn run(args: ConnectArgs) -> Result<(), Failure> {
                     return Err(Failure::failed(format!("connection failed: {error}")));
                 }
                 None => break None,
+            }
             },
             () = interrupts.recv() => {
                 if closing_since.is_some() {
@@ -413,6 +422,7 @@ async fn send_lines(
     frames: bool,
 ) {
     let mut number = 0u64;
+    let mut traced = Vec::new();
     loop {
         let line = tokio::select! {
             line = lines.recv() => line,
@@ -450,9 +460,17 @@ async fn send_lines(
             // The connection ended; the receiving side reports how.
             return;
         }
+        if frames {
+            let dropped = sender.drain_frame_trace(&mut traced);
+            crate::verbose::frames(&mut traced, dropped);
+        }
     }
     if frames {
         crate::verbose::control('>', "close", 2, " 1000");
     }
     let _ = sender.close(CloseCode::NORMAL, "").await;
+    if frames {
+        let dropped = sender.drain_frame_trace(&mut traced);
+        crate::verbose::frames(&mut traced, dropped);
+    }
 }

@@ -6,6 +6,7 @@
 
 use http::{HeaderMap, HeaderName, Response};
 use sockeye::Message;
+use sockeye::proto::frame::{OpCode, TracedFrame};
 use sockeye::proto::{Closed, Initiator};
 
 /// Headers whose values are credentials: shown as `***`.
@@ -91,6 +92,48 @@ pub fn message(direction: char, message: &Message) {
 /// A control frame in or out.
 pub fn control(direction: char, kind: &str, length: usize, detail: &str) {
     status!("sockeye: {direction} {kind}{detail}, {length} bytes");
+}
+
+/// Frames as they crossed the wire (`-vv`), from the engine's trace:
+/// `> frame: text, FIN, masked, 5 bytes`, `< frame: binary, RSV1, 120
+/// bytes` (RSV1: compressed), and how many the trace had to drop.
+pub fn frames(frames: &mut Vec<TracedFrame>, dropped: u64) {
+    if dropped > 0 {
+        status!("sockeye: ({dropped} frame(s) not shown: too many at once)");
+    }
+    for TracedFrame { outgoing, header } in frames.drain(..) {
+        let direction = if outgoing { '>' } else { '<' };
+        let mut flags = String::new();
+        if header.fin {
+            flags.push_str(", FIN");
+        }
+        for (bit, name) in [(0b100, "RSV1"), (0b010, "RSV2"), (0b001, "RSV3")] {
+            if header.rsv & bit != 0 {
+                flags.push_str(", ");
+                flags.push_str(name);
+            }
+        }
+        if header.mask.is_some() {
+            flags.push_str(", masked");
+        }
+        status!(
+            "sockeye: {direction} frame: {}{flags}, {} bytes",
+            opcode_name(header.opcode),
+            header.payload_len
+        );
+    }
+}
+
+fn opcode_name(opcode: OpCode) -> String {
+    match opcode {
+        OpCode::Continuation => "continuation".to_owned(),
+        OpCode::Text => "text".to_owned(),
+        OpCode::Binary => "binary".to_owned(),
+        OpCode::Close => "close".to_owned(),
+        OpCode::Ping => "ping".to_owned(),
+        OpCode::Pong => "pong".to_owned(),
+        other => format!("{other:?}"),
+    }
 }
 
 /// The Close frames of an ended connection.

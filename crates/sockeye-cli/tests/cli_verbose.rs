@@ -66,6 +66,38 @@ fn connect_vv_prints_each_message_and_control_frame() {
     ] {
         assert!(stderr.contains(line), "{line:?} missing in:\n{stderr}");
     }
+    // And the frames themselves, from the engine: opcode, flags, length.
+    // (Short messages are not compressed, so lengths are the payloads'.)
+    for line in [
+        "sockeye: > frame: text, FIN, masked, 5 bytes",
+        "sockeye: < frame: text, FIN, 5 bytes",
+        "sockeye: > frame: text, FIN, masked, 6 bytes",
+        "sockeye: < frame: text, FIN, 6 bytes",
+        "sockeye: > frame: close, FIN, masked, 2 bytes",
+        "sockeye: < frame: close, FIN, 2 bytes",
+    ] {
+        assert!(stderr.contains(line), "{line:?} missing in:\n{stderr}");
+    }
+}
+
+#[test]
+fn connect_vv_shows_compressed_frames_with_rsv1() {
+    let server = serve(&[]);
+    let long = "a compressible line, a compressible line, a compressible line\n";
+    let finished = run(&["connect", &server.url, "-vv", "--once"], long.as_bytes());
+    assert_eq!(finished.code, 0, "{}", finished.stderr);
+    let stderr = &finished.stderr;
+    // permessage-deflate is on by default: the frames carry RSV1 and are
+    // shorter than the 61-byte message.
+    let compressed = stderr
+        .lines()
+        .filter(|line| line.starts_with("sockeye: < frame: text, FIN, RSV1, "))
+        .count();
+    assert_eq!(compressed, 1, "{stderr}");
+    assert!(
+        stderr.contains("sockeye: > frame: text, FIN, RSV1, masked, "),
+        "{stderr}"
+    );
 }
 
 #[test]

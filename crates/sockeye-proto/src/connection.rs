@@ -25,7 +25,7 @@ use crate::config::Config;
 use crate::error::{Error, Timeout};
 use crate::extension::deflate::codec::{Compressor, Decompressor};
 use crate::extension::deflate::{DeflateConfig, DeflateParams};
-use crate::frame::OpCode;
+use crate::frame::{OpCode, TracedFrame};
 use crate::message::{Message, Utf8Bytes};
 use crate::outgoing::Outgoing;
 use crate::role::Role;
@@ -283,6 +283,32 @@ impl Connection {
     /// counted.
     pub fn messages_sent(&self) -> u64 {
         self.messages_sent
+    }
+
+    /// Starts (or stops) recording the header of every frame received and
+    /// queued to send, for debugging output such as a client's `-vv`:
+    /// opcode, FIN, RSV bits, mask and length. Off by default; off, it
+    /// costs one branch per frame. At most [`MAX_TRACED_FRAMES`] are kept
+    /// between two [`drain_frame_trace`](Connection::drain_frame_trace)s.
+    ///
+    /// [`MAX_TRACED_FRAMES`]: crate::frame::MAX_TRACED_FRAMES
+    pub fn trace_frames(&mut self, on: bool) {
+        match (on, self.outgoing.trace.is_some()) {
+            (true, false) => self.outgoing.trace = Some(Box::default()),
+            (false, true) => self.outgoing.trace = None,
+            _ => {}
+        }
+    }
+
+    /// Moves the frames recorded since the last call into `into`, oldest
+    /// first, and returns how many were dropped meanwhile (past
+    /// [`MAX_TRACED_FRAMES`](crate::frame::MAX_TRACED_FRAMES)). Nothing
+    /// unless [`trace_frames`](Connection::trace_frames) is on.
+    pub fn drain_frame_trace(&mut self, into: &mut Vec<TracedFrame>) -> u64 {
+        match &mut self.outgoing.trace {
+            Some(trace) => trace.drain(into),
+            None => 0,
+        }
     }
 
     /// Bytes queued and not yet taken with [`Connection::poll_transmit`].

@@ -17,7 +17,7 @@ use std::collections::VecDeque;
 use bytes::{Bytes, BytesMut};
 
 use crate::frame::mask::apply_mask;
-use crate::frame::{FrameHeader, MAX_HEADER_LEN, OpCode};
+use crate::frame::{FrameHeader, FrameTrace, MAX_HEADER_LEN, OpCode};
 use crate::role::Role;
 
 /// Payloads at most this long are copied next to their header; longer ones
@@ -60,6 +60,8 @@ pub(crate) struct Outgoing {
     mid_frame: bool,
     /// Bytes queued in all three places.
     queued: usize,
+    /// Frames in and out, when traced (boxed: off, it costs a pointer).
+    pub(crate) trace: Option<Box<FrameTrace>>,
 }
 
 impl Outgoing {
@@ -83,6 +85,9 @@ impl Outgoing {
         };
         let mut head = [0u8; MAX_HEADER_LEN];
         let head_len = header.encode(&mut head);
+        if let Some(trace) = &mut self.trace {
+            trace.record(true, header);
+        }
         self.queued += head_len + payload.len();
         let priority = matches!(opcode, OpCode::Ping | OpCode::Pong);
         let buffer = if priority {
@@ -119,6 +124,11 @@ impl Outgoing {
     /// Queues a frame encoded elsewhere (unmasked, whole), after the data
     /// already queued: copied when small, shared when large.
     pub(crate) fn push_encoded(&mut self, frame: &Bytes) {
+        if let Some(trace) = &mut self.trace
+            && let Ok(Some((header, _))) = FrameHeader::parse(frame)
+        {
+            trace.record(true, header);
+        }
         self.queued += frame.len();
         if frame.len() <= INLINE_PAYLOAD_MAX {
             reserve(&mut self.tail, frame.len());

@@ -290,6 +290,9 @@ impl Connection {
                 return Ok(Step::NeedMore);
             };
             let (len, text, compressed) = self.check_header(&header)?;
+            if let Some(trace) = &mut self.outgoing.trace {
+                trace.record(false, header);
+            }
             self.input.advance(header_len);
             if header.opcode != OpCode::Continuation && text {
                 self.utf8 = Utf8Validator::new();

@@ -7,6 +7,9 @@
 mod header;
 pub mod mask;
 mod opcode;
+mod trace;
 
 pub use header::{FrameHeader, MAX_HEADER_LEN};
 pub use opcode::OpCode;
+pub(crate) use trace::FrameTrace;
+pub use trace::{MAX_TRACED_FRAMES, TracedFrame};

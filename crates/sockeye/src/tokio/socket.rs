@@ -639,6 +639,21 @@ where
         self.conn.buffered_amount() + self.output.len()
     }
 
+    /// Starts (or stops) recording every frame received and queued to
+    /// send, for debugging output; see
+    /// [`Connection::trace_frames`](sockeye_proto::Connection::trace_frames).
+    /// Default: off.
+    pub fn trace_frames(&mut self, on: bool) {
+        self.conn.trace_frames(on);
+    }
+
+    /// Moves the frames recorded since the last call into `into` and
+    /// returns how many were dropped meanwhile; see
+    /// [`Connection::drain_frame_trace`](sockeye_proto::Connection::drain_frame_trace).
+    pub fn drain_frame_trace(&mut self, into: &mut Vec<sockeye_proto::frame::TracedFrame>) -> u64 {
+        self.conn.drain_frame_trace(into)
+    }
+
     /// Whether queued output exceeds the backpressure bound.
     pub(crate) fn over_buffer_limit(&self) -> bool {
         self.buffered_amount() >= self.conn.config().get_max_buffered_bytes()

@@ -106,6 +106,12 @@ impl<S> RecvHalf<S>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    /// The frames recorded since the last drain (by either half); see
+    /// [`WebSocket::drain_frame_trace`].
+    pub fn drain_frame_trace(&self, into: &mut Vec<sockeye_proto::frame::TracedFrame>) -> u64 {
+        self.shared.lock().drain_frame_trace(into)
+    }
+
     /// Receives the next data message; see [`WebSocket::recv`].
     ///
     /// # Cancel safety
@@ -220,6 +226,12 @@ where
     /// Bytes queued and not yet written; see [`WebSocket::buffered_amount`].
     pub fn buffered_amount(&self) -> usize {
         self.shared.lock().buffered_amount()
+    }
+
+    /// The frames recorded since the last drain (by either half); see
+    /// [`WebSocket::drain_frame_trace`].
+    pub fn drain_frame_trace(&self, into: &mut Vec<sockeye_proto::frame::TracedFrame>) -> u64 {
+        self.shared.lock().drain_frame_trace(into)
     }
 
     /// Sends a Ping; see [`WebSocket::ping`].
