@@ -67,8 +67,9 @@ Exit status:
           arg_required_else_help = true)]
 struct Cli {
     /// More output on stderr. connect: -v the handshake's request and
-    /// response headers (secrets masked), -vv also each message and
-    /// control frame in and out. serve: -v connections, -vv also each
+    /// response headers (secrets masked), -vv also each message and each
+    /// frame in and out (opcode, FIN/RSV bits, mask, length). serve: -v
+    /// connections, -vv also each
     /// handshake and close. -vvv: everything tracing has. `RUST_LOG`
     /// overrides the log levels.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
