@@ -4,45 +4,17 @@
 
 use std::time::Duration;
 
-use http::{HeaderName, HeaderValue, Uri};
+use http::{HeaderName, HeaderValue};
 
 /// A `ws://` or `wss://` URL with a host and, if it has one, a port from
-/// 1 to 65535.
+/// 1 to 65535: the library's own check
+/// ([`sockeye::ClientBuilder::check_url`]), with its reason.
 pub fn parse_url(text: &str) -> Result<String, String> {
-    if let Some(port) = port_text(text)
-        && !matches!(port.parse::<u16>(), Ok(1..))
-    {
-        return Err(format!(
-            "invalid port {port:?} in the URL (expected 1 to 65535)"
-        ));
+    match sockeye::ClientBuilder::check_url(text) {
+        Ok(()) => Ok(text.to_owned()),
+        Err(sockeye::Error::InvalidUrl(why)) => Err(why),
+        Err(other) => Err(other.to_string()),
     }
-    let uri: Uri = text
-        .parse()
-        .map_err(|_| "malformed URL (expected ws://HOST[:PORT]/PATH)".to_owned())?;
-    match uri.scheme_str().map(str::to_ascii_lowercase).as_deref() {
-        Some("ws" | "wss") => {}
-        Some(other) => return Err(format!("unknown scheme {other:?} (use ws:// or wss://)")),
-        None => return Err("no scheme (use ws:// or wss://)".to_owned()),
-    }
-    if uri.host().is_none_or(str::is_empty) {
-        return Err("no host in URL".to_owned());
-    }
-    Ok(text.to_owned())
-}
-
-/// The port of `scheme://[userinfo@]host:port/...` as written, if any.
-fn port_text(url: &str) -> Option<&str> {
-    let (_, rest) = url.split_once("://")?;
-    let authority = rest.split(['/', '?', '#']).next()?;
-    let host_port = authority
-        .rsplit_once('@')
-        .map_or(authority, |(_, after)| after);
-    // After an IPv6 literal's bracket, or the last colon of a name.
-    let after_host = match host_port.rfind(']') {
-        Some(end) => &host_port[end + 1..],
-        None => host_port,
-    };
-    after_host.rsplit_once(':').map(|(_, port)| port)
 }
 
 /// `text` with the password of every `scheme://user:password@` in it

@@ -263,6 +263,15 @@ impl ClientBuilder {
         self
     }
 
+    /// Checks `url` as [`connect`](ClientBuilder::connect) will, without
+    /// connecting: a `ws://` or `wss://` scheme, a host, and a port (if
+    /// given) from 1 to 65535. An [`Error::InvalidUrl`] says what is wrong
+    /// (never repeating the URL, which may hold a password). For
+    /// validating input early, as a command line does.
+    pub fn check_url(url: &str) -> Result<(), Error> {
+        Target::parse(url).map(|_| ())
+    }
+
     /// Connects, performs the opening handshake and returns the connection
     /// and the server's response.
     ///

@@ -16,16 +16,33 @@ pub(crate) struct Target {
 
 impl Target {
     pub(crate) fn parse(url: &str) -> Result<Target, Error> {
+        // The port as written, checked first: `Uri` refuses `:abc` as a
+        // whole-URL syntax error, and reads `:99999` as no port at all.
+        let port = match port_text(url) {
+            None => None,
+            Some(text) => match text.parse::<u16>() {
+                Ok(port) if port > 0 => Some(port),
+                _ => {
+                    return Err(Error::InvalidUrl(format!(
+                        "invalid port {text:?} in the URL (expected 1 to 65535)"
+                    )));
+                }
+            },
+        };
         let uri: Uri = url
             .parse()
             // Not the URL itself: it may hold a password.
-            .map_err(|error| Error::InvalidUrl(format!("cannot parse the URL: {error}")))?;
+            .map_err(|error| {
+                Error::InvalidUrl(format!(
+                    "malformed URL (expected ws://HOST[:PORT]/PATH): {error}"
+                ))
+            })?;
         let secure = match uri.scheme_str().map(str::to_ascii_lowercase).as_deref() {
             Some("ws") => false,
             Some("wss") => true,
             Some(other) => {
                 return Err(Error::InvalidUrl(format!(
-                    "unsupported scheme {other:?} (use ws:// or wss://)"
+                    "unknown scheme {other:?} (use ws:// or wss://)"
                 )));
             }
             None => return Err(Error::InvalidUrl("no scheme (use ws:// or wss://)".into())),
@@ -33,37 +50,12 @@ impl Target {
         let host = uri
             .host()
             .filter(|host| !host.is_empty())
-            .ok_or_else(|| Error::InvalidUrl("no host".into()))?;
+            .ok_or_else(|| Error::InvalidUrl("no host in URL".into()))?;
         let host = host
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_owned();
-        // As written: `Uri::port` is `None` for a port that is not a u16.
-        let authority = uri.authority().map_or("", |authority| authority.as_str());
-        let host_port = authority
-            .rsplit_once('@')
-            .map_or(authority, |(_, after)| after);
-        let after_host = match host_port.rfind(']') {
-            Some(end) => &host_port[end + 1..],
-            None => host_port,
-        };
-        let port = match after_host.rsplit_once(':') {
-            None => {
-                if secure {
-                    443
-                } else {
-                    80
-                }
-            }
-            Some((_, port)) => match port.parse::<u16>() {
-                Ok(port) if port > 0 => port,
-                _ => {
-                    return Err(Error::InvalidUrl(format!(
-                        "invalid port {port:?} (expected 1 to 65535)"
-                    )));
-                }
-            },
-        };
+        let port = port.unwrap_or(if secure { 443 } else { 80 });
         Ok(Target { host, port, secure })
     }
 
@@ -77,13 +69,34 @@ impl Target {
     }
 }
 
+/// The port of `scheme://[userinfo@]host:port/...` as written, if any.
+fn port_text(url: &str) -> Option<&str> {
+    let (_, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host_port = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, after)| after);
+    // After an IPv6 literal's bracket, or the last colon of a name.
+    let after_host = match host_port.rfind(']') {
+        Some(end) => &host_port[end + 1..],
+        None => host_port,
+    };
+    after_host.rsplit_once(':').map(|(_, port)| port)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn bad_ports_are_url_errors() {
-        for url in ["ws://host:99999/", "ws://host:0/", "ws://host:65536/"] {
+        for url in [
+            "ws://host:99999/",
+            "ws://host:0/",
+            "ws://host:65536/",
+            "ws://host:abc/",
+            "ws://[::1]:x/",
+        ] {
             assert!(
                 matches!(Target::parse(url), Err(Error::InvalidUrl(ref why)) if why.contains("port")),
                 "{url}"
