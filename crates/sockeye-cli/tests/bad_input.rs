@@ -4,33 +4,7 @@
 
 mod common;
 
-use common::{Finished, Scratch, run, serve};
-
-/// Asserts the exit status and that stderr is one line containing `text`.
-fn assert_fails(finished: &Finished, code: i32, text: &str) {
-    assert_eq!(finished.code, code, "stderr: {}", finished.stderr);
-    assert_eq!(
-        finished.stderr.lines().count(),
-        1,
-        "one line: {:?}",
-        finished.stderr
-    );
-    assert!(
-        finished.stderr.starts_with("sockeye: "),
-        "{}",
-        finished.stderr
-    );
-    assert!(
-        finished.stderr.contains(text),
-        "{:?} should contain {text:?}",
-        finished.stderr
-    );
-    assert!(
-        finished.stdout.is_empty(),
-        "nothing on stdout: {}",
-        finished.stdout
-    );
-}
+use common::{Scratch, assert_fails, run, serve};
 
 #[test]
 fn malformed_urls() {

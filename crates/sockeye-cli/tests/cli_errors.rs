@@ -9,24 +9,7 @@ mod common;
 
 use std::net::TcpListener;
 
-use common::{Finished, Scratch, pki, run, serve};
-
-/// Asserts the exit status and that stderr is one line containing `text`.
-fn assert_fails(finished: &Finished, code: i32, text: &str) {
-    assert_eq!(finished.code, code, "stderr: {}", finished.stderr);
-    assert_eq!(
-        finished.stderr.lines().count(),
-        1,
-        "one line: {:?}",
-        finished.stderr
-    );
-    assert!(
-        finished.stderr.contains(text),
-        "{:?} should contain {text:?}",
-        finished.stderr
-    );
-    assert!(finished.stdout.is_empty(), "stdout: {}", finished.stdout);
-}
+use common::{Scratch, assert_fails, pki, run, serve};
 
 /// A TCP listener that accepts and then says nothing, until dropped.
 struct Silent {

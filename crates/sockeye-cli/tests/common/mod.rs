@@ -252,6 +252,33 @@ pub struct Finished {
     pub stderr: String,
 }
 
+/// Asserts the exit status, that stderr is one `sockeye: ` line
+/// containing `text`, and that nothing went to stdout.
+pub fn assert_fails(finished: &Finished, code: i32, text: &str) {
+    assert_eq!(finished.code, code, "stderr: {}", finished.stderr);
+    assert_eq!(
+        finished.stderr.lines().count(),
+        1,
+        "one line: {:?}",
+        finished.stderr
+    );
+    assert!(
+        finished.stderr.starts_with("sockeye: "),
+        "{}",
+        finished.stderr
+    );
+    assert!(
+        finished.stderr.contains(text),
+        "{:?} should contain {text:?}",
+        finished.stderr
+    );
+    assert!(
+        finished.stdout.is_empty(),
+        "nothing on stdout: {}",
+        finished.stdout
+    );
+}
+
 /// Runs `sockeye ARGS` with `input` on stdin to the end.
 pub fn run(args: &[&str], input: &[u8]) -> Finished {
     let mut proc = Proc::spawn(args);
