@@ -32,7 +32,8 @@
 //! | [`Config::max_frame_size`](crate::proto::Config::max_frame_size) | 16 MiB | a frame header announcing gigabytes | close 1009 |
 //! | [`Config::max_message_size`](crate::proto::Config::max_message_size) | 64 MiB, counted after inflating | a compression bomb; endless fragments | close 1009 |
 //! | [`Config::message_timeout`](crate::proto::Config::message_timeout) | servers 60 s | a message dribbled a byte at a time | close 1008 |
-//! | [`Config::max_buffered_bytes`](crate::proto::Config::max_buffered_bytes) | 1 MiB | a peer that does not read what you send | `send` waits |
+//! | [`Config::max_buffered_bytes`](crate::proto::Config::max_buffered_bytes) | 1 MiB | a peer that does not read what you send | `send` waits; `try_send` answers `Dropped` |
+//! | [`Config::high_water_bytes`](crate::proto::Config::high_water_bytes) | 1/4 of `max_buffered_bytes` | a sender that would fill the buffer before noticing | `try_send` answers `Backpressure` |
 //! | [`Config::max_queued_control_bytes`](crate::proto::Config::max_queued_control_bytes) | 64 KiB | a Ping flood from a peer that does not read the Pongs | reading stops |
 //! | [`Config::keepalive_interval`](crate::proto::Config::keepalive_interval) | servers 20 s | peers that vanished without a FIN (a phone in a tunnel) | close 1011 |
 //! | [`Config::close_timeout`](crate::proto::Config::close_timeout) | 10 s | a peer that never answers our Close | transport closed |
