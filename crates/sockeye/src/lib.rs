@@ -74,6 +74,8 @@ mod client;
 mod drain;
 mod error;
 pub mod guide;
+#[cfg(feature = "http2")]
+pub mod h2;
 mod handshake_io;
 pub mod hub;
 mod output;
