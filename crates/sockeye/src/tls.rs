@@ -100,24 +100,33 @@ pub fn crypto_provider() -> Arc<CryptoProvider> {
 }
 
 /// What [`connect`](crate::connect) connects over: plain TCP for `ws://`,
-/// TLS for `wss://`.
+/// TLS for `wss://`, or one stream of an HTTP/2 connection (RFC 8441).
 ///
-/// The TLS state is boxed: it is several KiB, and plain connections should
-/// not carry its size.
+/// The TLS and HTTP/2 states are boxed: they are larger than a TCP
+/// stream, and plain connections should not carry their size. More
+/// transports may come (HTTP/3, RFC 9220): match with a wildcard arm.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum ClientStream {
     /// `ws://`: plain TCP.
     Plain(TcpStream),
     /// `wss://`: TLS over TCP.
     Tls(Box<TlsStream<TcpStream>>),
+    /// One stream of an HTTP/2 connection, shared with other WebSockets
+    /// to the same origin.
+    #[cfg(feature = "http2")]
+    Http2(Box<crate::h2::H2Stream>),
 }
 
 impl ClientStream {
-    /// The TCP stream underneath.
-    pub fn tcp(&self) -> &TcpStream {
+    /// The TCP stream underneath, when the WebSocket has one to itself
+    /// (`None` for an HTTP/2 stream: the connection is shared).
+    pub fn tcp(&self) -> Option<&TcpStream> {
         match self {
-            ClientStream::Plain(stream) => stream,
-            ClientStream::Tls(stream) => stream.get_ref().0,
+            ClientStream::Plain(stream) => Some(stream),
+            ClientStream::Tls(stream) => Some(stream.get_ref().0),
+            #[cfg(feature = "http2")]
+            ClientStream::Http2(_) => None,
         }
     }
 }
@@ -126,27 +135,50 @@ impl ClientStream {
 /// serves over: plain TCP, or TLS when the builder has a rustls
 /// `ServerConfig`.
 ///
-/// The TLS state is boxed: it is several KiB, and every connection's task
-/// would otherwise carry its size, plain ones too.
+/// The TLS and HTTP/2 states are boxed: they are larger than a TCP
+/// stream, and every connection's task would otherwise carry their size,
+/// plain ones too. More transports may come (HTTP/3, RFC 9220): match
+/// with a wildcard arm.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum ServerStream {
     /// Plain TCP.
     Plain(TcpStream),
     /// TLS over TCP.
     Tls(Box<ServerTlsStream<TcpStream>>),
+    /// One stream of an HTTP/2 connection (RFC 8441), beside the other
+    /// WebSockets the client opened on it.
+    #[cfg(feature = "http2")]
+    Http2(Box<crate::h2::H2Stream>),
 }
 
 impl ServerStream {
-    /// The TCP stream underneath.
-    pub fn tcp(&self) -> &TcpStream {
+    /// The TCP stream underneath, when the WebSocket has one to itself
+    /// (`None` for an HTTP/2 stream: the connection is shared).
+    pub fn tcp(&self) -> Option<&TcpStream> {
         match self {
-            ServerStream::Plain(stream) => stream,
-            ServerStream::Tls(stream) => stream.get_ref().0,
+            ServerStream::Plain(stream) => Some(stream),
+            ServerStream::Tls(stream) => Some(stream.get_ref().0),
+            #[cfg(feature = "http2")]
+            ServerStream::Http2(_) => None,
         }
     }
 }
 
-/// Forwards the tokio I/O traits of a two-variant stream enum.
+/// Runs `$body` with `$stream` bound to whichever transport the enum
+/// holds.
+macro_rules! each_variant {
+    ($value:expr, $name:ident, $stream:ident => $body:expr) => {
+        match $value {
+            $name::Plain($stream) => $body,
+            $name::Tls($stream) => $body,
+            #[cfg(feature = "http2")]
+            $name::Http2($stream) => $body,
+        }
+    };
+}
+
+/// Forwards the tokio I/O traits of a stream enum to its variants.
 macro_rules! forward_io {
     ($name:ident) => {
         impl AsyncRead for $name {
@@ -155,10 +187,7 @@ macro_rules! forward_io {
                 cx: &mut Context<'_>,
                 buf: &mut ReadBuf<'_>,
             ) -> Poll<io::Result<()>> {
-                match self.get_mut() {
-                    $name::Plain(stream) => Pin::new(stream).poll_read(cx, buf),
-                    $name::Tls(stream) => Pin::new(stream).poll_read(cx, buf),
-                }
+                each_variant!(self.get_mut(), $name, stream => Pin::new(stream).poll_read(cx, buf))
             }
         }
 
@@ -168,10 +197,7 @@ macro_rules! forward_io {
                 cx: &mut Context<'_>,
                 buf: &[u8],
             ) -> Poll<io::Result<usize>> {
-                match self.get_mut() {
-                    $name::Plain(stream) => Pin::new(stream).poll_write(cx, buf),
-                    $name::Tls(stream) => Pin::new(stream).poll_write(cx, buf),
-                }
+                each_variant!(self.get_mut(), $name, stream => Pin::new(stream).poll_write(cx, buf))
             }
 
             fn poll_write_vectored(
@@ -179,31 +205,21 @@ macro_rules! forward_io {
                 cx: &mut Context<'_>,
                 bufs: &[io::IoSlice<'_>],
             ) -> Poll<io::Result<usize>> {
-                match self.get_mut() {
-                    $name::Plain(stream) => Pin::new(stream).poll_write_vectored(cx, bufs),
-                    $name::Tls(stream) => Pin::new(stream).poll_write_vectored(cx, bufs),
-                }
+                each_variant!(self.get_mut(), $name, stream => {
+                    Pin::new(stream).poll_write_vectored(cx, bufs)
+                })
             }
 
             fn is_write_vectored(&self) -> bool {
-                match self {
-                    $name::Plain(stream) => stream.is_write_vectored(),
-                    $name::Tls(stream) => stream.is_write_vectored(),
-                }
+                each_variant!(self, $name, stream => stream.is_write_vectored())
             }
 
             fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-                match self.get_mut() {
-                    $name::Plain(stream) => Pin::new(stream).poll_flush(cx),
-                    $name::Tls(stream) => Pin::new(stream).poll_flush(cx),
-                }
+                each_variant!(self.get_mut(), $name, stream => Pin::new(stream).poll_flush(cx))
             }
 
             fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-                match self.get_mut() {
-                    $name::Plain(stream) => Pin::new(stream).poll_shutdown(cx),
-                    $name::Tls(stream) => Pin::new(stream).poll_shutdown(cx),
-                }
+                each_variant!(self.get_mut(), $name, stream => Pin::new(stream).poll_shutdown(cx))
             }
         }
     };
