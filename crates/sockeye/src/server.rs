@@ -43,12 +43,12 @@ impl ServerBuilder {
         // One deadline for TLS and HTTP together.
         let deadline = tokio::time::Instant::now() + self.handshake_timeout;
         let stream = self.open_tls(tcp, deadline).await?;
-        if let ServerStream::Tls(tls) = &stream {
-            if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
-                return Err(Error::InvalidInput(
-                    "the client chose HTTP/2 by ALPN: serve it with serve_tcp or accept_http2",
-                ));
-            }
+        if let ServerStream::Tls(tls) = &stream
+            && tls.get_ref().1.alpn_protocol() == Some(b"h2")
+        {
+            return Err(Error::InvalidInput(
+                "the client chose HTTP/2 by ALPN: serve it with serve_tcp or accept_http2",
+            ));
         }
         self.accept_until(stream, &[], deadline, known)
             .await
@@ -287,10 +287,10 @@ impl ServerBuilder {
     {
         let mut parser = self.request_parser();
         let head = async {
-            if !read.is_empty() {
-                if let Some(parsed) = parser.parse(read)? {
-                    return Ok((parsed.head, read[parsed.consumed..].to_vec()));
-                }
+            if !read.is_empty()
+                && let Some(parsed) = parser.parse(read)?
+            {
+                return Ok((parsed.head, read[parsed.consumed..].to_vec()));
             }
             read_head(&mut stream, |bytes| parser.parse(bytes)).await
         };

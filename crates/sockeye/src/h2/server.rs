@@ -85,10 +85,10 @@ pub enum Http2Request {
     /// A CONNECT: a WebSocket opening handshake (RFC 8441) when it carries
     /// `:protocol websocket`. [`PendingWebSocket::accept`] checks it
     /// against the server's policy and answers it.
-    WebSocket(PendingWebSocket),
+    WebSocket(Box<PendingWebSocket>),
     /// Any other request (a page, a file): answer it with
     /// [`HttpRequest::respond`].
-    Http(HttpRequest),
+    Http(Box<HttpRequest>),
 }
 
 /// A WebSocket request over HTTP/2, not yet answered. Dropping it resets
@@ -256,7 +256,7 @@ where
         parts.extensions.insert(self.known);
         let request = Request::from_parts(parts, ());
         if request.method() == Method::CONNECT {
-            Http2Request::WebSocket(PendingWebSocket {
+            Http2Request::WebSocket(Box::new(PendingWebSocket {
                 request,
                 protocol,
                 respond,
@@ -264,13 +264,13 @@ where
                 server: self.server.clone(),
                 known: self.known,
                 live: self.live.clone(),
-            })
+            }))
         } else {
-            Http2Request::Http(HttpRequest {
+            Http2Request::Http(Box::new(HttpRequest {
                 request,
                 respond,
                 _body: body,
-            })
+            }))
         }
     }
 }
@@ -290,7 +290,7 @@ impl PendingWebSocket {
     /// # Errors
     /// [`Error::Handshake`] when refused, or the HTTP/2 error if the
     /// stream was already reset.
-    pub fn accept(self) -> Result<WebSocket<ServerStream>, Error> {
+    pub fn accept(self: Box<Self>) -> Result<WebSocket<ServerStream>, Error> {
         self.accept_with_request().map(|(ws, _)| ws)
     }
 
@@ -298,7 +298,9 @@ impl PendingWebSocket {
     ///
     /// # Errors
     /// As [`accept`](Self::accept)'s.
-    pub fn accept_with_request(self) -> Result<(WebSocket<ServerStream>, Request<()>), Error> {
+    pub fn accept_with_request(
+        self: Box<Self>,
+    ) -> Result<(WebSocket<ServerStream>, Request<()>), Error> {
         let PendingWebSocket {
             request,
             protocol,
@@ -307,7 +309,7 @@ impl PendingWebSocket {
             server,
             known,
             live,
-        } = self;
+        } = *self;
         let admitted = if body.is_end_stream() {
             // END_STREAM on the CONNECT's HEADERS: the client can send
             // nothing more, so there is no tunnel to open.
@@ -347,7 +349,7 @@ impl PendingWebSocket {
     /// Refuses the request with `response` (the application's own
     /// refusal: 404 for an unknown path, ...). Connection-specific
     /// headers, which HTTP/2 forbids, are left out.
-    pub fn refuse(mut self, response: Response<Bytes>) {
+    pub fn refuse(mut self: Box<Self>, response: Response<Bytes>) {
         self.server.record_refusal(RefusalReason::Application);
         send(&mut self.respond, response);
     }
@@ -365,7 +367,7 @@ impl HttpRequest {
     ///
     /// # Errors
     /// The HTTP/2 error if the stream was reset meanwhile.
-    pub fn respond(mut self, mut response: Response<Bytes>) -> Result<(), Error> {
+    pub fn respond(mut self: Box<Self>, mut response: Response<Bytes>) -> Result<(), Error> {
         if self.request.method() == Method::HEAD {
             let length = response.body().len();
             response
