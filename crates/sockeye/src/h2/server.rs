@@ -129,7 +129,9 @@ impl ServerBuilder {
     /// that times the stream limit, so a WebSocket that does not read
     /// stalls only its own stream. A connection with no WebSocket open and
     /// no request for a handshake timeout is closed (GOAWAY), as an
-    /// HTTP/1.1 connection that sends no request is.
+    /// HTTP/1.1 connection that sends no request is; one that has not
+    /// finished closing a handshake timeout after its GOAWAY, with no
+    /// WebSocket left, is dropped.
     ///
     /// # Errors
     /// [`Error::OpenTimeout`], or the HTTP/2 error (a bad preface).
@@ -209,22 +211,26 @@ where
                         Err(error) => Err(h2_error(error)),
                     }));
                 }
-                if self.going_away {
-                    return Poll::Pending;
-                }
-                if drain_started.as_mut().poll(cx).is_ready() {
+                if !self.going_away && drain_started.as_mut().poll(cx).is_ready() {
                     // GOAWAY; poll the connection again so it is sent.
                     self.graceful_shutdown();
                     continue;
                 }
                 if idle.as_mut().poll(cx).is_ready() {
-                    if self.websockets() == 0 {
+                    if self.websockets() != 0 {
+                        self.busy_at = tokio::time::Instant::now();
+                    } else if !self.going_away {
                         self.graceful_shutdown();
                     } else {
-                        self.busy_at = tokio::time::Instant::now();
-                        idle.as_mut()
-                            .reset(self.busy_at + self.server.handshake_timeout);
+                        // h2's graceful shutdown waits for the client to
+                        // answer its PING before the last GOAWAY: a client
+                        // that never does would hold the connection open.
+                        // A handshake timeout after the GOAWAY with no
+                        // WebSocket left, it is dropped.
+                        return Poll::Ready(None);
                     }
+                    idle.as_mut()
+                        .reset(self.busy_at + self.server.handshake_timeout);
                     continue;
                 }
                 return Poll::Pending;
@@ -254,6 +260,7 @@ where
     pub fn graceful_shutdown(&mut self) {
         if !self.going_away {
             self.going_away = true;
+            self.busy_at = tokio::time::Instant::now();
             self.connection.graceful_shutdown();
         }
     }
