@@ -128,7 +128,9 @@ impl ServerBuilder {
     /// that times the stream limit, so a WebSocket that does not read
     /// stalls only its own stream. A connection with no WebSocket open and
     /// no request for a handshake timeout is closed (GOAWAY), as an
-    /// HTTP/1.1 connection that sends no request is.
+    /// HTTP/1.1 connection that sends no request is; one that has not
+    /// finished closing a handshake timeout after its GOAWAY, with no
+    /// WebSocket left, is dropped.
     ///
     /// # Errors
     /// [`Error::OpenTimeout`], or the HTTP/2 error (a bad preface).
@@ -206,11 +208,18 @@ where
                     };
                 }
                 () = drain.started(), if !self.going_away => self.graceful_shutdown(),
-                () = tokio::time::sleep_until(idle_at), if !self.going_away => {
-                    if self.websockets() == 0 {
+                () = tokio::time::sleep_until(idle_at) => {
+                    if self.websockets() != 0 {
+                        self.busy_at = tokio::time::Instant::now();
+                    } else if !self.going_away {
                         self.graceful_shutdown();
                     } else {
-                        self.busy_at = tokio::time::Instant::now();
+                        // h2's graceful shutdown waits for the client to
+                        // answer its PING before the last GOAWAY: a client
+                        // that never does would hold the connection open.
+                        // A handshake timeout after the GOAWAY with no
+                        // WebSocket left, it is dropped.
+                        return None;
                     }
                 }
             }
@@ -238,6 +247,7 @@ where
     pub fn graceful_shutdown(&mut self) {
         if !self.going_away {
             self.going_away = true;
+            self.busy_at = tokio::time::Instant::now();
             self.connection.graceful_shutdown();
         }
     }
