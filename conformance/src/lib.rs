@@ -28,6 +28,7 @@ pub mod cases;
 mod check;
 pub mod cli;
 pub mod deflate;
+pub mod http2;
 mod pace;
 pub mod parse;
 pub mod report;
