@@ -4,7 +4,12 @@
 //! connection.
 //!
 //! `cargo test -p sockeye-conformance --test autobahn_h2 [-- FILTER...]
-//! [--role server|client] [--quiet-ms N] [--patience-ms N]`
+//! [--role server|client] [--quiet-ms N] [--patience-ms N] [--workers N]`
+//!
+//! Cases run [`WORKERS`] at a time (`--workers`), each on its own stream:
+//! the run is mostly waiting for the testee to stay quiet, and the
+//! streams of one connection are meant to be independent (the runner
+//! checks after every case that a failure ended only its own stream).
 //!
 //! Prints one line per case, `N passed, M failed` for each suite and for
 //! both together (the last line), writes markdown summaries to
@@ -20,9 +25,12 @@ use sockeye_conformance::deflate::report as deflate_report;
 use sockeye_conformance::deflate::testee::DeflateTargets;
 use sockeye_conformance::http2::H2;
 use sockeye_conformance::http2::deflate::H2Deflate;
-use sockeye_conformance::report::{markdown, run_all, totals};
+use sockeye_conformance::report::{markdown, run_all_parallel, totals};
 use sockeye_conformance::target::{TargetFactory, Timing};
 use sockeye_conformance::tcp::Tcp;
+
+/// Cases at a time, unless `--workers` says otherwise.
+const WORKERS: usize = 4;
 
 fn main() -> ExitCode {
     let args = match Args::from_env() {
@@ -37,6 +45,7 @@ fn main() -> ExitCode {
         quiet: args.quiet.unwrap_or(Tcp::TIMING.quiet),
         patience: args.patience.unwrap_or(Tcp::TIMING.patience),
     };
+    let workers = args.workers.unwrap_or(WORKERS);
     let (mut passed, mut total) = (0, 0);
 
     let cases = args.cases();
@@ -49,14 +58,14 @@ fn main() -> ExitCode {
             }
         };
         let started = Instant::now();
-        let results = run_all(&cases, &args.roles, &factory, |result| {
+        let results = run_all_parallel(&cases, &args.roles, &factory, workers, |result| {
             println!("{}", result.line())
         });
         let elapsed = started.elapsed();
         let (connections, streams) = factory.connections();
         let name = format!(
-            "{} (quiet {} ms, patience {} ms; {streams} WebSockets over {connections} HTTP/2 \
-             connections)",
+            "{} (quiet {} ms, patience {} ms, {workers} cases at a time; {streams} WebSockets \
+             over {connections} HTTP/2 connections)",
             factory.name(),
             timing.quiet.as_millis(),
             timing.patience.as_millis()
@@ -83,13 +92,15 @@ fn main() -> ExitCode {
             }
         };
         let started = Instant::now();
-        let results = deflate_report::run_all(&deflate_cases, &args.roles, &targets, 1, |result| {
-            println!("{}", result.line())
-        });
+        let results =
+            deflate_report::run_all(&deflate_cases, &args.roles, &targets, workers, |result| {
+                println!("{}", result.line())
+            });
         let elapsed = started.elapsed();
         let (connections, streams) = targets.connections();
         let name = format!(
-            "{} ({streams} WebSockets over {connections} HTTP/2 connections)",
+            "{} ({workers} cases at a time; {streams} WebSockets over {connections} HTTP/2 \
+             connections)",
             targets.name()
         );
         drop(targets);

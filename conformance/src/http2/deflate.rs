@@ -36,11 +36,14 @@ struct DeflateServer {
     runner: runner::Client,
 }
 
+/// What tells testee servers apart: their policy and engine config.
+type ServerKey = (DeflateConfig, Config);
+
 /// Starts deflate testees on sockeye's server and client over HTTP/2.
 #[derive(Debug)]
 pub struct H2Deflate {
     runtimes: Runtimes,
-    servers: Mutex<Vec<((DeflateConfig, Config), Arc<DeflateServer>)>>,
+    servers: Mutex<Vec<(ServerKey, Arc<DeflateServer>)>>,
     client_side: Mutex<Option<Arc<ClientSide>>>,
     paths: AtomicUsize,
 }
