@@ -353,7 +353,11 @@ impl Run<'_, '_> {
 
     /// The opening handshake in the transport's headers (HTTP/2): the
     /// same offers and answers, checked the same way.
-    fn headers_handshake(&mut self, expected_offer: &[Extension], expected_answer: &[Extension]) -> bool {
+    fn headers_handshake(
+        &mut self,
+        expected_offer: &[Extension],
+        expected_answer: &[Extension],
+    ) -> bool {
         let setup = self.setup;
         let Some(headers) = self.link.testee.headers() else {
             return false;

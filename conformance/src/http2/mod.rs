@@ -102,7 +102,10 @@ impl Runtimes {
 impl Drop for Runtimes {
     fn drop(&mut self) {
         // Cancels the servers, connections and any testee task left.
-        for runtime in [self.testee.take(), self.runner.take()].into_iter().flatten() {
+        for runtime in [self.testee.take(), self.runner.take()]
+            .into_iter()
+            .flatten()
+        {
             runtime.shutdown_timeout(Duration::from_secs(2));
         }
     }

@@ -53,7 +53,10 @@ impl Health {
     }
 
     fn end(&self, how: Result<(), String>) {
-        let mut ended = self.ended.lock().unwrap_or_else(|poison| poison.into_inner());
+        let mut ended = self
+            .ended
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
         ended.get_or_insert(how);
     }
 
@@ -193,7 +196,11 @@ impl Client {
                 let response = response
                     .await
                     .map_err(|error| format!("the extended CONNECT failed: {error}"))?;
-                Ok::<_, String>((response, stream, send.is_extended_connect_protocol_enabled()))
+                Ok::<_, String>((
+                    response,
+                    stream,
+                    send.is_extended_connect_protocol_enabled(),
+                ))
             })
             .await
             .map_err(|_| format!("no answer within {} s", OPEN_TIMEOUT.as_secs()))?
@@ -212,7 +219,10 @@ impl Client {
 }
 
 /// A new connection to `addr` (prior knowledge), driven by a task.
-async fn connect(addr: SocketAddr, number: usize) -> Result<(SendRequest<Bytes>, Arc<Health>), String> {
+async fn connect(
+    addr: SocketAddr,
+    number: usize,
+) -> Result<(SendRequest<Bytes>, Arc<Health>), String> {
     let tcp = TcpStream::connect(addr)
         .await
         .map_err(|error| format!("could not connect to the testee server: {error}"))?;

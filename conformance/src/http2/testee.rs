@@ -227,7 +227,10 @@ pub(crate) async fn open(
         .status(StatusCode::SWITCHING_PROTOCOLS)
         .header("upgrade", "websocket")
         .header("connection", "Upgrade")
-        .header("sec-websocket-accept", accept_key(handshake.key().as_bytes()));
+        .header(
+            "sec-websocket-accept",
+            accept_key(handshake.key().as_bytes()),
+        );
     for (name, value) in &parts.headers {
         switching = switching.header(name, value);
     }
