@@ -8,33 +8,35 @@ use std::time::Duration;
 use http::header::{AUTHORIZATION, COOKIE, HOST, PROXY_AUTHORIZATION};
 use http::{HeaderName, HeaderValue, Response};
 use rustls::ClientConfig;
-use rustls_pki_types::ServerName;
 use sockeye_proto::extension::deflate::DeflateConfig;
 use sockeye_proto::handshake::{self, ClientHandshake, Negotiated, ResponseParser};
 use sockeye_proto::{Config, Connection, Role};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
 
 use crate::error::Error;
 use crate::handshake_io::{read_body, read_head, write_all};
 use crate::proxy::Proxy;
-use crate::tls::{ClientStream, default_client_config, native_client_config};
+use crate::tls::ClientStream;
 use crate::tokio::WebSocket;
 
 mod reconnect;
 mod redirect;
 mod target;
+mod transport;
 
 pub(crate) use reconnect::EndSlot;
 pub use reconnect::{
     Ending, Failure, ReconnectError, ReconnectEvent, ReconnectPolicy, Reconnecting,
 };
 
-use redirect::{Url, is_redirect, redirect_target};
+pub(crate) use redirect::is_redirect;
+use redirect::{Url, redirect_target};
 pub(crate) use target::Target;
+pub use transport::HttpVersion;
+pub(crate) use transport::{Answer, Stage};
 
 /// The most of a refusal's body kept in the error.
-const MAX_ERROR_BODY: usize = 64 * 1024;
+pub(crate) const MAX_ERROR_BODY: usize = 64 * 1024;
 
 /// Connects to a `ws://` or `wss://` URL with the default options: through
 /// the proxy the environment names, if any ([`Proxy::from_env`]), without
@@ -79,6 +81,10 @@ pub struct ClientBuilder {
     proxy: ProxySetting,
     max_redirects: usize,
     deflate: DeflateConfig,
+    http_version: HttpVersion,
+    /// Connect through this HTTP/2 connection while it serves the URL.
+    #[cfg(feature = "http2")]
+    session: Option<crate::h2::Http2Session>,
 }
 
 /// A handshake option, kept to build the request again for a redirect.
@@ -120,6 +126,9 @@ impl ClientBuilder {
             proxy: ProxySetting::Environment,
             max_redirects: 0,
             deflate: DeflateConfig::new(),
+            http_version: HttpVersion::Auto,
+            #[cfg(feature = "http2")]
+            session: None,
         }
     }
 
@@ -193,7 +202,9 @@ impl ClientBuilder {
     }
 
     /// How long the whole opening handshake may take: DNS, TCP, the proxy's
-    /// tunnel, TLS and HTTP, across every redirect followed. A server or
+    /// tunnel, TLS and HTTP (over HTTP/2 also the connection preface and
+    /// the wait for a stream the server allows), across every redirect
+    /// followed. A server or
     /// proxy that accepts TCP and then stays silent cannot hang `connect`.
     /// Default: 30 s.
     pub fn open_timeout(mut self, timeout: Duration) -> ClientBuilder {
@@ -263,6 +274,38 @@ impl ClientBuilder {
         self
     }
 
+    /// The HTTP version to open the WebSocket over: HTTP/1.1 (RFC 6455's
+    /// Upgrade) or a stream of an HTTP/2 connection (RFC 8441). See
+    /// [`HttpVersion`] for what each choice does on `ws://` and `wss://`.
+    /// The [`response`](ClientBuilder::connect)'s
+    /// [`version`](http::Response::version) says which was used.
+    ///
+    /// A WebSocket opened over HTTP/2 by `connect` has its HTTP/2
+    /// connection to itself; to share one between several WebSockets, see
+    /// [`http2_session`](ClientBuilder::http2_session).
+    ///
+    /// Default: [`HttpVersion::Auto`] (HTTP/2 on `wss://` when the server
+    /// offers WebSockets over it, otherwise HTTP/1.1).
+    pub fn http_version(mut self, version: HttpVersion) -> ClientBuilder {
+        self.http_version = version;
+        self
+    }
+
+    /// Opens the WebSocket as a new stream of `session`'s HTTP/2
+    /// connection when the URL (after any redirect) is the session's
+    /// origin and the session is still open; otherwise connects as without
+    /// it. The session's connection was set up when it was opened: this
+    /// builder's proxy, TLS and HTTP version settings do not apply to it.
+    /// [`Http2Session::connect`](crate::http2::Http2Session::connect) is the
+    /// strict form, failing instead of making a new connection.
+    ///
+    /// Default: none, each `connect` makes its own connection.
+    #[cfg(feature = "http2")]
+    pub fn http2_session(mut self, session: &crate::h2::Http2Session) -> ClientBuilder {
+        self.session = Some(session.clone());
+        self
+    }
+
     /// Checks `url` as [`connect`](ClientBuilder::connect) will, without
     /// connecting: a `ws://` or `wss://` scheme, a host, and a port (if
     /// given) from 1 to 65535. An [`Error::InvalidUrl`] says what is wrong
@@ -302,25 +345,10 @@ impl ClientBuilder {
         let mut target = original.clone();
         let mut redirects = 0;
         loop {
-            let mut stream = self.open(&url, &target, stage).await?;
-            *stage = Stage::Handshake;
-            let sent = send_request(&mut stream, &handshake).await;
-            let (response, leftover) = sent?;
-            if self.max_redirects == 0 || !is_redirect(response.status()) {
-                let (ws, mut response, _) = finish(
-                    stream,
-                    &handshake,
-                    self.config,
-                    &self.deflate,
-                    response,
-                    leftover,
-                )
-                .await?;
-                response
-                    .extensions_mut()
-                    .insert(handshake.request().clone());
-                return Ok((ws, response));
-            }
+            let response = match self.attempt(&url, &target, &handshake, stage).await? {
+                Answer::Open(ws, response) => return Ok((ws, response)),
+                Answer::Redirect(response) => response,
+            };
             if redirects == self.max_redirects {
                 return Err(Error::TooManyRedirects {
                     max: self.max_redirects,
@@ -366,76 +394,6 @@ impl ClientBuilder {
             builder = builder.extension(offer);
         }
         Ok(builder.build()?)
-    }
-
-    /// The transport to `target`: TCP, through the proxy if there is one,
-    /// then TLS for `wss://`.
-    async fn open(
-        &self,
-        url: &str,
-        target: &Target,
-        stage: &mut Stage,
-    ) -> Result<ClientStream, Error> {
-        let from_env;
-        let proxy = match &self.proxy {
-            ProxySetting::Environment => {
-                from_env = Proxy::from_env(url)?;
-                from_env.as_ref()
-            }
-            ProxySetting::Fixed(proxy) => Some(proxy),
-            ProxySetting::Direct => None,
-        };
-        let tcp = match proxy {
-            Some(proxy) => {
-                *stage = Stage::Proxy(proxy.to_string());
-                proxy.connect(&target.host, target.port).await?
-            }
-            None => {
-                *stage = Stage::Connecting;
-                let tcp = TcpStream::connect((target.host.as_str(), target.port)).await?;
-                tcp.set_nodelay(true)?;
-                tcp
-            }
-        };
-        if !target.secure {
-            return Ok(ClientStream::Plain(tcp));
-        }
-        let config = match &self.tls {
-            TlsSetting::MozillaRoots => default_client_config(),
-            TlsSetting::NativeRoots => native_client_config()?,
-            TlsSetting::Config(config) => config.clone(),
-        };
-        let name = ServerName::try_from(target.host.clone())
-            .map_err(|_| Error::InvalidUrl(format!("invalid host {}", target.host)))?;
-        *stage = Stage::Tls;
-        let tls = tokio_rustls::TlsConnector::from(config)
-            .connect(name, tcp)
-            .await
-            .map_err(Error::Tls)?;
-        Ok(ClientStream::Tls(Box::new(tls)))
-    }
-}
-
-/// Where a connection attempt is, for the error when the open timeout
-/// strikes.
-#[derive(Debug)]
-enum Stage {
-    /// DNS and TCP.
-    Connecting,
-    /// Connecting to the proxy (named) and asking it for the tunnel.
-    Proxy(String),
-    Tls,
-    /// The request is sent (or being sent); the answer is awaited.
-    Handshake,
-}
-
-impl Stage {
-    fn timeout(self) -> Error {
-        match self {
-            Stage::Connecting | Stage::Tls => Error::OpenTimeout,
-            Stage::Proxy(proxy) => Error::Proxy(crate::proxy::ProxyError::Timeout { proxy }),
-            Stage::Handshake => Error::HandshakeTimeout,
-        }
     }
 }
 
@@ -517,10 +475,7 @@ where
 {
     match handshake.finish(&response) {
         Ok(negotiated) => {
-            let mut engine = Connection::new(Role::Client, config);
-            if let Some(params) = negotiated.deflate {
-                engine.enable_deflate(params, deflate);
-            }
+            let engine = client_engine(config, deflate, &negotiated);
             let ws = WebSocket::from_engine(stream, engine, &leftover);
             Ok((ws, response, negotiated))
         }
@@ -544,6 +499,20 @@ where
             Err(Error::Handshake(error))
         }
     }
+}
+
+/// The engine of a client whose handshake gave `negotiated`, over either
+/// HTTP version.
+pub(crate) fn client_engine(
+    config: Config,
+    deflate: &DeflateConfig,
+    negotiated: &Negotiated,
+) -> Connection {
+    let mut engine = Connection::new(Role::Client, config);
+    if let Some(params) = negotiated.deflate {
+        engine.enable_deflate(params, deflate);
+    }
+    engine
 }
 
 #[cfg(test)]

@@ -84,6 +84,13 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// HTTP/2 was required
+    /// ([`HttpVersion::Http2`](crate::HttpVersion::Http2), or opening an
+    /// HTTP/2 session) but the server does not carry WebSockets over it:
+    /// it did not choose `h2` by ALPN, or does not advertise
+    /// `SETTINGS_ENABLE_CONNECT_PROTOCOL` (RFC 8441 section 3). The text
+    /// says which.
+    Http2Unsupported(&'static str),
 }
 
 impl Error {
@@ -171,6 +178,12 @@ impl fmt::Display for Error {
             }
             Error::InvalidRedirect { status, reason } => {
                 write!(f, "cannot follow redirect ({status}): {reason}")
+            }
+            Error::Http2Unsupported(why) => {
+                write!(
+                    f,
+                    "the server does not support WebSocket over HTTP/2: {why}"
+                )
             }
         }
     }

@@ -13,6 +13,13 @@
 //! [`ServerBuilder::accept_http2`](crate::ServerBuilder::accept_http2)
 //! and [`Http2Connection::next`].
 //!
+//! On the client, [`ClientBuilder::http_version`](crate::ClientBuilder::http_version)
+//! chooses: by default a `wss://` connection offers `h2` by ALPN and uses
+//! HTTP/2 when the server chose it and advertises
+//! `SETTINGS_ENABLE_CONNECT_PROTOCOL`, HTTP/1.1 otherwise. An
+//! [`Http2Session`] holds one connection to an origin and opens any
+//! number of WebSockets on it.
+//!
 //! How HTTP/2 maps onto a WebSocket:
 //!
 //! | WebSocket over TCP | over an HTTP/2 stream |
@@ -24,6 +31,6 @@
 //! | connection limit | each stream counts; at most [`max_http2_streams`](crate::ServerBuilder::max_http2_streams) per connection |
 
 pub use crate::h2::{
-    Detected, H2Stream, Http2Connection, Http2Request, HttpRequest, PREFACE, PendingWebSocket,
-    Rewind, detect,
+    Detected, H2Stream, Http2Connection, Http2Request, Http2Session, HttpRequest, PREFACE,
+    PendingWebSocket, Rewind, detect,
 };

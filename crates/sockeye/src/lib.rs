@@ -95,8 +95,8 @@ pub use budget::{
     DEFAULT_MEMORY_BUDGET_FALLBACK, DEFAULT_MEMORY_BUDGET_TIMEOUT, MEMORY_BUDGET_SMALL_HOLDING,
 };
 pub use client::{
-    ClientBuilder, Ending, Failure, ReconnectError, ReconnectEvent, ReconnectPolicy, Reconnecting,
-    client_handshake, connect,
+    ClientBuilder, Ending, Failure, HttpVersion, ReconnectError, ReconnectEvent, ReconnectPolicy,
+    Reconnecting, client_handshake, connect,
 };
 pub use drain::{DEFAULT_DRAIN_TIMEOUT, DEFAULT_DRAIN_WINDOW, Drain, DrainConfig, DrainReport};
 pub use error::Error;

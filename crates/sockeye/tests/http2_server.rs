@@ -158,3 +158,80 @@ async fn rfc_8441_refusals_have_their_status() {
     let request = extended_connect(&authority, "/").body(()).unwrap();
     assert_eq!(open(&mut send, request).await.0, StatusCode::OK);
 }
+
+/// hyper's own HTTP/2 server, with extended CONNECT enabled: every
+/// request goes through `ServerBuilder::upgrade`, which answers an
+/// extended CONNECT with `200`.
+#[cfg(feature = "hyper")]
+async fn hyper_h2_server(server: ServerBuilder) -> std::net::SocketAddr {
+    use hyper::service::service_fn;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let server = server.clone();
+            let service = service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
+                let server = server.clone();
+                async move {
+                    Ok::<_, std::convert::Infallible>(match server.upgrade(&mut request) {
+                        Ok(upgrade) => {
+                            tokio::spawn(async move {
+                                let Ok(mut ws) = upgrade.websocket.await else {
+                                    return;
+                                };
+                                while let Some(Ok(message)) = ws.recv().await {
+                                    if ws.send(message).await.is_err() {
+                                        break;
+                                    }
+                                }
+                            });
+                            upgrade
+                                .response
+                                .map(|()| http_body_util::Full::<Bytes>::default())
+                        }
+                        Err(refusal) => refusal.response.map(http_body_util::Full::new),
+                    })
+                }
+            });
+            tokio::spawn(async move {
+                let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .enable_connect_protocol()
+                    .serve_connection(TokioIo::new(tcp), service)
+                    .await;
+            });
+        }
+    });
+    address
+}
+
+#[cfg(feature = "hyper")]
+#[tokio::test]
+async fn hyper_http2_extended_connect_goes_through_the_same_policy() {
+    let server = ServerBuilder::new().subprotocols(["chat.v2", "chat.v1"]);
+    let address = hyper_h2_server(server.clone()).await;
+    let mut send = h2_client(address).await;
+    let authority = address.to_string();
+    let request = extended_connect(&authority, "/ws")
+        .header("sec-websocket-protocol", "chat.v1")
+        .body(())
+        .unwrap();
+    let (response, stream) = send.send_request(request, false).unwrap();
+    let response = response.await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["sec-websocket-protocol"], "chat.v1");
+    assert!(!response.headers().contains_key("sec-websocket-accept"));
+    let transport = H2Stream::new(stream, response.into_body());
+    let mut ws = WebSocket::from_raw(transport, Role::Client, Default::default(), &[]);
+    ws.send(Message::text("over hyper's HTTP/2")).await.unwrap();
+    assert_eq!(
+        ws.recv().await.unwrap().unwrap(),
+        Message::text("over hyper's HTTP/2")
+    );
+    // The policy's refusals hold over hyper's HTTP/2 too.
+    let mut request = extended_connect(&authority, "/ws").body(()).unwrap();
+    request.headers_mut().remove("sec-websocket-version");
+    assert_eq!(open(&mut send, request).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(server.stats().accepted, 1);
+}

@@ -45,6 +45,8 @@ pub struct ClientHandshake {
     key: String,
     subprotocols: Vec<String>,
     extensions: Vec<ExtensionOffer>,
+    /// `wss://`: the `:scheme` over HTTP/2 is `https`.
+    pub(super) secure: bool,
 }
 
 /// Options for a [`ClientHandshake`]. Every mistake (a bad URI, an invalid
@@ -140,6 +142,12 @@ impl ClientHandshake {
                 if trim(accept.as_bytes()) == accept_key(self.key.as_bytes()).as_bytes() => {}
             _ => return Err(HandshakeError::fail(HandshakeErrorKind::InvalidAccept)),
         }
+        self.negotiated(headers)
+    }
+
+    /// Checks the server's choices, the same over HTTP/1.1 and HTTP/2:
+    /// items 6 and 7 of [`finish`](ClientHandshake::finish).
+    pub(super) fn negotiated(&self, headers: &HeaderMap) -> Result<Negotiated, HandshakeError> {
         let extensions = parse_extensions(headers)
             .map_err(|error| invalid_header(SEC_WEBSOCKET_EXTENSIONS, error.reason()))?;
         for (index, extension) in extensions.iter().enumerate() {
@@ -366,6 +374,7 @@ impl ClientBuilder {
         Ok(ClientHandshake {
             request,
             key,
+            secure: target.secure,
             subprotocols: self.subprotocols,
             extensions: self.extensions,
         })
@@ -376,6 +385,7 @@ impl ClientBuilder {
 #[derive(Debug)]
 struct RequestTarget {
     host: String,
+    secure: bool,
     path_and_query: String,
     authorization: Option<HeaderValue>,
 }
@@ -419,6 +429,7 @@ impl RequestTarget {
         let authorization = userinfo.map(basic_authorization).transpose()?;
         Ok(RequestTarget {
             host,
+            secure: scheme.eq_ignore_ascii_case("wss"),
             path_and_query,
             authorization,
         })

@@ -74,7 +74,7 @@ pub enum HandshakeErrorKind {
     /// the server application, answered with 500.
     NegotiationBug(&'static str),
     /// The server answered with a status other than 101 Switching
-    /// Protocols.
+    /// Protocols (over HTTP/2, RFC 8441: other than 2xx).
     UnexpectedStatus,
     /// The Sec-WebSocket-Accept header field is missing, repeated or does
     /// not match the key the client sent.
@@ -143,7 +143,7 @@ impl fmt::Display for HandshakeErrorKind {
             HandshakeErrorKind::Refused => f.write_str("refused by the server"),
             HandshakeErrorKind::NegotiationBug(what) => write!(f, "server error: {what}"),
             HandshakeErrorKind::UnexpectedStatus => {
-                f.write_str("the server did not answer 101 Switching Protocols")
+                f.write_str("the server did not accept the WebSocket (101, or 200 over HTTP/2)")
             }
             HandshakeErrorKind::InvalidAccept => {
                 f.write_str("missing or invalid Sec-WebSocket-Accept header")
@@ -385,10 +385,17 @@ impl fmt::Display for HandshakeError {
                     self.kind
                 )
             }
-            (Side::Client, Some(status)) => write!(
-                f,
-                "WebSocket handshake failed: the server answered {status} instead of 101 Switching Protocols"
-            ),
+            (Side::Client, Some(status)) => {
+                // Over HTTP/2 (RFC 8441), a WebSocket opens with 200.
+                let expected = match &self.response {
+                    Some(head) if head.version() == http::Version::HTTP_2 => "200 OK",
+                    _ => "101 Switching Protocols",
+                };
+                write!(
+                    f,
+                    "WebSocket handshake failed: the server answered {status} instead of {expected}"
+                )
+            }
             _ => write!(f, "WebSocket handshake failed: {}", self.kind),
         }
     }

@@ -19,6 +19,11 @@
 //! 4. [`ClientHandshake::finish`] checks the response and returns the
 //!    [`Negotiated`] subprotocol and extensions.
 //!
+//! Over HTTP/2 (RFC 8441), the same handshake gives the extended CONNECT
+//! instead: [`ClientHandshake::extended_connect_request`] and
+//! [`ClientHandshake::finish_extended_connect`]; the server checks it with
+//! [`ServerHandshake::accept_extended_connect`].
+//!
 //! # Server
 //!
 //! 1. Build a [`ServerHandshake`] policy once.
@@ -70,6 +75,7 @@
 mod client;
 mod error;
 mod extended_connect;
+mod extended_connect_client;
 mod extensions;
 mod h1;
 mod headers;

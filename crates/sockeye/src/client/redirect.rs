@@ -11,7 +11,7 @@ use crate::error::Error;
 
 /// The statuses that redirect (RFC 9110 section 15.4), less 300 Multiple
 /// Choices and 305/306, which name no single target.
-pub(super) fn is_redirect(status: StatusCode) -> bool {
+pub(crate) fn is_redirect(status: StatusCode) -> bool {
     matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308)
 }
 

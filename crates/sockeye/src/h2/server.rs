@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::Poll;
 
 use bytes::Bytes;
 use h2::RecvStream;
@@ -137,7 +138,9 @@ impl ServerBuilder {
     /// that times the stream limit, so a WebSocket that does not read
     /// stalls only its own stream. A connection with no WebSocket open and
     /// no request for a handshake timeout is closed (GOAWAY), as an
-    /// HTTP/1.1 connection that sends no request is.
+    /// HTTP/1.1 connection that sends no request is; one that has not
+    /// finished closing a handshake timeout after its GOAWAY, with no
+    /// WebSocket left, is dropped.
     ///
     /// # Errors
     /// [`Error::OpenTimeout`], or the HTTP/2 error (a bad preface).
@@ -205,26 +208,45 @@ where
     /// driving the connection.
     pub async fn next(&mut self) -> Option<Result<Http2Request, Error>> {
         let drain = self.server.drain.clone();
-        loop {
-            let idle_at = self.busy_at + self.server.handshake_timeout;
-            tokio::select! {
-                accepted = self.connection.accept() => {
+        let mut drain_started = std::pin::pin!(drain.started());
+        let mut idle = std::pin::pin!(tokio::time::sleep_until(
+            self.busy_at + self.server.handshake_timeout
+        ));
+        std::future::poll_fn(|cx| {
+            loop {
+                if let Poll::Ready(accepted) = self.connection.poll_accept(cx) {
                     self.busy_at = tokio::time::Instant::now();
-                    return match accepted? {
-                        Ok((request, respond)) => Some(Ok(self.classify(request, respond))),
-                        Err(error) => Some(Err(h2_error(error))),
-                    };
+                    return Poll::Ready(accepted.map(|accepted| match accepted {
+                        Ok((request, respond)) => Ok(self.classify(request, respond)),
+                        Err(error) => Err(h2_error(error)),
+                    }));
                 }
-                () = drain.started(), if !self.going_away => self.graceful_shutdown(),
-                () = tokio::time::sleep_until(idle_at), if !self.going_away => {
-                    if self.websockets() == 0 {
+                if !self.going_away && drain_started.as_mut().poll(cx).is_ready() {
+                    // GOAWAY; poll the connection again so it is sent.
+                    self.graceful_shutdown();
+                    continue;
+                }
+                if idle.as_mut().poll(cx).is_ready() {
+                    if self.websockets() != 0 {
+                        self.busy_at = tokio::time::Instant::now();
+                    } else if !self.going_away {
                         self.graceful_shutdown();
                     } else {
-                        self.busy_at = tokio::time::Instant::now();
+                        // h2's graceful shutdown waits for the client to
+                        // answer its PING before the last GOAWAY: a client
+                        // that never does would hold the connection open.
+                        // A handshake timeout after the GOAWAY with no
+                        // WebSocket left, it is dropped.
+                        return Poll::Ready(None);
                     }
+                    idle.as_mut()
+                        .reset(self.busy_at + self.server.handshake_timeout);
+                    continue;
                 }
+                return Poll::Pending;
             }
-        }
+        })
+        .await
     }
 
     /// Drives the connection without taking new requests (refusing any
@@ -248,6 +270,7 @@ where
     pub fn graceful_shutdown(&mut self) {
         if !self.going_away {
             self.going_away = true;
+            self.busy_at = tokio::time::Instant::now();
             self.connection.graceful_shutdown();
         }
     }

@@ -81,7 +81,7 @@ impl Drop for H2Stream {
 
 /// An HTTP/2 error as an I/O error: a reset by the peer or a connection
 /// going away ends this transport like a TCP reset would.
-fn to_io(error: h2::Error) -> io::Error {
+pub(crate) fn to_io(error: h2::Error) -> io::Error {
     if error.is_io() {
         return error
             .into_io()
