@@ -9,9 +9,9 @@
 //!   WebSocket as a new stream with its own extended CONNECT (`:protocol
 //!   websocket`, `sec-websocket-version: 13`), checking the `200`.
 //! - Testee as client: the runner is an HTTP/2 server (the `h2` crate,
-//!   `SETTINGS_ENABLE_CONNECT_PROTOCOL`); the testee client keeps one
-//!   connection to it and opens each case's WebSocket as a new stream; the
-//!   runner checks its extended CONNECT and answers `200`.
+//!   `SETTINGS_ENABLE_CONNECT_PROTOCOL`); sockeye's client keeps one
+//!   `Http2Session` to it and opens each case's WebSocket as a new stream
+//!   of it; the runner checks its extended CONNECT and answers `200`.
 //!
 //! Each case's path is unique, so each side finds the other's end of it.
 //! Each chunk is sent as DATA (split only as flow control and the frame

@@ -16,10 +16,11 @@ use bytes::Bytes;
 use h2::client::SendRequest;
 use http::{Method, Request, Response, StatusCode};
 use sockeye::http2::H2Stream;
+use sockeye::http2::Http2Session;
 use sockeye::proto::extension::deflate::DeflateConfig;
 use sockeye::proto::handshake::{ClientHandshake, accept_key};
 use sockeye::proto::{Config, Connection, Role};
-use sockeye::{ClientStream, ServerBuilder, ServerStream, WebSocket};
+use sockeye::{ClientBuilder, ClientStream, ServerBuilder, ServerStream, WebSocket};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
 
@@ -97,10 +98,13 @@ pub(crate) fn start_server(
 }
 
 /// The testee client's HTTP/2 connection to the runner, shared by every
-/// client case (made on first use, and again if it ended).
+/// client case (made on first use, and again if it ended): sockeye's
+/// [`Http2Session`], and for the runner's self-test a connection of the
+/// `h2` crate's own.
 #[derive(Debug)]
 pub(crate) struct ClientConnection {
     addr: SocketAddr,
+    session: tokio::sync::Mutex<Option<Http2Session>>,
     send: tokio::sync::Mutex<Option<SendRequest<Bytes>>>,
 }
 
@@ -109,8 +113,28 @@ impl ClientConnection {
     pub(crate) fn new(addr: SocketAddr) -> ClientConnection {
         ClientConnection {
             addr,
+            session: tokio::sync::Mutex::new(None),
             send: tokio::sync::Mutex::new(None),
         }
+    }
+
+    /// The session, opened (by prior knowledge) on first use or when the
+    /// last one ended.
+    async fn session(&self) -> Result<Http2Session, String> {
+        let mut session = self.session.lock().await;
+        if let Some(open) = session.as_ref()
+            && !open.is_closed()
+        {
+            return Ok(open.clone());
+        }
+        let builder = ClientBuilder::new(&format!("ws://{}/", self.addr))
+            .no_proxy()
+            .open_timeout(OPEN_TIMEOUT);
+        let opened = Http2Session::open(&builder)
+            .await
+            .map_err(|error| format!("Http2Session::open failed: {error}"))?;
+        *session = Some(opened.clone());
+        Ok(opened)
     }
 
     async fn sender(&self) -> Result<SendRequest<Bytes>, String> {
@@ -144,17 +168,9 @@ impl ClientConnection {
 }
 
 /// Opens a WebSocket to `path` on the runner as sockeye's client over
-/// HTTP/2, with `config`, the permessage-deflate policy `deflate` and, if
-/// given, a raw `extensions_header` offered instead of the policy's.
-///
-/// THE ONE PLACE TO SWITCH to sockeye's own HTTP/2 client (branch
-/// `h2-client`: `sockeye::http2::Http2Session`, or a `ClientBuilder`
-/// option choosing HTTP/2) once it is merged. Until then this is a shim
-/// written on the library's public pieces: the sans-I/O
-/// `ClientHandshake` builds the offer and checks the answer (the `200`'s
-/// headers, presented to it as the `101` they stand for), the `h2` crate
-/// sends the extended CONNECT, and `WebSocket::from_engine` runs the
-/// engine over `H2Stream`, as sockeye's server does.
+/// HTTP/2 ([`Http2Session`], one connection for every case), with
+/// `config`, the permessage-deflate policy `deflate` and, if given, a raw
+/// `extensions_header` offered instead of the policy's.
 pub(crate) async fn connect(
     connection: &ClientConnection,
     path: &str,
@@ -162,14 +178,29 @@ pub(crate) async fn connect(
     deflate: DeflateConfig,
     extensions_header: Option<&str>,
 ) -> Result<WebSocket<ClientStream>, String> {
-    let (stream, engine) = open(connection, path, config, deflate, extensions_header).await?;
-    let transport = ClientStream::Http2(Box::new(stream));
-    Ok(WebSocket::from_engine(transport, engine, &[]))
+    let session = connection.session().await?;
+    let mut builder = session
+        .builder(path)
+        .config(config)
+        .deflate(deflate)
+        .open_timeout(OPEN_TIMEOUT);
+    if let Some(header) = extensions_header {
+        builder = builder.extensions_header(header);
+    }
+    let (ws, _response) = session
+        .connect(&builder)
+        .await
+        .map_err(|error| error.to_string())?;
+    Ok(ws)
 }
 
-/// The shim's opening handshake: the stream and the engine that
-/// [`connect`] makes a WebSocket of (also used as is by the runner's
-/// self-test, which wraps the stream in a faulty transport).
+/// The runner's self-test's client (`Fault::KeepsStreamOpen`, which wraps
+/// the stream in a faulty transport): the opening handshake written on
+/// the library's public pieces (the sans-I/O `ClientHandshake` builds the
+/// offer and checks the answer, the `200`'s headers presented to it as
+/// the `101` they stand for; the `h2` crate sends the extended CONNECT),
+/// returning the stream and the engine. Before sockeye's HTTP/2 client
+/// existed, this was the client-role testee.
 pub(crate) async fn open(
     connection: &ClientConnection,
     path: &str,
