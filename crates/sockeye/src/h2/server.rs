@@ -26,6 +26,15 @@ use crate::tokio::WebSocket;
 /// WebSocket that is not reading (h2's and RFC 9113's default).
 const STREAM_WINDOW: u32 = 65_535;
 
+/// h2's budget for small DATA frames held unread (each frame under 256
+/// bytes costs 256 minus its size until the application reads it): one
+/// stream's whole window in 1-byte frames, so a WebSocket that falls
+/// behind on small messages stalls only itself. h2's default (25,600,
+/// about 100 small frames on the whole connection) closed the connection,
+/// every WebSocket on it, with GOAWAY `ENHANCE_YOUR_CALM` as soon as one
+/// application was ~100 small messages behind.
+const DATA_FRAME_BUDGET: usize = STREAM_WINDOW as usize * 255;
+
 /// One HTTP/2 connection being served: yields its requests, WebSocket
 /// ones ([`Http2Request::WebSocket`]) and others, and drives the
 /// connection (every stream's DATA in and out) while it is polled.
@@ -152,6 +161,7 @@ impl ServerBuilder {
             .max_concurrent_streams(streams)
             .initial_window_size(STREAM_WINDOW)
             .initial_connection_window_size(STREAM_WINDOW.saturating_mul(streams))
+            .data_frame_budget(DATA_FRAME_BUDGET)
             .max_header_list_size(u32::try_from(self.max_head_size).unwrap_or(u32::MAX))
             .handshake(io);
         let connection = tokio::time::timeout(self.handshake_timeout, handshake)
