@@ -119,7 +119,14 @@ pub struct Variant {
     pub deflate: bool,
     /// Two sockeye nodes joined by this backplane (`None`: one node).
     pub backplane: Option<Backplane>,
+    /// sockeye with every WebSocket a stream of an HTTP/2 connection
+    /// (RFC 8441), [`HTTP2_STREAMS`] per connection.
+    pub http2: bool,
 }
+
+/// WebSockets per HTTP/2 connection in the HTTP/2 variants (sockeye
+/// serve's default stream limit).
+pub const HTTP2_STREAMS: u32 = 100;
 
 impl Variant {
     /// `server`, uncompressed, on one node.
@@ -128,6 +135,7 @@ impl Variant {
             server,
             deflate: false,
             backplane: None,
+            http2: false,
         }
     }
 
@@ -144,6 +152,9 @@ impl Variant {
                 None => "sockeye, one node".to_owned(),
                 Some(backplane) => format!("sockeye, two nodes over {}", backplane.name()),
             };
+        }
+        if self.http2 {
+            return format!("sockeye over HTTP/2 ({HTTP2_STREAMS} streams per connection)");
         }
         let base = match (self.server, workload) {
             (Server::Sockeye, Workload::Fanout { .. } | Workload::Subscribers { .. }) => {
@@ -297,6 +308,12 @@ pub enum Target {
     /// Receivers on the node the publisher is not on: p99 at most this
     /// many µs above the one-node p99, over every backplane.
     CrossNodeP99Added(f64),
+    /// sockeye over HTTP/2: server CPU per message at most this many
+    /// times sockeye's over HTTP/1.1 (one TCP connection per WebSocket).
+    Http2CpuVsHttp1(f64),
+    /// sockeye over HTTP/2: memory per idle WebSocket below sockeye's per
+    /// idle TCP connection.
+    Http2MemoryBelowHttp1,
     /// No target: reported only.
     Report,
 }
@@ -442,6 +459,15 @@ pub fn scenarios(smoke: bool) -> Vec<Scenario> {
         backplane: Some(backplane),
         ..Variant::plain(Server::Sockeye)
     }));
+    // sockeye with a TCP connection per WebSocket against sockeye with
+    // WebSockets as streams of HTTP/2 connections.
+    let transports = vec![
+        Variant::plain(Server::Sockeye),
+        Variant {
+            http2: true,
+            ..Variant::plain(Server::Sockeye)
+        },
+    ];
     let pick = |full: u32, small: u32| if smoke { small } else { full };
     let echo = |connections, size, text, pipeline| Workload::Echo {
         connections,
@@ -613,6 +639,30 @@ pub fn scenarios(smoke: bool) -> Vec<Scenario> {
             target: Target::CrossNodeP99Added(1000.0),
             variants: nodes,
         },
+        Scenario {
+            id: 'n',
+            title: format!(
+                "HTTP/2 streams against TCP connections: {} WebSockets, 20 B text, pipeline 8",
+                thousands(pick(1000, 4))
+            ),
+            workload: echo(pick(1000, 4), 20, true, 8),
+            focus: Focus::Throughput,
+            target: Target::Http2CpuVsHttp1(1.5),
+            variants: transports.clone(),
+        },
+        Scenario {
+            id: 'o',
+            title: format!(
+                "HTTP/2 streams against TCP connections: {} idle WebSockets, server memory",
+                thousands(pick(1000, 16))
+            ),
+            workload: Workload::Idle {
+                connections: pick(1000, 16),
+            },
+            focus: Focus::Memory,
+            target: Target::Http2MemoryBelowHttp1,
+            variants: transports,
+        },
     ];
     if smoke {
         // The smoke run checks that every server echoes text and binary
@@ -632,7 +682,17 @@ mod tests {
     fn the_scenarios_of_issue_7() {
         let full = scenarios(false);
         let ids: String = full.iter().map(|scenario| scenario.id).collect();
-        assert_eq!(ids, "abcdefghijklm");
+        assert_eq!(ids, "abcdefghijklmno");
+        let n = &full[13];
+        assert_eq!(n.target, Target::Http2CpuVsHttp1(1.5));
+        let names: Vec<String> = n.variants.iter().map(|v| v.name(&n.workload)).collect();
+        assert_eq!(
+            names,
+            [
+                "sockeye",
+                "sockeye over HTTP/2 (100 streams per connection)"
+            ]
+        );
         assert_eq!(
             full[5].workload,
             Workload::Idle {

@@ -85,7 +85,15 @@ impl ScenarioResult {
     }
 
     fn row(&self, server: Server) -> Option<&Row> {
-        self.rows.iter().find(|row| row.variant.server == server)
+        self.rows
+            .iter()
+            .find(|row| row.variant.server == server && !row.variant.http2)
+    }
+
+    /// sockeye over HTTP/2's primary figure.
+    pub fn http2(&self) -> Option<f64> {
+        let row = self.rows.iter().find(|row| row.variant.http2)?;
+        self.primary(row)
     }
 
     /// Raw TCP's primary figure.
@@ -163,6 +171,22 @@ impl ScenarioResult {
                         each.join(", ")
                     ),
                     worst < limit,
+                )
+            }
+            Target::Http2CpuVsHttp1(limit) => {
+                let ratio = self.http2()? / sockeye;
+                (
+                    format!("HTTP/2 {ratio:.2}x sockeye over TCP (target <= {limit}x)"),
+                    ratio <= limit,
+                )
+            }
+            Target::Http2MemoryBelowHttp1 => {
+                let http2 = self.http2()?;
+                (
+                    format!(
+                        "HTTP/2 {http2:.2} KiB per WebSocket against {sockeye:.2} KiB per TCP connection (target: below)"
+                    ),
+                    http2 < sockeye,
                 )
             }
             Target::Report => return None,

@@ -118,6 +118,10 @@ pub fn measure(
     );
     push_all(&mut args, &["--threads", "1", "--json"]);
     let raw = variant.server == Server::Raw;
+    if variant.http2 {
+        let streams = crate::plan::HTTP2_STREAMS.to_string();
+        push_all(&mut args, &["--http2", "--streams", &streams]);
+    }
     if raw && !workload.is_fanout() {
         args.push("--raw-echo".into());
     }
@@ -665,6 +669,10 @@ fn server_command(
             }
             if let Some(url) = backplane_url {
                 push_all(&mut args, &["--backplane", url]);
+            }
+            if variant.http2 {
+                let streams = crate::plan::HTTP2_STREAMS.to_string();
+                push_all(&mut args, &["--h2c", "--max-streams", &streams]);
             }
             (tools.sockeye.clone(), args)
         }
