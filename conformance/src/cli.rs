@@ -10,7 +10,8 @@ use crate::case::Case;
 use crate::cases;
 
 /// The arguments of a suite run:
-/// `[FILTER...] [--role server|client] [--quiet-ms N] [--patience-ms N]`.
+/// `[FILTER...] [--role server|client] [--quiet-ms N] [--patience-ms N]
+/// [--workers N]`.
 #[derive(Debug, Clone)]
 pub struct Args {
     /// Case ids or id prefixes (`6.4` runs 6.4.x); empty: every case.
@@ -21,6 +22,9 @@ pub struct Args {
     pub quiet: Option<Duration>,
     /// `--patience-ms`, if given (TCP pacing).
     pub patience: Option<Duration>,
+    /// `--workers N`: cases run at a time, if given (where the target
+    /// supports it).
+    pub workers: Option<usize>,
 }
 
 impl Args {
@@ -37,6 +41,7 @@ impl Args {
             roles: vec![Role::Server, Role::Client],
             quiet: None,
             patience: None,
+            workers: None,
         };
         let mut args = args.into_iter();
         let millis = |value: Option<String>, flag: &str| {
@@ -55,6 +60,17 @@ impl Args {
                 },
                 "--quiet-ms" => parsed.quiet = Some(millis(args.next(), "--quiet-ms")?),
                 "--patience-ms" => parsed.patience = Some(millis(args.next(), "--patience-ms")?),
+                "--workers" => {
+                    let value = args.next();
+                    match value.as_deref().and_then(|text| text.parse().ok()) {
+                        Some(count) if count > 0 => parsed.workers = Some(count),
+                        _ => {
+                            return Err(format!(
+                                "--workers takes a positive number, not {value:?}"
+                            ));
+                        }
+                    }
+                }
                 // Flags cargo or a user may pass to a libtest harness.
                 flag if flag.starts_with('-') => {}
                 filter => parsed.filters.push(filter.to_string()),

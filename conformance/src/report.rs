@@ -4,7 +4,8 @@
 use std::cell::{Cell, RefCell};
 use std::fmt::Write as _;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::Once;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Once, mpsc};
 use std::time::{Duration, Instant};
 
 use sockeye_proto::Role;
@@ -120,35 +121,88 @@ pub fn run_all(
     let mut results = Vec::with_capacity(cases.len() * roles.len());
     for &role in roles {
         for case in cases {
-            let started = Instant::now();
-            CAPTURING.with(|capturing| capturing.set(true));
-            let outcome = panic::catch_unwind(AssertUnwindSafe(|| run_case(case, role, factory)));
-            CAPTURING.with(|capturing| capturing.set(false));
-            let problems = match outcome {
-                Ok(outcome) => outcome.problems,
-                Err(_) => {
-                    let message = LAST_PANIC
-                        .with(|last| last.borrow_mut().take())
-                        .unwrap_or_else(|| "unknown panic".into());
-                    vec![format!(
-                        "the testee panicked: {}",
-                        message.replace('\n', " ")
-                    )]
-                }
-            };
-            let result = CaseResult {
-                role,
-                id: case.id.clone(),
-                description: case.description.clone(),
-                section: case.section(),
-                problems,
-                elapsed: started.elapsed(),
-            };
+            let result = run_one(case, role, factory);
             each(&result);
             results.push(result);
         }
     }
     results
+}
+
+/// [`run_all`] with `workers` cases at a time, each on a thread of its
+/// own (for a target whose testee runs on its own and mostly waits, such
+/// as HTTP/2 streams sharing connections); `each` still sees the results
+/// in order.
+pub fn run_all_parallel(
+    cases: &[Case],
+    roles: &[Role],
+    factory: &(dyn TargetFactory + Sync),
+    workers: usize,
+    mut each: impl FnMut(&CaseResult),
+) -> Vec<CaseResult> {
+    capture_panics();
+    let jobs: Vec<(Role, &Case)> = roles
+        .iter()
+        .flat_map(|&role| cases.iter().map(move |case| (role, case)))
+        .collect();
+    let next = AtomicUsize::new(0);
+    let (sender, receiver) = mpsc::channel();
+    let mut results: Vec<Option<CaseResult>> = vec![None; jobs.len()];
+    std::thread::scope(|scope| {
+        for _ in 0..workers.clamp(1, jobs.len().max(1)) {
+            let sender = sender.clone();
+            let (jobs, next) = (&jobs, &next);
+            scope.spawn(move || {
+                loop {
+                    let index = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&(role, case)) = jobs.get(index) else {
+                        return;
+                    };
+                    if sender.send((index, run_one(case, role, factory))).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(sender);
+        let mut reported = 0;
+        for (index, result) in receiver {
+            results[index] = Some(result);
+            while let Some(Some(result)) = results.get(reported) {
+                each(result);
+                reported += 1;
+            }
+        }
+    });
+    results.into_iter().flatten().collect()
+}
+
+/// Runs one case in one role, a panic recorded as its failure.
+fn run_one(case: &Case, role: Role, factory: &dyn TargetFactory) -> CaseResult {
+    let started = Instant::now();
+    CAPTURING.with(|capturing| capturing.set(true));
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| run_case(case, role, factory)));
+    CAPTURING.with(|capturing| capturing.set(false));
+    let problems = match outcome {
+        Ok(outcome) => outcome.problems,
+        Err(_) => {
+            let message = LAST_PANIC
+                .with(|last| last.borrow_mut().take())
+                .unwrap_or_else(|| "unknown panic".into());
+            vec![format!(
+                "the testee panicked: {}",
+                message.replace('\n', " ")
+            )]
+        }
+    };
+    CaseResult {
+        role,
+        id: case.id.clone(),
+        description: case.description.clone(),
+        section: case.section(),
+        problems,
+        elapsed: started.elapsed(),
+    }
 }
 
 /// The closing line: `N passed, M failed`.

@@ -4,6 +4,7 @@
 //
 //   node chromium.mjs PAGE_URL --checks a,b,c --compression off|on
 //        [--ws ws://HOST:PORT] [--peer ws://HOST:PORT] [--chromium PATH]
+//        [--spki BASE64-SHA256]
 //
 // --ws is where the echo checks connect (default: the page's own server),
 // --peer where the checks that need the server's report connect (default:
@@ -22,6 +23,10 @@ const { values, positionals } = parseArgs({
     ws: { type: 'string' },
     peer: { type: 'string' },
     chromium: { type: 'string', default: '/usr/bin/chromium' },
+    // base64 SHA-256 of the server's SubjectPublicKeyInfo: Chromium
+    // trusts that key for https:// and wss:// (the test CA is not in its
+    // store).
+    spki: { type: 'string' },
   },
 });
 const pageUrl = positionals[0];
@@ -46,6 +51,7 @@ const browser = await chromium.launch({
     '--disable-background-networking',
     '--disable-component-update',
     '--disable-sync',
+    ...(values.spki ? [`--ignore-certificate-errors-spki-list=${values.spki}`] : []),
   ],
   timeout: 60_000,
 });

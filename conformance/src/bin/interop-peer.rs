@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! interop-peer server [--listen ADDR] [--compression MODE] [--tls-dir DIR]
-//!                     [--web DIR] [--any-origin]
+//!                     [--web DIR] [--any-origin] [--http2]
 //! interop-peer client URL --checks a,b,c [--compression MODE] [--ca FILE] [--http2]
 //! interop-peer pki DIR
 //! ```
@@ -15,7 +15,10 @@
 //!   It prints `sockeye: listening on ws://ADDR` on stderr (what
 //!   `sockeye serve` prints) and what it saw as JSON lines on stdout. With
 //!   `--web DIR` it also serves the files of DIR over plain HTTP on the
-//!   same port (the Chromium page).
+//!   same port (the Chromium page). With `--http2` each connection is
+//!   served by `ServerBuilder::serve_tcp`: the same paths over HTTP/1.1
+//!   or as HTTP/2 streams (RFC 8441; prior knowledge in cleartext, ALPN
+//!   `h2` over TLS), as `python/h2_client.py` uses them.
 //! - `client` runs the named checks against a server that speaks the same
 //!   protocol and prints `RESULT ok CHECK` or `RESULT FAIL CHECK: why`.
 //!   With `--http2`, every WebSocket is a stream of one HTTP/2 connection
@@ -46,7 +49,7 @@ mod pki;
 mod server;
 
 const USAGE: &str = "usage:
-  interop-peer server [--listen ADDR] [--compression off|on|peer-off] [--tls-dir DIR] [--web DIR] [--any-origin]
+  interop-peer server [--listen ADDR] [--compression off|on|peer-off] [--tls-dir DIR] [--web DIR] [--any-origin] [--http2]
   interop-peer client URL --checks a,b,c [--compression off|on|peer-off] [--ca FILE] [--http2]
   interop-peer pki DIR";
 

@@ -13,7 +13,8 @@ use sockeye_proto::{Config, Role};
 use super::cases::{Agreed, DeflateCase, RoleSetup};
 use super::codec::{PeerCompressor, PeerDecompressor};
 use super::handshake::{
-    check_response, head_end, parse_extensions, read_request, request, response, same_extensions,
+    Extension, check_response, head_end, parse_extensions, read_request, request, response,
+    same_extensions,
 };
 use super::payload::{Messages, PayloadKind};
 use super::testee::{DeflateTargets, Read, Testee, TesteeSetup};
@@ -272,6 +273,9 @@ impl Run<'_, '_> {
         let expected_offer = parse_extensions(self.setup.offer).expect("the case's offer parses");
         let expected_answer =
             parse_extensions(self.setup.answer).expect("the case's answer parses");
+        if self.link.testee.headers().is_some() {
+            return self.headers_handshake(&expected_offer, &expected_answer);
+        }
         match self.role {
             Role::Server => {
                 let (bytes, key) = request("127.0.0.1", Some(self.setup.offer), &mut self.rng);
@@ -340,6 +344,79 @@ impl Run<'_, '_> {
                     .write(&response(&key, Some(self.setup.answer)))
                 {
                     self.problem(format!("sending the 101 failed: {why}"));
+                    return false;
+                }
+                true
+            }
+        }
+    }
+
+    /// The opening handshake in the transport's headers (HTTP/2): the
+    /// same offers and answers, checked the same way.
+    fn headers_handshake(
+        &mut self,
+        expected_offer: &[Extension],
+        expected_answer: &[Extension],
+    ) -> bool {
+        let setup = self.setup;
+        let Some(headers) = self.link.testee.headers() else {
+            return false;
+        };
+        match self.role {
+            Role::Server => {
+                let answered = headers.connect(setup.offer);
+                match answered {
+                    Err(why) => {
+                        self.problem(format!("the testee's response: {why}"));
+                        false
+                    }
+                    Ok(None) => {
+                        self.problem(format!(
+                            "the testee declined every offer (no sec-websocket-extensions), \
+                             expected {:?}",
+                            setup.answer
+                        ));
+                        false
+                    }
+                    Ok(Some(raw)) => {
+                        let same = parse_extensions(&raw)
+                            .is_ok_and(|answer| same_extensions(&answer, expected_answer));
+                        if !same {
+                            self.problem(format!(
+                                "the testee answered sec-websocket-extensions: {raw:?}, \
+                                 expected {:?}",
+                                setup.answer
+                            ));
+                        }
+                        same
+                    }
+                }
+            }
+            Role::Client => {
+                let offered = headers.request();
+                let offer = match offered {
+                    Ok(offer) => offer,
+                    Err(why) => {
+                        self.problem(format!("the testee's request: {why}"));
+                        return false;
+                    }
+                };
+                let same = offer
+                    .as_deref()
+                    .and_then(|raw| parse_extensions(raw).ok())
+                    .is_some_and(|offer| same_extensions(&offer, expected_offer));
+                if !same {
+                    self.problem(format!(
+                        "the testee offered sec-websocket-extensions: {offer:?}, expected {:?}",
+                        setup.offer
+                    ));
+                    return false;
+                }
+                let Some(headers) = self.link.testee.headers() else {
+                    return false;
+                };
+                if let Err(why) = headers.respond(setup.answer) {
+                    self.problem(format!("sending the 200 failed: {why}"));
                     return false;
                 }
                 true

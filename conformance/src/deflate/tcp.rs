@@ -61,29 +61,50 @@ impl Drop for Tcp {
 
 /// What the testee's task reports.
 #[derive(Debug, Default)]
-struct Shared {
+pub(crate) struct Shared {
     state: Mutex<State>,
     finished: Condvar,
 }
 
 #[derive(Debug, Default)]
-struct State {
+pub(crate) struct State {
     params: Option<Option<DeflateParams>>,
     ending: Option<TesteeEnding>,
-    problems: Vec<String>,
+    pub(crate) problems: Vec<String>,
     finished: bool,
 }
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         self.state
             .lock()
             .unwrap_or_else(|poison| poison.into_inner())
     }
+
+    /// Waits for the testee's task to end, then says what it saw.
+    pub(crate) fn report(&self) -> TesteeReport {
+        let state = self.lock();
+        let (mut state, _) = self
+            .finished
+            .wait_timeout_while(state, END_TIMEOUT, |state| !state.finished)
+            .unwrap_or_else(|poison| poison.into_inner());
+        let mut problems = std::mem::take(&mut state.problems);
+        if !state.finished {
+            problems.push(format!(
+                "the testee's task was still running {} s after the case",
+                END_TIMEOUT.as_secs()
+            ));
+        }
+        TesteeReport {
+            params: state.params,
+            ending: state.ending.clone(),
+            problems,
+        }
+    }
 }
 
 /// Echoes until the connection ends; records how.
-async fn echo<S>(ws: &mut WebSocket<S>, shared: &Shared)
+pub(crate) async fn echo<S>(ws: &mut WebSocket<S>, shared: &Shared)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -119,7 +140,7 @@ where
 }
 
 /// Runs `work` as a task; a panic is recorded, and the end signalled.
-fn supervise<F>(runtime: &Runtime, shared: Arc<Shared>, work: F)
+pub(crate) fn supervise<F>(runtime: &tokio::runtime::Handle, shared: Arc<Shared>, work: F)
 where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
@@ -175,7 +196,7 @@ impl Tcp {
             .deflate(setup.policy)
             .config(setup.config.clone());
         let task_shared = Arc::clone(&shared);
-        supervise(self.runtime(), shared, async move {
+        supervise(self.runtime().handle(), shared, async move {
             let accepted = tokio::time::timeout(OPEN_TIMEOUT, listener.accept()).await;
             let tcp = match accepted {
                 Ok(Ok((tcp, _))) => tcp,
@@ -222,7 +243,7 @@ impl Tcp {
             client = client.extensions_header(header);
         }
         let task_shared = Arc::clone(&shared);
-        supervise(self.runtime(), Arc::clone(&shared), async move {
+        supervise(self.runtime().handle(), Arc::clone(&shared), async move {
             match client.connect().await {
                 Ok((mut ws, _response)) => echo(&mut ws, &task_shared).await,
                 Err(error) => task_shared
@@ -355,24 +376,7 @@ impl Testee for TcpTestee {
         if let Some(reader) = self.reader.take() {
             let _ = reader.join();
         }
-        let state = self.shared.lock();
-        let (mut state, _) = self
-            .shared
-            .finished
-            .wait_timeout_while(state, END_TIMEOUT, |state| !state.finished)
-            .unwrap_or_else(|poison| poison.into_inner());
-        let mut problems = std::mem::take(&mut state.problems);
-        if !state.finished {
-            problems.push(format!(
-                "the testee's task was still running {} s after the case",
-                END_TIMEOUT.as_secs()
-            ));
-        }
-        TesteeReport {
-            params: state.params,
-            ending: state.ending.clone(),
-            problems,
-        }
+        self.shared.report()
     }
 }
 

@@ -83,6 +83,25 @@ pub trait Testee {
     fn synchronous(&self) -> bool;
     /// Ends the connection and says what the testee saw.
     fn finish(&mut self) -> TesteeReport;
+    /// `Some` when the opening handshake travels apart from the bytes, in
+    /// the transport's own headers (HTTP/2's extended CONNECT, RFC 8441);
+    /// `None` (the default): in the bytes, as HTTP/1.1.
+    fn headers(&mut self) -> Option<&mut dyn HeadersHandshake> {
+        None
+    }
+}
+
+/// The opening handshake in a transport's headers, for the runner to
+/// drive and check (values are raw `Sec-WebSocket-Extensions` lists).
+pub trait HeadersHandshake {
+    /// Testee as server: sends the request offering `offer` and checks the
+    /// answer's status and headers; returns its extensions (`None`: none).
+    fn connect(&mut self, offer: &str) -> Result<Option<String>, String>;
+    /// Testee as client: waits for its request and checks it; returns the
+    /// extensions it offers (`None`: none).
+    fn request(&mut self) -> Result<Option<String>, String>;
+    /// Testee as client: accepts its request, answering `answer`.
+    fn respond(&mut self, answer: &str) -> Result<(), String>;
 }
 
 /// Starts testees.

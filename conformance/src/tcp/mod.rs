@@ -19,7 +19,7 @@
 #[cfg(test)]
 mod catches;
 mod peer;
-mod testee;
+pub(crate) mod testee;
 mod upgrade;
 
 use std::io;
@@ -40,7 +40,7 @@ const OPEN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long the runner waits, once the testee has closed the transport,
 /// for its task to end (and for a panic to be reported).
-const END_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const END_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Starts [`Target`]s on sockeye's tokio server and client over loopback
 /// TCP.
@@ -153,7 +153,7 @@ impl Tcp {
 }
 
 /// Why a connection could not be opened, with the testee's side of it.
-fn refusal(runner_role: &str, error: &str, ending: Option<Ending>) -> String {
+pub(crate) fn refusal(runner_role: &str, error: &str, ending: Option<Ending>) -> String {
     let testee = match ending {
         Some(Ending::Refused(why)) => format!("; the testee said: {why}"),
         Some(Ending::Panicked(why)) => format!("; the testee panicked: {why}"),

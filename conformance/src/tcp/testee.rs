@@ -55,7 +55,7 @@ impl Session {
 }
 
 /// The echo application: every message goes back as it came.
-async fn echo<S>(ws: &mut WebSocket<S>) -> String
+pub(crate) async fn echo<S>(ws: &mut WebSocket<S>) -> String
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -73,7 +73,7 @@ where
 }
 
 /// Runs `work` as its own task, so that a panic is caught and recorded.
-fn supervise<F>(runtime: &tokio::runtime::Handle, session: Arc<Session>, work: F)
+pub(crate) fn supervise<F>(runtime: &tokio::runtime::Handle, session: Arc<Session>, work: F)
 where
     F: Future<Output = Ending> + Send + 'static,
 {

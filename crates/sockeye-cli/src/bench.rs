@@ -232,12 +232,68 @@ pub struct Plan {
     pub rate: Option<f64>,
     /// Bounds the idle connections being opened at once.
     pub opening: tokio::sync::Semaphore,
+    /// With --http2: the HTTP/2 connections, each opened by the first of
+    /// its --streams lanes.
+    pub sessions: Option<Sessions>,
+}
+
+/// The HTTP/2 connections of `bench --http2`: lane `id` opens its
+/// WebSocket on connection `id / per_connection`.
+pub struct Sessions {
+    per_connection: u32,
+    connections: Vec<tokio::sync::OnceCell<sockeye::http2::Http2Session>>,
+}
+
+impl Sessions {
+    fn new(lanes: u32, per_connection: u32) -> Sessions {
+        let count = lanes.div_ceil(per_connection).max(1);
+        Sessions {
+            per_connection,
+            connections: (0..count).map(|_| tokio::sync::OnceCell::new()).collect(),
+        }
+    }
+
+    /// Lane `id`'s HTTP/2 connection, opened if it is the first to ask.
+    pub async fn session(
+        &self,
+        id: u32,
+        client: &ClientSettings,
+    ) -> Result<&sockeye::http2::Http2Session, sockeye::Error> {
+        let index = (id / self.per_connection) as usize % self.connections.len();
+        self.connections[index]
+            .get_or_try_init(|| async {
+                sockeye::http2::Http2Session::open(&client.builder()).await
+            })
+            .await
+    }
 }
 
 impl Plan {
     /// How to open a WebSocket to the (first) server.
     pub fn client(&self) -> &ClientSettings {
         &self.endpoints[0].client
+    }
+
+    /// Opens lane `id`'s WebSocket to the (first) server: over a
+    /// connection of its own, or with --http2 as a stream of a shared one.
+    pub async fn connect(
+        &self,
+        id: u32,
+    ) -> Result<
+        (
+            sockeye::WebSocket<sockeye::ClientStream>,
+            http::Response<()>,
+        ),
+        sockeye::Error,
+    > {
+        let client = self.client();
+        match &self.sessions {
+            None => client.builder().connect().await,
+            Some(sessions) => {
+                let session = sessions.session(id, client).await?;
+                session.connect(&client.builder()).await
+            }
+        }
     }
 
     /// A TCP connection to the (first) server for connection `id`.
@@ -360,6 +416,9 @@ async fn run(args: BenchArgs) -> Result<(), Failure> {
         no_handshake: args.no_handshake,
         rate: args.rate,
         opening: tokio::sync::Semaphore::new(idle::OPENING_AT_ONCE),
+        sessions: args
+            .http2
+            .then(|| Sessions::new(args.connections, args.streams)),
     });
     let histogram = Histogram::new_with_bounds(1, 100_000_000_000, 3)
         .map_err(|error| Failure::failed(format!("histogram: {error}")))?;

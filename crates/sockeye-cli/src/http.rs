@@ -126,6 +126,60 @@ where
     Ok(status)
 }
 
+/// The whole response to one HTTP request, in memory: for HTTP/2, whose
+/// streams are answered with a response value (files are read whole; the
+/// HTTP/2 layer sends the body as the client's window allows, and leaves
+/// it out for HEAD).
+pub async fn response(request: &Request<()>, site: &Site) -> Response<Bytes> {
+    let mut response = match resolve(request, site) {
+        Target::Page => page_response(
+            StatusCode::OK,
+            "text/html; charset=utf-8",
+            site.page.clone(),
+        ),
+        Target::File(path) => match tokio::fs::read(&path).await {
+            Ok(contents) => page_response(StatusCode::OK, content_type(&path), contents.into()),
+            Err(_) => plain(StatusCode::FORBIDDEN, "Forbidden"),
+        },
+        Target::Redirect(location) => {
+            let mut response = plain(StatusCode::MOVED_PERMANENTLY, "moved");
+            if let Ok(location) = HeaderValue::try_from(location) {
+                response.headers_mut().insert(LOCATION, location);
+            }
+            response
+        }
+        Target::Status(status) => {
+            let mut response = plain(status, status.canonical_reason().unwrap_or("error"));
+            if status == StatusCode::METHOD_NOT_ALLOWED {
+                response
+                    .headers_mut()
+                    .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+            }
+            response
+        }
+    };
+    if let Ok(date) = HeaderValue::try_from(httpdate::fmt_http_date(SystemTime::now())) {
+        response.headers_mut().insert(DATE, date);
+    }
+    response.headers_mut().insert(
+        http::header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+/// A 200-style response with its body.
+fn page_response(status: StatusCode, content_type: &'static str, body: Bytes) -> Response<Bytes> {
+    let length = body.len();
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
 /// Answers a broken WebSocket request (see [`crate::serve`]) with 426
 /// Upgrade Required, naming the protocol (`Upgrade: websocket`, listed in
 /// `Connection` as RFC 7230 section 6.7 asks) and the version this server

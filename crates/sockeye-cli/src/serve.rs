@@ -8,6 +8,12 @@
 //! other request is answered by [`crate::http`] (the built-in page or a
 //! static file) and the connection closed.
 //!
+//! HTTP/2 (RFC 8441) on the same port: over TLS when the client chooses
+//! `h2` by ALPN (offered unless `--no-http2`), in cleartext when it opens
+//! with the HTTP/2 preface and `--h2c` is given. Its requests are served
+//! by [`http2`](self::http2): pages and files as responses, each extended
+//! CONNECT a WebSocket with the same policy, many on one connection.
+//!
 //! Nothing a client does holds a connection forever: the request head has
 //! [`HANDSHAKE_TIMEOUT`], an HTTP response `--send-timeout` without
 //! progress, a WebSocket the keepalive (`--ping-interval`,
@@ -47,6 +53,7 @@ use crate::signals::Interrupts;
 use crate::stall::StallTimeout;
 
 mod args;
+mod http2;
 
 pub use args::ServeArgs;
 
@@ -88,6 +95,8 @@ struct Shared {
     /// The subprotocols this server speaks, in order of preference (for
     /// the `-vv` handshake lines).
     subprotocols: Vec<String>,
+    /// Cleartext HTTP/2 by prior knowledge (`--h2c`).
+    h2c: bool,
 }
 
 /// Runs `sockeye serve`.
@@ -106,7 +115,7 @@ async fn run(args: ServeArgs) -> Result<(), Failure> {
         Mode::Echo
     };
     let tls = match (&args.cert, &args.key) {
-        (Some(cert), Some(key)) => Some(crate::tls::server_config(cert, key)?),
+        (Some(cert), Some(key)) => Some(crate::tls::server_config(cert, key, !args.no_http2)?),
         _ => None,
     };
     let site = Site::new(args.dir.as_deref(), mode)?;
@@ -136,6 +145,7 @@ async fn run(args: ServeArgs) -> Result<(), Failure> {
         )?,
         send_timeout: args.send_timeout,
         subprotocols: args.subprotocols.clone(),
+        h2c: args.h2c,
     });
     info!(
         "memory budget: {} MiB",
@@ -145,8 +155,12 @@ async fn run(args: ServeArgs) -> Result<(), Failure> {
         Some(_) => ("wss", "https"),
         None => ("ws", "http"),
     };
+    let versions = match (&shared.tls, args.h2c, args.no_http2) {
+        (Some(_), _, false) | (None, true, _) => ", HTTP/1.1 and HTTP/2",
+        _ => "",
+    };
     note!(
-        "sockeye: listening on {ws}://{local} ({} mode; open {http}://{local}/ in a browser; Ctrl-C to stop)",
+        "sockeye: listening on {ws}://{local} ({} mode{versions}; open {http}://{local}/ in a browser; Ctrl-C to stop)",
         mode.name()
     );
     if let Some(metrics) = metrics {
@@ -262,6 +276,7 @@ fn server_builder(args: &ServeArgs, deflate: DeflateConfig, local: SocketAddr) -
         .config(config)
         .max_connections(args.max_connections as usize)
         .max_connections_per_address(args.max_connections_per_address.0)
+        .max_http2_streams(args.max_streams)
         .handshake_timeout(HANDSHAKE_TIMEOUT);
     if let Some(hosts) = allowed_hosts(args, local) {
         builder = builder.allowed_hosts(hosts);
@@ -326,8 +341,10 @@ async fn serve_connection(
     // boxed so the futures that own it are not each as large as it is, and
     // so is the broadcast mode's state. Idle connections cost about 2 KiB
     // (bench scenario f; see bench/NOTES.md).
-    let Some((ws, member)) = Box::pin(open_websocket(tcp, peer, &shared)).await else {
-        return;
+    let (ws, member) = match Box::pin(open_websocket(tcp, peer, &shared)).await {
+        Some(Opened::WebSocket(ws, member)) => (ws, member),
+        Some(Opened::Http2(io)) => return http2::serve(io, peer, shared).await,
+        None => return,
     };
     match member {
         None => echo(ws, peer).await,
@@ -337,23 +354,52 @@ async fn serve_connection(
     }
 }
 
+/// What a connection turned out to be.
+enum Opened {
+    /// A WebSocket over HTTP/1.1 (with its room, in broadcast mode).
+    WebSocket(Box<WebSocket<ServerStream>>, Option<Member>),
+    /// HTTP/2: chosen by ALPN, or by the preface with `--h2c`.
+    Http2(sockeye::http2::Rewind<ServerStream>),
+}
+
+/// The connection's first bytes: HTTP/1.1 (and what was read while
+/// telling), or HTTP/2.
+enum Version {
+    Http1(ServerStream, Vec<u8>),
+    Http2(sockeye::http2::Rewind<ServerStream>),
+}
+
+/// Tells HTTP/2 (ALPN `h2`, or the preface with `--h2c`) from HTTP/1.1.
+async fn version(stream: ServerStream, shared: &Shared) -> Result<Version, String> {
+    use sockeye::http2::Detected;
+    if matches!(stream, ServerStream::Plain(_)) && !shared.h2c {
+        return Ok(Version::Http1(stream, Vec::new()));
+    }
+    match sockeye::http2::detect(stream).await {
+        Ok(Detected::Http1 { stream, read }) => Ok(Version::Http1(stream, read)),
+        Ok(Detected::Http2(io)) => Ok(Version::Http2(io)),
+        Err(error) => Err(format!("closed before sending a request: {error}")),
+    }
+}
+
 /// Reads the request and answers it: HTTP for files and the page, a
 /// refusal, or a 101 and the WebSocket (with its room, in broadcast
-/// mode).
-async fn open_websocket(
-    tcp: TcpStream,
-    peer: SocketAddr,
-    shared: &Shared,
-) -> Option<(Box<WebSocket<ServerStream>>, Option<Member>)> {
+/// mode); or hands an HTTP/2 connection back.
+async fn open_websocket(tcp: TcpStream, peer: SocketAddr, shared: &Shared) -> Option<Opened> {
     let _ = tcp.set_nodelay(true);
     let opened = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
-        let mut stream = open_stream(tcp, shared).await?;
-        let head = read_head(&mut stream).await;
-        Ok::<_, String>((stream, head))
+        let stream = open_stream(tcp, shared).await?;
+        let (mut stream, read) = match version(stream, shared).await? {
+            Version::Http1(stream, read) => (stream, read),
+            Version::Http2(io) => return Ok(Err(io)),
+        };
+        let head = read_head(&mut stream, &read).await;
+        Ok::<_, String>(Ok((stream, head)))
     })
     .await;
     let (mut stream, head) = match opened {
-        Ok(Ok(opened)) => opened,
+        Ok(Ok(Ok(opened))) => opened,
+        Ok(Ok(Err(io))) => return Some(Opened::Http2(io)),
         Ok(Err(why)) => {
             debug!("{peer}: {why}");
             return None;
@@ -461,7 +507,7 @@ async fn open_websocket(
             ""
         }
     );
-    Some((ws, member))
+    Some(Opened::WebSocket(ws, member))
 }
 
 /// A 101's details for `-vv`: the path, the subprotocol chosen (the first
@@ -526,9 +572,13 @@ async fn tokio_rustls_accept(
     tokio_rustls::TlsAcceptor::from(config).accept(tcp).await
 }
 
-/// Reads a request head with the builder's limits. `None` when the client
-/// closed before sending one. Returns the bytes read past the head.
-async fn read_head<S>(stream: &mut S) -> Result<Option<(Request<()>, Vec<u8>)>, HandshakeError>
+/// Reads a request head with the builder's limits, `read` being its
+/// first bytes, already read. `None` when the client closed before
+/// sending one. Returns the bytes read past the head.
+async fn read_head<S>(
+    stream: &mut S,
+    read: &[u8],
+) -> Result<Option<(Request<()>, Vec<u8>)>, HandshakeError>
 where
     S: AsyncRead + Unpin,
 {
@@ -537,6 +587,11 @@ where
     let mut parser = RequestParser::new()
         .max_head_size(handshake::DEFAULT_MAX_HEAD_SIZE)
         .max_headers(handshake::DEFAULT_MAX_HEADERS);
+    if !read.is_empty()
+        && let Some(parsed) = parser.parse(read)?
+    {
+        return Ok(Some((parsed.head, read[parsed.consumed..].to_vec())));
+    }
     let mut buffer = vec![0u8; 4096];
     loop {
         let read = match stream.read(&mut buffer).await {
@@ -599,7 +654,7 @@ async fn refuse_busy(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
         let Ok(mut stream) = open_stream(tcp, &shared).await else {
             return;
         };
-        let _ = read_head(&mut stream).await;
+        let _ = read_head(&mut stream, &[]).await;
         let mut response =
             handshake::rejection(StatusCode::SERVICE_UNAVAILABLE, "too many connections");
         response.headers_mut().insert(

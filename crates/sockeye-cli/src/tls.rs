@@ -187,8 +187,12 @@ impl ServerCertVerifier for NamingVerifier {
 
 /// A server configuration with the certificate chain in `cert_file` and
 /// the private key in `key_file` (PEM; PKCS#8, PKCS#1 or SEC1), ALPN
-/// `http/1.1`.
-pub fn server_config(cert_file: &Path, key_file: &Path) -> Result<Arc<ServerConfig>, Failure> {
+/// `h2` (when `http2`) and `http/1.1`.
+pub fn server_config(
+    cert_file: &Path,
+    key_file: &Path,
+    http2: bool,
+) -> Result<Arc<ServerConfig>, Failure> {
     let chain = read_certificates(cert_file)?;
     let key = PrivateKeyDer::from_pem_file(key_file).map_err(|error| {
         Failure::usage(format!(
@@ -210,7 +214,11 @@ pub fn server_config(cert_file: &Path, key_file: &Path) -> Result<Arc<ServerConf
                 key_file.display()
             ))
         })?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = if http2 {
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    } else {
+        vec![b"http/1.1".to_vec()]
+    };
     Ok(Arc::new(config))
 }
 

@@ -31,6 +31,12 @@
 //! keepalive) apply as with [`ServerBuilder::accept`]. A route with no
 //! such layer gets one process-wide `ServerBuilder::new()`.
 //!
+//! WebSocket over HTTP/2 (RFC 8441) comes as an extended CONNECT, not a
+//! GET: route with `any(echo)` (or `on(MethodFilter::GET.or(MethodFilter::CONNECT), echo)`)
+//! and serve HTTP/2 with hyper's `enable_connect_protocol()`; the
+//! extractor then answers `200` and the WebSocket is that stream, with
+//! the same policy.
+//!
 //! A request the policy refuses is answered by the extractor's rejection,
 //! a [`Refusal`], with the same status and headers as every other sockeye
 //! server: 400 for a malformed handshake, 403 for a refused Origin, 405
@@ -146,7 +152,8 @@ where
         if let Some(ConnectInfo(address)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() {
             head.extensions_mut().get_or_insert(*address);
         }
-        let admission = policy.admit_upgrade(&head)?;
+        let protocol = crate::upgrade::extended_connect_protocol(&parts.extensions);
+        let admission = policy.admit_upgrade(&head, protocol.as_deref())?;
         let Some(on_upgrade) = parts.extensions.remove::<OnUpgrade>() else {
             // A valid handshake on a connection that cannot be taken over
             // (HTTP/2, a server without upgrades, a router called

@@ -296,7 +296,7 @@ impl ClientBuilder {
     /// origin and the session is still open; otherwise connects as without
     /// it. The session's connection was set up when it was opened: this
     /// builder's proxy, TLS and HTTP version settings do not apply to it.
-    /// [`Http2Session::connect`](crate::h2::Http2Session::connect) is the
+    /// [`Http2Session::connect`](crate::http2::Http2Session::connect) is the
     /// strict form, failing instead of making a new connection.
     ///
     /// Default: none, each `connect` makes its own connection.

@@ -394,6 +394,18 @@ impl Drain {
         self.registry.started.load(Ordering::Acquire)
     }
 
+    /// Waits until the drain has started (at once if it has).
+    #[cfg_attr(not(feature = "http2"), allow(dead_code))]
+    pub(crate) async fn started(&self) {
+        loop {
+            let changed = self.registry.changed.notified();
+            if self.is_started() {
+                return;
+            }
+            changed.await;
+        }
+    }
+
     /// Waits for the drain (waiting for it to start first, if it has not):
     /// until every connection it closes has ended, or the deadline (the
     /// start plus [`DrainConfig::timeout`]) passes. At the deadline, each

@@ -75,8 +75,10 @@ mod drain;
 mod error;
 pub mod guide;
 #[cfg(feature = "http2")]
-pub mod h2;
+mod h2;
 mod handshake_io;
+#[cfg(feature = "http2")]
+pub mod http2;
 pub mod hub;
 mod output;
 pub mod policy;

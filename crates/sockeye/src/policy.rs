@@ -56,7 +56,7 @@ use crate::stats::{Counters, RefusalReason, ServerStats, Tally};
 ///
 /// | check | refusal |
 /// |---|---|
-/// | `Host` is one of [`allowed_hosts`](Self::allowed_hosts) (when set) | 421 Misdirected Request |
+/// | `Host` (over HTTP/2, `:authority`) is one of [`allowed_hosts`](Self::allowed_hosts) (when set) | 421 Misdirected Request |
 /// | the opening handshake ([`ServerHandshake`]: method, headers, version, key, Origin, subprotocols, extensions, the request filter) | 400, 403, 405, 426, ... |
 /// | [`max_connections`](Self::max_connections) | 503 with `Retry-After: 1` |
 /// | [`max_connections_per_address`](Self::max_connections_per_address) | 503 with `Retry-After: 5` |
@@ -90,10 +90,19 @@ pub struct ServerBuilder {
     pub(crate) drain: crate::drain::Drain,
     /// The memory budget (`budget.rs`), shared by the clones.
     pub(crate) budget: Arc<MemoryBudget>,
+    /// WebSockets one HTTP/2 connection may carry at once (its
+    /// `SETTINGS_MAX_CONCURRENT_STREAMS`).
+    #[cfg_attr(not(feature = "http2"), allow(dead_code))]
+    pub(crate) max_http2_streams: u32,
 }
 
 /// The default [`ServerBuilder::max_connections`].
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+
+/// The default [`ServerBuilder::max_http2_streams`]: RFC 9113 section
+/// 6.5.2 asks for no fewer than 100, and browsers and proxies expect
+/// about that (Chromium and nginx use 100 and 128).
+pub const DEFAULT_MAX_HTTP2_STREAMS: u32 = 100;
 
 /// How long a client refused by the per-address cap is asked to wait.
 const PER_ADDRESS_RETRY_AFTER: &str = "5";
@@ -236,7 +245,7 @@ impl Drop for ConnectionPermit {
 ///     .extensions_mut()
 ///     .insert(sockeye::ConnectionInfo::new(Some(peer), Some(false)));
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ConnectionInfo {
     remote: Option<SocketAddr>,
     secure: Option<bool>,
@@ -285,6 +294,17 @@ pub(crate) struct Admission {
     pub(crate) permit: ConnectionPermit,
     /// The connection's account under the memory budget.
     pub(crate) budget: Share,
+}
+
+/// How a WebSocket request arrived.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Via<'a> {
+    /// An HTTP/1.1 Upgrade: answered with `101`.
+    Http1,
+    /// An HTTP/2 extended CONNECT with this `:protocol`: answered with
+    /// `200`.
+    #[cfg_attr(not(feature = "http2"), allow(dead_code))]
+    Http2 { protocol: Option<&'a str> },
 }
 
 /// An entry of [`ServerBuilder::allowed_hosts`].
@@ -357,6 +377,7 @@ impl ServerBuilder {
                 default_memory_budget(),
                 DEFAULT_MEMORY_BUDGET_TIMEOUT,
             )),
+            max_http2_streams: DEFAULT_MAX_HTTP2_STREAMS,
         }
     }
 
@@ -623,13 +644,27 @@ impl ServerBuilder {
         request: &Request<()>,
         known: ConnectionInfo,
     ) -> Result<Admission, HandshakeError> {
+        self.admit_via(request, known, Via::Http1)
+    }
+
+    /// [`admit`](Self::admit) for a request that came over `via`: over
+    /// HTTP/2 it is an extended CONNECT (RFC 8441), answered with `200`.
+    pub(crate) fn admit_via(
+        &self,
+        request: &Request<()>,
+        known: ConnectionInfo,
+        via: Via<'_>,
+    ) -> Result<Admission, HandshakeError> {
         let carried = ConnectionInfo::of(request);
         let peer = known.remote.or(carried.remote).map(|address| address.ip());
         let secure = known.secure.or(carried.secure);
         self.check_host(request)?;
-        let accepted = match secure {
-            Some(secure) => self.handshake.accept_secure(request, secure),
-            None => self.handshake.accept(request),
+        let accepted = match (via, secure) {
+            (Via::Http1, Some(secure)) => self.handshake.accept_secure(request, secure),
+            (Via::Http1, None) => self.handshake.accept(request),
+            (Via::Http2 { protocol }, secure) => self
+                .handshake
+                .accept_extended_connect(request, protocol, secure),
         }
         .inspect_err(|error| self.record_refusal(RefusalReason::of_handshake(error)))?;
         let permit = self.take_permit(peer)?;
@@ -654,10 +689,17 @@ impl ServerBuilder {
             return Ok(());
         };
         let mut values = request.headers().get_all(HOST).iter();
-        let (Some(value), None) = (values.next(), values.next()) else {
-            return Ok(());
+        let host = match (values.next(), values.next()) {
+            (Some(value), None) => value.to_str().ok(),
+            // HTTP/2 carries the host in `:authority` (RFC 9113 section
+            // 8.3.1), which the request's URI holds.
+            (None, _) if request.version() == http::Version::HTTP_2 => request
+                .uri()
+                .authority()
+                .map(|authority| authority.as_str()),
+            _ => None,
         };
-        let Some(parsed) = value.to_str().ok().and_then(parse_host_port) else {
+        let Some(parsed) = host.and_then(parse_host_port) else {
             return Ok(());
         };
         let host = comparable_host(parsed.host);
@@ -672,6 +714,12 @@ impl ServerBuilder {
             StatusCode::MISDIRECTED_REQUEST,
             "this server does not serve that host",
         )))
+    }
+
+    /// The counters behind [`stats`](Self::stats).
+    #[cfg_attr(not(feature = "http2"), allow(dead_code))]
+    pub(crate) fn counters(&self) -> &Counters {
+        &self.limits.counters
     }
 
     /// Takes a place under the connection limits and a slot in the drain,

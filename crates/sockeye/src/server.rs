@@ -42,7 +42,97 @@ impl ServerBuilder {
         let known = ConnectionInfo::new(tcp.peer_addr().ok(), Some(self.tls.is_some()));
         // One deadline for TLS and HTTP together.
         let deadline = tokio::time::Instant::now() + self.handshake_timeout;
-        let stream = match &self.tls {
+        let stream = self.open_tls(tcp, deadline).await?;
+        if let ServerStream::Tls(tls) = &stream
+            && tls.get_ref().1.alpn_protocol() == Some(b"h2")
+        {
+            return Err(Error::InvalidInput(
+                "the client chose HTTP/2 by ALPN: serve it with serve_tcp or accept_http2",
+            ));
+        }
+        self.accept_until(stream, &[], deadline, known)
+            .await
+            .map(|(ws, _)| ws)
+    }
+
+    /// Serves one TCP connection to its end, over HTTP/1.1 or HTTP/2
+    /// (RFC 8441), calling `handler` for each WebSocket it carries: TLS
+    /// first if [`ServerBuilder::tls`] was given (HTTP/2 when the rustls
+    /// config lists `h2` in `alpn_protocols` and the client chose it), in
+    /// cleartext HTTP/2 when the client opens with the HTTP/2 connection
+    /// preface (prior knowledge), HTTP/1.1 otherwise. The same policy,
+    /// limits and budgets apply either way, and the handler gets the same
+    /// [`WebSocket<ServerStream>`] and request.
+    ///
+    /// Over HTTP/1.1 `handler` runs once, in this future. Over HTTP/2 each
+    /// WebSocket's handler runs in a task of its own (`tokio::spawn`), and
+    /// this future drives the connection until it ends; requests that are
+    /// not WebSocket handshakes are answered `405` (`Allow: CONNECT`).
+    /// Sets `TCP_NODELAY`.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), sockeye::Error> {
+    /// let server = sockeye::ServerBuilder::new();
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:9001").await?;
+    /// loop {
+    ///     let (tcp, _) = listener.accept().await?;
+    ///     let server = server.clone();
+    ///     tokio::spawn(async move {
+    ///         let _ = server
+    ///             .serve_tcp(tcp, |mut ws, _request| async move {
+    ///                 while let Some(Ok(message)) = ws.recv().await {
+    ///                     if ws.send(message).await.is_err() { break }
+    ///                 }
+    ///             })
+    ///             .await;
+    ///     });
+    /// }
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// The first failure before any WebSocket opened: TLS, a refused
+    /// handshake (already answered with its status), a timeout, an
+    /// HTTP/2 connection error.
+    ///
+    /// # Cancel safety
+    /// Dropping the future ends the connection: over HTTP/1.1 the
+    /// WebSocket with it; over HTTP/2 every WebSocket on it stops moving
+    /// (their tasks then fail).
+    pub async fn serve_tcp<H, F>(&self, tcp: TcpStream, handler: H) -> Result<(), Error>
+    where
+        H: Fn(WebSocket<ServerStream>, Request<()>) -> F + Clone + Send + Sync + 'static,
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        tcp.set_nodelay(true)?;
+        let known = ConnectionInfo::new(tcp.peer_addr().ok(), Some(self.tls.is_some()));
+        let deadline = tokio::time::Instant::now() + self.handshake_timeout;
+        let stream = self.open_tls(tcp, deadline).await?;
+        #[cfg(feature = "http2")]
+        let (stream, read) = {
+            use crate::http2::Detected;
+            let detected = tokio::time::timeout_at(deadline, crate::http2::detect(stream))
+                .await
+                .map_err(|_| Error::OpenTimeout)??;
+            match detected {
+                Detected::Http1 { stream, read } => (stream, read),
+                Detected::Http2(io) => return self.serve_http2(io, known, handler).await,
+            }
+        };
+        #[cfg(not(feature = "http2"))]
+        let read = Vec::new();
+        let (ws, request) = self.accept_until(stream, &read, deadline, known).await?;
+        handler(ws, request).await;
+        Ok(())
+    }
+
+    /// TLS first, if configured, within the handshake's deadline.
+    async fn open_tls(
+        &self,
+        tcp: TcpStream,
+        deadline: tokio::time::Instant,
+    ) -> Result<ServerStream, Error> {
+        Ok(match &self.tls {
             None => ServerStream::Plain(tcp),
             Some(config) => {
                 let acceptor = tokio_rustls::TlsAcceptor::from(config.clone());
@@ -52,10 +142,46 @@ impl ServerBuilder {
                     .map_err(Error::Tls)?;
                 ServerStream::Tls(Box::new(tls))
             }
-        };
-        self.accept_until(stream, deadline, known)
-            .await
-            .map(|(ws, _)| ws)
+        })
+    }
+
+    /// `serve_tcp` over HTTP/2: every WebSocket stream to `handler` in a
+    /// task of its own, every other request refused.
+    #[cfg(feature = "http2")]
+    async fn serve_http2<T, H, F>(
+        &self,
+        io: T,
+        known: ConnectionInfo,
+        handler: H,
+    ) -> Result<(), Error>
+    where
+        T: AsyncRead + AsyncWrite + Unpin,
+        H: Fn(WebSocket<ServerStream>, Request<()>) -> F + Clone + Send + Sync + 'static,
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        use crate::http2::Http2Request;
+        let mut connection = self.accept_http2(io, known).await?;
+        while let Some(request) = connection.next().await {
+            match request? {
+                Http2Request::WebSocket(pending) => {
+                    if let Ok((ws, request)) = pending.accept_with_request() {
+                        tokio::spawn(handler(ws, request));
+                    }
+                }
+                Http2Request::Http(request) => {
+                    let mut response = http::Response::new(bytes::Bytes::from_static(
+                        b"this server speaks WebSocket only: use an extended CONNECT\n",
+                    ));
+                    *response.status_mut() = http::StatusCode::METHOD_NOT_ALLOWED;
+                    response.headers_mut().insert(
+                        http::header::ALLOW,
+                        http::HeaderValue::from_static("CONNECT"),
+                    );
+                    let _ = request.respond(response);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Performs the server side of the opening handshake on `stream`. A
@@ -85,7 +211,7 @@ impl ServerBuilder {
         S: AsyncRead + AsyncWrite + Unpin,
     {
         let deadline = tokio::time::Instant::now() + self.handshake_timeout;
-        self.accept_until(stream, deadline, ConnectionInfo::new(None, None))
+        self.accept_until(stream, &[], deadline, ConnectionInfo::new(None, None))
             .await
     }
 
@@ -147,9 +273,12 @@ impl ServerBuilder {
             .await
     }
 
+    /// Reads the request (`read`: its first bytes, already read) and
+    /// answers it.
     async fn accept_until<S>(
         &self,
         mut stream: S,
+        read: &[u8],
         deadline: tokio::time::Instant,
         known: ConnectionInfo,
     ) -> Result<(WebSocket<S>, Request<()>), Error>
@@ -157,7 +286,14 @@ impl ServerBuilder {
         S: AsyncRead + AsyncWrite + Unpin,
     {
         let mut parser = self.request_parser();
-        let head = read_head(&mut stream, |bytes| parser.parse(bytes));
+        let head = async {
+            if !read.is_empty()
+                && let Some(parsed) = parser.parse(read)?
+            {
+                return Ok((parsed.head, read[parsed.consumed..].to_vec()));
+            }
+            read_head(&mut stream, |bytes| parser.parse(bytes)).await
+        };
         let (request, leftover) = match tokio::time::timeout_at(deadline, head).await {
             Ok(Ok(head)) => head,
             Ok(Err(error)) => {

@@ -114,8 +114,14 @@ impl RefusalReason {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ServerStats {
-    /// Connections admitted (a `101` was answered).
+    /// Connections admitted (a `101` was answered, or over HTTP/2 a
+    /// `200`).
     pub accepted: u64,
+    /// Of `accepted`, the WebSockets that came as streams of an HTTP/2
+    /// connection (RFC 8441).
+    pub accepted_http2: u64,
+    /// HTTP/2 connections served (each may carry many WebSockets).
+    pub http2_connections: u64,
     /// Connections open now: admitted and not yet dropped (see
     /// [`ServerBuilder::open_connections`](crate::ServerBuilder::open_connections)).
     pub open: usize,
@@ -160,6 +166,8 @@ impl ServerStats {
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     accepted: AtomicU64,
+    accepted_http2: AtomicU64,
+    http2_connections: AtomicU64,
     refused: [AtomicU64; REASONS],
     closed_clean: AtomicU64,
     closed_abnormal: AtomicU64,
@@ -183,6 +191,18 @@ impl Counters {
         self.accepted.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// One of the WebSockets counted by `accepted` came over HTTP/2.
+    #[cfg_attr(not(feature = "http2"), allow(dead_code))]
+    pub(crate) fn accepted_http2(&self) {
+        self.accepted_http2.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An HTTP/2 connection was opened (its preface and settings).
+    #[cfg_attr(not(feature = "http2"), allow(dead_code))]
+    pub(crate) fn http2_connection(&self) {
+        self.http2_connections.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub(crate) fn refused(&self, reason: RefusalReason) {
         self.refused[reason.index()].fetch_add(1, Ordering::Relaxed);
     }
@@ -192,6 +212,8 @@ impl Counters {
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         ServerStats {
             accepted: load(&self.accepted),
+            accepted_http2: load(&self.accepted_http2),
+            http2_connections: load(&self.http2_connections),
             open,
             closed_clean: load(&self.closed_clean),
             closed_abnormal: load(&self.closed_abnormal),

@@ -129,6 +129,15 @@ impl ClientStream {
             ClientStream::Http2(_) => None,
         }
     }
+
+    /// Whether the WebSocket is a stream of an HTTP/2 connection (RFC
+    /// 8441).
+    pub fn is_http2(&self) -> bool {
+        #[cfg(feature = "http2")]
+        return matches!(self, ClientStream::Http2(_));
+        #[cfg(not(feature = "http2"))]
+        false
+    }
 }
 
 /// What [`ServerBuilder::accept_tcp`](crate::ServerBuilder::accept_tcp)
@@ -162,6 +171,15 @@ impl ServerStream {
             #[cfg(feature = "http2")]
             ServerStream::Http2(_) => None,
         }
+    }
+
+    /// Whether the WebSocket is a stream of an HTTP/2 connection (RFC
+    /// 8441).
+    pub fn is_http2(&self) -> bool {
+        #[cfg(feature = "http2")]
+        return matches!(self, ServerStream::Http2(_));
+        #[cfg(not(feature = "http2"))]
+        false
     }
 }
 

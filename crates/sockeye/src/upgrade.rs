@@ -7,6 +7,10 @@
 //! the `101` response to send plus a future that resolves to the
 //! [`WebSocket`] once hyper hands the connection over.
 //!
+//! Over HTTP/2 (hyper's `http2` server with `enable_connect_protocol()`,
+//! feature `http2`), the same call takes an extended CONNECT (RFC 8441):
+//! the response is a `200`, and the WebSocket is that stream.
+//!
 //! ```no_run
 //! use bytes::Bytes;
 //! use http_body_util::Full;
@@ -42,7 +46,7 @@ use hyper_util::rt::TokioIo;
 use sockeye_proto::handshake::HandshakeError;
 
 use crate::error::Error;
-use crate::policy::{Admission, ConnectionInfo, ServerBuilder};
+use crate::policy::{Admission, ConnectionInfo, ServerBuilder, Via};
 use crate::tokio::WebSocket;
 
 /// A WebSocket over a connection hyper handed over.
@@ -52,7 +56,8 @@ pub type UpgradedWebSocket = WebSocket<TokioIo<Upgraded>>;
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct Upgrade {
-    /// The `101 Switching Protocols` response to return to hyper.
+    /// The `101 Switching Protocols` response to return to hyper (over
+    /// HTTP/2, the extended CONNECT's `200`).
     pub response: Response<()>,
     /// Resolves to the connection once hyper has sent the response.
     pub websocket: PendingUpgrade,
@@ -113,14 +118,25 @@ impl ServerBuilder {
         *head.version_mut() = request.version();
         *head.headers_mut() = request.headers().clone();
         *head.extensions_mut() = connection_info(request.extensions());
-        let admission = self.admit_upgrade(&head)?;
+        let protocol = extended_connect_protocol(request.extensions());
+        let admission = self.admit_upgrade(&head, protocol.as_deref())?;
         Ok(admission.into_upgrade(hyper::upgrade::on(request)))
     }
 
     /// Runs the policy on a request head, answering a refusal with its
-    /// response.
-    pub(crate) fn admit_upgrade(&self, head: &Request<()>) -> Result<Admission, Box<Refusal>> {
-        self.admit(head, ConnectionInfo::new(None, None))
+    /// response. An HTTP/2 request is an extended CONNECT (RFC 8441) with
+    /// `protocol` its `:protocol`.
+    pub(crate) fn admit_upgrade(
+        &self,
+        head: &Request<()>,
+        protocol: Option<&str>,
+    ) -> Result<Admission, Box<Refusal>> {
+        let via = if head.version() == http::Version::HTTP_2 {
+            Via::Http2 { protocol }
+        } else {
+            Via::Http1
+        };
+        self.admit_via(head, ConnectionInfo::new(None, None), via)
             .map_err(|error| Box::new(Refusal::new(error)))
     }
 }
@@ -149,6 +165,21 @@ impl Admission {
             },
             response: self.response,
         }
+    }
+}
+
+/// The `:protocol` of an HTTP/2 extended CONNECT, as hyper passes it.
+pub(crate) fn extended_connect_protocol(extensions: &http::Extensions) -> Option<String> {
+    #[cfg(feature = "http2")]
+    {
+        extensions
+            .get::<hyper::ext::Protocol>()
+            .map(|protocol| protocol.as_str().to_owned())
+    }
+    #[cfg(not(feature = "http2"))]
+    {
+        let _ = extensions;
+        None
     }
 }
 

@@ -16,7 +16,7 @@ use h2::server::SendResponse;
 use h2::{Reason, RecvStream};
 use http::{Request, Response, StatusCode, Version};
 use rustls::ServerConfig;
-use sockeye::h2::{H2Stream, Http2Session};
+use sockeye::http2::{H2Stream, Http2Session};
 use sockeye::proto::extension::deflate::DeflateNegotiator;
 use sockeye::proto::handshake::ServerHandshake;
 use sockeye::proto::{Config, Connection};

@@ -17,6 +17,9 @@ pub struct ServerArgs {
     /// Accept browsers from any origin (the page may come from another
     /// server).
     pub any_origin: bool,
+    /// Serve each connection with `serve_tcp`: HTTP/1.1 and HTTP/2
+    /// (prior knowledge in cleartext, ALPN `h2` over TLS) on one port.
+    pub http2: bool,
 }
 
 /// `interop-peer client URL ...`
@@ -41,6 +44,7 @@ impl ServerArgs {
             tls_dir: None,
             web: None,
             any_origin: false,
+            http2: false,
         };
         let mut arguments = arguments.iter();
         while let Some(flag) = arguments.next() {
@@ -52,6 +56,7 @@ impl ServerArgs {
                 "--tls-dir" => options.tls_dir = Some(value(flag, arguments.next())?.into()),
                 "--web" => options.web = Some(value(flag, arguments.next())?.into()),
                 "--any-origin" => options.any_origin = true,
+                "--http2" => options.http2 = true,
                 other => return Err(format!("server: unknown argument {other:?}")),
             }
         }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Response, Version};
 use serde_json::Value;
-use sockeye::h2::Http2Session;
+use sockeye::http2::Http2Session;
 use sockeye::{ClientBuilder, ClientStream, CloseCode, Event, HttpVersion, Message, WebSocket};
 
 use crate::args::ClientArgs;

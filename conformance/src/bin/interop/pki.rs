@@ -12,7 +12,9 @@ use rcgen::{
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-/// Writes `ca.pem`, `server.pem` and `server-key.pem` into `dir`.
+/// Writes `ca.pem`, `server.pem` and `server-key.pem` into `dir`, and
+/// `server-spki.der`: the server key's SubjectPublicKeyInfo, whose
+/// SHA-256 Chromium's `--ignore-certificate-errors-spki-list` takes.
 pub fn write(dir: &Path) -> Result<(), String> {
     let fail = |what: &str, error: &dyn std::fmt::Display| format!("pki: {what}: {error}");
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(|e| fail("CA", &e))?;
@@ -50,6 +52,12 @@ pub fn write(dir: &Path) -> Result<(), String> {
     ] {
         std::fs::write(dir.join(name), pem).map_err(|e| fail(name, &e))?;
     }
+    use rcgen::PublicKeyData;
+    std::fs::write(
+        dir.join("server-spki.der"),
+        server_key.subject_public_key_info(),
+    )
+    .map_err(|e| fail("server-spki.der", &e))?;
     Ok(())
 }
 

@@ -104,9 +104,13 @@ pub async fn run(options: ServerArgs) -> Result<(), String> {
         // Pages are served over plain HTTP only.
         web: options.web.filter(|_| !secure),
     });
+    let http2 = options.http2;
     let serve = async {
         loop {
             match listener.accept().await {
+                Ok((tcp, _)) if http2 => {
+                    tokio::spawn(handle_any(tcp, shared.clone()));
+                }
                 Ok((tcp, _)) => {
                     tokio::spawn(handle(tcp, shared.clone()));
                 }
@@ -165,10 +169,53 @@ async fn handle(tcp: TcpStream, shared: Arc<Shared>) {
     else {
         return;
     };
+    serve_websocket(ws, &path, &extensions, &protocols, &shared).await;
+}
+
+/// `--http2`: HTTP/1.1 or HTTP/2 by `serve_tcp`, each WebSocket (an
+/// HTTP/2 connection may carry many) served by its path.
+async fn handle_any(tcp: TcpStream, shared: Arc<Shared>) {
+    let builder = shared.builder.clone();
+    let served = builder
+        .serve_tcp(tcp, move |ws, request| {
+            let shared = shared.clone();
+            async move {
+                let offered = |name: &str| {
+                    request
+                        .headers()
+                        .get_all(name)
+                        .iter()
+                        .filter_map(|value| value.to_str().ok())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                let extensions = offered("sec-websocket-extensions");
+                let protocols = offered("sec-websocket-protocol");
+                let path = request.uri().path().to_owned();
+                serve_websocket(ws, &path, &extensions, &protocols, &shared).await;
+            }
+        })
+        .await;
+    if let Err(error) = served {
+        println!(
+            "{}",
+            json!({"event": "handshake-error", "error": error.to_string()})
+        );
+    }
+}
+
+/// Serves one WebSocket by its path (see the module's docs).
+async fn serve_websocket(
+    ws: WebSocket<ServerStream>,
+    path: &str,
+    extensions: &str,
+    protocols: &str,
+    shared: &Shared,
+) {
     let (kind, tag) = path
         .trim_start_matches('/')
         .split_once('/')
-        .unwrap_or((path.as_str(), ""));
+        .unwrap_or((path, ""));
     let records = &shared.records;
     if kind != "report" {
         records.add(
@@ -178,6 +225,7 @@ async fn handle(tcp: TcpStream, shared: Arc<Shared>) {
                 "path": path,
                 "offered_extensions": extensions,
                 "offered_protocols": protocols,
+                "http2": matches!(ws.get_ref(), ServerStream::Http2(_)),
             }),
         );
     }

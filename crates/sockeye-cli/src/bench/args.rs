@@ -87,6 +87,17 @@ pub struct BenchArgs {
     /// `sockeye: N idle connection(s) open` on stderr when all are open.
     #[arg(long, conflicts_with_all = ["messages", "warmup", "fanout", "ca"])]
     pub(super) idle: bool,
+    /// Opens the WebSockets as streams of HTTP/2 connections (RFC 8441),
+    /// --streams per connection: by prior knowledge for ws:// (the server
+    /// needs `serve --h2c`), by ALPN for wss://. Echo and --idle only.
+    #[arg(long, conflicts_with_all = ["raw_echo", "fanout"])]
+    pub(super) http2: bool,
+    /// With --http2: WebSockets per HTTP/2 connection (at most the
+    /// server's SETTINGS_MAX_CONCURRENT_STREAMS; sockeye serve's default
+    /// is 100).
+    #[arg(long, value_name = "N", default_value_t = 100, requires = "http2",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub(super) streams: u32,
     /// The server is a broadcast room (`sockeye serve --broadcast`): one
     /// more connection publishes, the --connections others receive and
     /// verify every message; --pipeline is how far the publisher may run

@@ -37,6 +37,21 @@ pub async fn run(id: u32, plan: Arc<Plan>, shared: Arc<Shared>, delay: Duration)
         end.error = Some("internal error: the opening semaphore is closed".into());
         return end;
     };
+    if plan.sessions.is_some() {
+        // A stream of a shared HTTP/2 connection.
+        let opened = plan.connect(id).await.map(|(ws, _)| ws);
+        drop(permit);
+        let Some(mut ws) = end.opened(format_args!("connection {id}"), &shared, opened) else {
+            return end;
+        };
+        end.compressed = ws.connection().deflate_params().is_some();
+        if let Err(error) = hold(&mut ws, &shared).await {
+            end.error = Some(error);
+            return end;
+        }
+        end.close(&mut ws).await;
+        return end;
+    }
     let tcp = match plan.open_tcp(id).await {
         Ok(tcp) => tcp,
         Err(error) => {
@@ -85,7 +100,10 @@ pub async fn handshake(
 }
 
 /// Waits for the run to stop; anything from the server is an error.
-async fn hold(ws: &mut WebSocket<TcpStream>, shared: &Shared) -> Result<(), String> {
+async fn hold<S>(ws: &mut WebSocket<S>, shared: &Shared) -> Result<(), String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let stopped = shared.stopped.notified();
     if shared.stop.load(Ordering::Relaxed) {
         return Ok(());

@@ -138,7 +138,7 @@ impl Lane {
         if self.shared.stop.load(Ordering::Relaxed) {
             return self.end;
         }
-        let connected = self.plan.client().builder().connect().await;
+        let connected = self.plan.connect(self.id).await;
         let Some((mut ws, _)) = self.end.opened(
             format_args!("connection {}", self.id),
             &self.shared,

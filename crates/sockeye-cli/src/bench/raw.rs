@@ -512,6 +512,7 @@ mod tests {
             no_handshake: false,
             rate: None,
             opening: tokio::sync::Semaphore::new(1),
+            sessions: None,
         });
         let shared = Arc::new(super::super::tests::shared());
         RawLane::new(3, plan, shared)

@@ -35,6 +35,20 @@ pub struct ServeArgs {
     /// The private key of --cert (PEM).
     #[arg(long, value_name = "FILE", requires = "cert")]
     pub(super) key: Option<PathBuf>,
+    /// Also speaks HTTP/2 in cleartext (h2c, prior knowledge: clients
+    /// that open with the HTTP/2 preface), WebSockets over HTTP/2 (RFC
+    /// 8441) without TLS, for tests and proxies. With --cert, HTTP/2 is
+    /// offered by ALPN (h2) anyway.
+    #[arg(long)]
+    pub(super) h2c: bool,
+    /// HTTP/1.1 only: does not offer h2 by ALPN.
+    #[arg(long, conflicts_with = "h2c")]
+    pub(super) no_http2: bool,
+    /// The most WebSockets one HTTP/2 connection may carry at once
+    /// (SETTINGS_MAX_CONCURRENT_STREAMS); each also counts under
+    /// --max-connections.
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub(super) max_streams: u32,
     /// The largest message accepted from a client (larger: close 1009);
     /// also the largest frame.
     #[arg(long, value_name = "BYTES", default_value = "64MiB", value_parser = parse_size)]

@@ -197,7 +197,7 @@ impl ClientBuilder {
     }
 
     /// A new HTTP/2 session to the builder's origin, for
-    /// [`Http2Session::open`](crate::h2::Http2Session::open): HTTP/2 is
+    /// [`Http2Session::open`](crate::http2::Http2Session::open): HTTP/2 is
     /// required whatever [`ClientBuilder::http_version`] says.
     #[cfg(feature = "http2")]
     pub(crate) async fn open_session(&self) -> Result<crate::h2::Http2Session, Error> {
@@ -226,7 +226,7 @@ impl ClientBuilder {
         opened.map_err(|_| stage.timeout())?
     }
 
-    /// [`Http2Session::connect`](crate::h2::Http2Session::connect): this
+    /// [`Http2Session::connect`](crate::http2::Http2Session::connect): this
     /// builder's URL must be the session's origin.
     #[cfg(feature = "http2")]
     pub(crate) async fn connect_through(

@@ -52,7 +52,7 @@ const ERROR_BODY_TIMEOUT: Duration = Duration::from_secs(2);
 /// ```no_run
 /// # async fn demo() -> Result<(), sockeye::Error> {
 /// use sockeye::ClientBuilder;
-/// use sockeye::h2::Http2Session;
+/// use sockeye::http2::Http2Session;
 ///
 /// let session = Http2Session::open(&ClientBuilder::new("wss://example.com/")).await?;
 /// let (chat, _) = session.builder("/chat").subprotocols(["chat"]).connect().await?;

@@ -3,6 +3,8 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, Bytes};
@@ -31,6 +33,9 @@ pub struct H2Stream {
     pending: Bytes,
     /// `END_STREAM` was sent.
     finished: bool,
+    /// The server connection's count of open WebSockets, given back when
+    /// this stream is dropped.
+    live: Option<Arc<AtomicUsize>>,
 }
 
 impl H2Stream {
@@ -42,7 +47,14 @@ impl H2Stream {
             recv,
             pending: Bytes::new(),
             finished: false,
+            live: None,
         }
+    }
+
+    /// Counted in `live` (incremented by the caller) until dropped.
+    pub(crate) fn counted(mut self, live: Arc<AtomicUsize>) -> H2Stream {
+        self.live = Some(live);
+        self
     }
 
     /// The HTTP/2 stream's id.
@@ -54,6 +66,16 @@ impl H2Stream {
     /// own stream, never the connection).
     pub fn reset(&mut self, reason: Reason) {
         self.send.send_reset(reason);
+    }
+}
+
+impl Drop for H2Stream {
+    fn drop(&mut self) {
+        if let Some(live) = &self.live {
+            live.fetch_sub(1, Ordering::AcqRel);
+        }
+        // A stream dropped before both sides ended is reset with CANCEL
+        // by h2 itself: RFC 8441 section 5's equivalent of a TCP RST.
     }
 }
 
