@@ -5,7 +5,7 @@
 //! ```text
 //! interop-peer server [--listen ADDR] [--compression MODE] [--tls-dir DIR]
 //!                     [--web DIR] [--any-origin] [--http2]
-//! interop-peer client URL --checks a,b,c [--compression MODE] [--ca FILE]
+//! interop-peer client URL --checks a,b,c [--compression MODE] [--ca FILE] [--http2]
 //! interop-peer pki DIR
 //! ```
 //!
@@ -21,6 +21,9 @@
 //!   `h2` over TLS), as `python/h2_client.py` uses them.
 //! - `client` runs the named checks against a server that speaks the same
 //!   protocol and prints `RESULT ok CHECK` or `RESULT FAIL CHECK: why`.
+//!   With `--http2`, every WebSocket is a stream of one HTTP/2 connection
+//!   (RFC 8441: h2c on `ws://`, ALPN `h2` on `wss://`), and the check
+//!   `http2-shared` is available.
 //! - `pki` writes a test CA and a server certificate for `127.0.0.1`,
 //!   `::1` and `localhost` into DIR (`ca.pem`, `server.pem`,
 //!   `server-key.pem`).
@@ -47,7 +50,7 @@ mod server;
 
 const USAGE: &str = "usage:
   interop-peer server [--listen ADDR] [--compression off|on|peer-off] [--tls-dir DIR] [--web DIR] [--any-origin] [--http2]
-  interop-peer client URL --checks a,b,c [--compression off|on|peer-off] [--ca FILE]
+  interop-peer client URL --checks a,b,c [--compression off|on|peer-off] [--ca FILE] [--http2]
   interop-peer pki DIR";
 
 fn main() -> ExitCode {

@@ -22,7 +22,7 @@ use http::{HeaderName, HeaderValue};
 use sockeye::proto::Config;
 use sockeye::proto::Initiator;
 use sockeye::proxy::Proxy;
-use sockeye::{ClientBuilder, CloseCode, Closed, DeflateConfig, Event, Message};
+use sockeye::{ClientBuilder, CloseCode, Closed, DeflateConfig, Event, HttpVersion, Message};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::failure::Failure;
@@ -69,6 +69,15 @@ pub struct ConnectArgs {
     /// Connects directly, ignoring proxy environment variables.
     #[arg(long)]
     no_proxy: bool,
+    /// Requires WebSocket over HTTP/2 (RFC 8441): by ALPN h2 on wss://, by
+    /// prior knowledge (h2c) on ws://; fails if the server does not offer
+    /// it. Default: HTTP/2 on wss:// when the server offers it, otherwise
+    /// HTTP/1.1.
+    #[arg(long, conflicts_with = "http1")]
+    http2: bool,
+    /// Uses HTTP/1.1 only, never HTTP/2.
+    #[arg(long)]
+    http1: bool,
     /// Exits after the first message received (same as --count 1).
     #[arg(long, conflicts_with = "count")]
     once: bool,
@@ -128,8 +137,12 @@ async fn run(args: ConnectArgs) -> Result<(), Failure> {
             Some(_) => " (compressed)",
             None => "",
         };
+        let version = match response.version() {
+            http::Version::HTTP_2 => "HTTP/2",
+            _ => "HTTP/1.1",
+        };
         status!(
-            "sockeye: connected to {}{chosen}{compressed}",
+            "sockeye: connected to {} over {version}{chosen}{compressed}",
             redact(&args.url)
         );
         if subprotocol.is_none() && !args.subprotocols.is_empty() {
@@ -351,7 +364,13 @@ fn builder(args: &ConnectArgs) -> Result<ClientBuilder, Failure> {
     if let Some(interval) = args.ping_interval {
         config = config.keepalive_interval(Some(interval));
     }
+    let version = match (args.http1, args.http2) {
+        (true, _) => HttpVersion::Http1,
+        (_, true) => HttpVersion::Http2,
+        _ => HttpVersion::Auto,
+    };
     let mut builder = ClientBuilder::new(&args.url)
+        .http_version(version)
         .deflate(DeflateConfig::new().enabled(!args.no_compression))
         .config(config)
         .open_timeout(args.connect_timeout);

@@ -127,6 +127,13 @@ impl Failure {
                     ),
                 },
             },
+            Error::Http2Unsupported(why) => Failure::with_code(
+                exit_code::REJECTED,
+                format!(
+                    "{url} does not offer WebSocket over HTTP/2: {why} \
+                     (without --http2, HTTP/1.1 is used)"
+                ),
+            ),
             Error::TooManyRedirects { .. } | Error::InvalidRedirect { .. } => {
                 Failure::with_code(exit_code::REJECTED, format!("{url}: {error}"))
             }

@@ -213,3 +213,43 @@ fn a_ca_certificate_used_as_the_servers_own_is_explained() {
         );
     }
 }
+
+#[test]
+fn http2_required_of_an_http1_server_fails_in_one_line() {
+    let server = serve(&[]);
+    let url = format!("ws://{}/", server.address);
+    assert_fails(
+        &run(&["connect", &url, "--http2"], b""),
+        4,
+        &format!("{url} does not offer WebSocket over HTTP/2: no HTTP/2 answer on a cleartext"),
+    );
+    // Over TLS, the server's ALPN answer says so.
+    let dir = Scratch::new("errors-http2-alpn");
+    let (ca, cert, key) = pki(&dir);
+    let server = serve(&["--cert", &cert, "--key", &key]);
+    let url = format!("wss://{}/", server.address);
+    assert_fails(
+        &run(&["connect", &url, "--ca", &ca, "--http2"], b""),
+        4,
+        "does not offer WebSocket over HTTP/2: the server did not choose h2 by ALPN",
+    );
+    // Without --http2, HTTP/1.1; --http1 forbids HTTP/2.
+    for version in [None, Some("--http1")] {
+        let mut args = vec!["connect", &url, "--ca", &ca];
+        args.extend(version);
+        let finished = run(&args, b"");
+        assert_eq!(finished.code, 0, "{}", finished.stderr);
+        assert!(
+            finished
+                .stderr
+                .contains(&format!("connected to {url} over HTTP/1.1")),
+            "{}",
+            finished.stderr
+        );
+    }
+    assert_fails(
+        &run(&["connect", &url, "--http1", "--http2"], b""),
+        2,
+        "--http2",
+    );
+}

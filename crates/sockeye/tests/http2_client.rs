@@ -24,7 +24,7 @@ use sockeye::{
     ClientBuilder, CloseCode, DeflateConfig, Error, HttpVersion, Message, Role, ServerBuilder,
     WebSocket,
 };
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
@@ -503,4 +503,65 @@ async fn auto_keeps_the_connection_when_alpn_chooses_http1() {
         matches!(error, Error::Http2Unsupported(why) if why.contains("ALPN")),
         "{error}"
     );
+}
+
+/// An HTTP proxy that answers CONNECT and relays; counts its tunnels.
+async fn http_proxy() -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let tunnels = Arc::new(AtomicUsize::new(0));
+    let counted = tunnels.clone();
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let counted = counted.clone();
+            tokio::spawn(async move {
+                // The head, byte by byte: nothing of the tunnel is read.
+                let mut head = Vec::new();
+                while !head.ends_with(b"\r\n\r\n") {
+                    let mut byte = [0u8];
+                    if client.read_exact(&mut byte).await.is_err() {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                let Some(target) = head
+                    .strip_prefix("CONNECT ")
+                    .and_then(|rest| rest.split(' ').next())
+                else {
+                    return;
+                };
+                let Ok(mut server) = tokio::net::TcpStream::connect(target).await else {
+                    return;
+                };
+                counted.fetch_add(1, Ordering::SeqCst);
+                client.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await.unwrap();
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+            });
+        }
+    });
+    (url, tunnels)
+}
+
+#[tokio::test]
+async fn a_session_goes_through_the_builders_proxy() {
+    let server = start(true, None).await;
+    let (proxy, tunnels) = http_proxy().await;
+    let builder = ClientBuilder::new(&server.url("/"))
+        .proxy(sockeye::proxy::Proxy::from_url(&proxy).unwrap());
+    let session = within(Http2Session::open(&builder)).await.unwrap();
+    let (mut first, _) = within(session.builder("/echo").connect()).await.unwrap();
+    let (mut second, _) = within(session.builder("/echo").connect()).await.unwrap();
+    round_trip(&mut first, "through the proxy").await;
+    round_trip(&mut second, "through it too").await;
+    assert_eq!(tunnels.load(Ordering::SeqCst), 1, "one tunnel");
+    assert_eq!(server.connections(), 1);
+    // The builder's own HTTP/2 connection takes the proxy too.
+    let required = ClientBuilder::new(&server.url("/echo"))
+        .proxy(sockeye::proxy::Proxy::from_url(&proxy).unwrap())
+        .http_version(HttpVersion::Http2);
+    let (mut third, response) = within(required.connect()).await.unwrap();
+    assert_eq!(response.version(), Version::HTTP_2);
+    round_trip(&mut third, "a connection of its own").await;
+    assert_eq!(tunnels.load(Ordering::SeqCst), 2);
 }

@@ -31,6 +31,9 @@ pub struct ClientArgs {
     pub compression: Compression,
     /// A PEM file with the CA certificate that signed the server's.
     pub ca: Option<PathBuf>,
+    /// Every check's WebSockets are streams of one HTTP/2 connection
+    /// (RFC 8441), opened at the start.
+    pub http2: bool,
 }
 
 impl ServerArgs {
@@ -69,6 +72,7 @@ impl ClientArgs {
             checks: Vec::new(),
             compression: Compression::Off,
             ca: None,
+            http2: false,
         };
         let mut arguments = arguments.iter();
         while let Some(argument) = arguments.next() {
@@ -84,6 +88,7 @@ impl ClientArgs {
                     options.compression = Compression::parse(&value(argument, arguments.next())?)?
                 }
                 "--ca" => options.ca = Some(value(argument, arguments.next())?.into()),
+                "--http2" => options.http2 = true,
                 flag if flag.starts_with("--") => {
                     return Err(format!("client: unknown argument {flag:?}"));
                 }

@@ -2,14 +2,16 @@
 //! checks against a server that speaks the path protocol (a Python
 //! `websockets` or Node `ws` server). Each check opens its own
 //! connections and has its own timeout; each prints one `RESULT` line.
+//! With `--http2`, all of them are streams of one HTTP/2 connection.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::Response;
+use http::{Response, Version};
 use serde_json::Value;
-use sockeye::{ClientBuilder, ClientStream, CloseCode, Event, Message, WebSocket};
+use sockeye::http2::Http2Session;
+use sockeye::{ClientBuilder, ClientStream, CloseCode, Event, HttpVersion, Message, WebSocket};
 
 use crate::args::ClientArgs;
 use crate::compression::{self, Compression};
@@ -26,6 +28,8 @@ struct Context {
     url: String,
     compression: Compression,
     tls: Option<Arc<rustls::ClientConfig>>,
+    /// `--http2`: the connection every WebSocket goes over.
+    session: Option<Http2Session>,
 }
 
 pub async fn run(options: ClientArgs) -> Result<(), String> {
@@ -33,11 +37,20 @@ pub async fn run(options: ClientArgs) -> Result<(), String> {
         Some(ca) => Some(crate::pki::client_config(ca)?),
         None => None,
     };
-    let context = Context {
+    let mut context = Context {
         url: options.url,
         compression: options.compression,
         tls,
+        session: None,
     };
+    if options.http2 {
+        let options = builder(&context, &context.url);
+        let session = tokio::time::timeout(CHECK_TIMEOUT, Http2Session::open(&options))
+            .await
+            .map_err(|_| "opening the HTTP/2 connection timed out".to_owned())?
+            .map_err(|error| format!("cannot open an HTTP/2 connection: {error}"))?;
+        context.session = Some(session);
+    }
     for (index, check) in options.checks.iter().enumerate() {
         let tag = format!("rs-{}-{index}-{check}", std::process::id());
         let outcome = tokio::time::timeout(CHECK_TIMEOUT, run_check(&context, check, &tag))
@@ -228,6 +241,7 @@ async fn run_check(context: &Context, check: &str, tag: &str) -> Result<(), Stri
             }
             Ok(())
         }
+        "http2-shared" => http2_shared(context, tag).await,
         other => {
             let (kind, size) = other.split_once('-').ok_or("unknown check")?;
             let size = payload::size(size).ok_or("unknown check")?;
@@ -249,20 +263,42 @@ async fn connect(
     subprotocols: &[&str],
 ) -> Result<(Socket, Response<()>), String> {
     let url = format!("{}/{path}", context.url);
-    let mut builder = ClientBuilder::new(&url)
-        .no_proxy()
-        .open_timeout(Duration::from_secs(10));
+    let mut builder = builder(context, &url);
     if !subprotocols.is_empty() {
         builder = builder.subprotocols(subprotocols.iter().copied());
     }
+    builder = compression::client(builder, context.compression)?;
+    let Some(session) = &context.session else {
+        return builder
+            .connect()
+            .await
+            .map_err(|e| format!("connect to {url}: {e}"));
+    };
+    let (ws, response) = session
+        .connect(&builder)
+        .await
+        .map_err(|e| format!("connect to {url} over HTTP/2: {e}"))?;
+    if response.version() != Version::HTTP_2 {
+        return Err(format!(
+            "{url} opened over {:?}, not HTTP/2",
+            response.version()
+        ));
+    }
+    Ok((ws, response))
+}
+
+/// The options every connection shares.
+fn builder(context: &Context, url: &str) -> ClientBuilder {
+    let mut builder = ClientBuilder::new(url)
+        .no_proxy()
+        .open_timeout(Duration::from_secs(10));
     if let Some(tls) = &context.tls {
         builder = builder.tls_config(tls.clone());
     }
-    builder = compression::client(builder, context.compression)?;
+    if context.session.is_some() {
+        builder = builder.http_version(HttpVersion::Http2);
+    }
     builder
-        .connect()
-        .await
-        .map_err(|e| format!("connect to {url}: {e}"))
 }
 
 /// Sends `message` and checks the next message is the same.
@@ -314,11 +350,7 @@ async fn server_close(
     context: &Context,
     tag: &str,
 ) -> Result<(Option<u64>, Option<String>), String> {
-    let (mut ws, _) = connect(context, &format!("report/{tag}"), &[]).await?;
-    let message = receive(&mut ws).await?;
-    let _ = ws.close(CloseCode::NORMAL, "").await;
-    let report: Value = serde_json::from_slice(message.as_bytes())
-        .map_err(|e| format!("report is not JSON: {e}"))?;
+    let report = server_report(context, tag).await?;
     let closed = report["events"]
         .as_array()
         .and_then(|events| events.iter().find(|event| event["event"] == "closed"))
@@ -327,6 +359,67 @@ async fn server_close(
         closed["code"].as_u64(),
         closed["reason"].as_str().map(str::to_owned),
     ))
+}
+
+/// What the server recorded for TAG, from its `/report/TAG`.
+async fn server_report(context: &Context, tag: &str) -> Result<Value, String> {
+    let (mut ws, _) = connect(context, &format!("report/{tag}"), &[]).await?;
+    let message = receive(&mut ws).await?;
+    let _ = ws.close(CloseCode::NORMAL, "").await;
+    serde_json::from_slice(message.as_bytes()).map_err(|e| format!("report is not JSON: {e}"))
+}
+
+/// `http2-shared`: three WebSockets at once on the session's connection,
+/// text and binary echoed on each, each closed on its own while the
+/// others go on; the server must have seen them on one HTTP/2
+/// connection, each closed with 1000 and its stream ended with
+/// END_STREAM, not reset.
+async fn http2_shared(context: &Context, tag: &str) -> Result<(), String> {
+    let session = context
+        .session
+        .as_ref()
+        .ok_or("http2-shared needs --http2")?;
+    let tags: Vec<String> = (0..3).map(|index| format!("{tag}-{index}")).collect();
+    let mut sockets = Vec::new();
+    for tag in &tags {
+        let (ws, _) = connect(context, &format!("echo/{tag}"), &[]).await?;
+        sockets.push(Some(ws));
+    }
+    let binary = payload::binary(70_000);
+    for order in [1, 0, 2] {
+        for ws in sockets.iter_mut().flatten() {
+            echo_one(ws, Message::text(format!("to {order}"))).await?;
+            echo_one(ws, Message::binary(binary.clone())).await?;
+        }
+        let ws = sockets[order].take().ok_or("closed twice")?;
+        close_normally(ws).await?;
+    }
+    if session.is_closed() {
+        return Err("the HTTP/2 connection ended with its WebSockets".to_owned());
+    }
+    let mut connections = Vec::new();
+    for tag in &tags {
+        let report = server_report(context, tag).await?;
+        let events = report["events"].as_array().cloned().unwrap_or_default();
+        let find = |kind: &str| events.iter().find(|event| event["event"] == kind).cloned();
+        let open = find("open").ok_or_else(|| format!("{tag}: no open event: {report}"))?;
+        connections.push(open["connection"].clone());
+        let closed = find("closed").ok_or_else(|| format!("{tag}: no closed event: {report}"))?;
+        if closed["code"] != 1000 {
+            return Err(format!("{tag}: the server saw close {}", closed["code"]));
+        }
+        if find("end_stream").is_none() || find("reset").is_some() {
+            return Err(format!(
+                "{tag}: the stream did not end with END_STREAM: {report}"
+            ));
+        }
+    }
+    if connections[0].is_null() || connections.iter().any(|c| *c != connections[0]) {
+        return Err(format!(
+            "not one HTTP/2 connection: the server saw {connections:?}"
+        ));
+    }
+    Ok(())
 }
 
 fn header(response: &Response<()>, name: &str) -> Option<String> {

@@ -273,7 +273,7 @@ impl Http2Session {
 fn preface_error(error: h2::Error, prior_knowledge: bool) -> Error {
     if prior_knowledge {
         return Error::Http2Unsupported(
-            "the server did not answer the HTTP/2 preface (prior knowledge, h2c)",
+            "no HTTP/2 answer on a cleartext (h2c, prior knowledge) connection",
         );
     }
     if error.is_io() {
