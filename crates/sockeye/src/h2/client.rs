@@ -34,6 +34,15 @@ const STREAM_WINDOW: u32 = 256 * 1024;
 /// connection never buffers more than 16 MiB.
 const CONNECTION_WINDOW: u32 = 64 * STREAM_WINDOW;
 
+/// h2's budget for small DATA frames held unread (each frame under 256
+/// bytes costs 256 minus its size until the WebSocket reads it): one
+/// stream's whole window in 1-byte frames, as the server has. h2's
+/// default (25,600, about 100 small frames on the whole connection)
+/// made the client close its own connection, every WebSocket on it,
+/// with GOAWAY `ENHANCE_YOUR_CALM` as soon as one WebSocket fell ~100
+/// small messages behind.
+const DATA_FRAME_BUDGET: usize = STREAM_WINDOW as usize * 255;
+
 /// How long a refusal's body is waited for.
 const ERROR_BODY_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -165,6 +174,7 @@ impl Http2Session {
         let (send, mut connection) = h2::client::Builder::new()
             .initial_window_size(STREAM_WINDOW)
             .initial_connection_window_size(CONNECTION_WINDOW)
+            .data_frame_budget(DATA_FRAME_BUDGET)
             .enable_push(false)
             .handshake::<_, Bytes>(io)
             .await
