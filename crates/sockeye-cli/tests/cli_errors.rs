@@ -223,10 +223,11 @@ fn http2_required_of_an_http1_server_fails_in_one_line() {
         4,
         &format!("{url} does not offer WebSocket over HTTP/2: no HTTP/2 answer on a cleartext"),
     );
-    // Over TLS, the server's ALPN answer says so.
+    // Over TLS, the server's ALPN answer says so (serve offers h2 unless
+    // --no-http2).
     let dir = Scratch::new("errors-http2-alpn");
     let (ca, cert, key) = pki(&dir);
-    let server = serve(&["--cert", &cert, "--key", &key]);
+    let server = serve(&["--cert", &cert, "--key", &key, "--no-http2"]);
     let url = format!("wss://{}/", server.address);
     assert_fails(
         &run(&["connect", &url, "--ca", &ca, "--http2"], b""),
@@ -252,4 +253,25 @@ fn http2_required_of_an_http1_server_fails_in_one_line() {
         2,
         "--http2",
     );
+    // A server that offers h2: HTTP/2 by default and with --http2,
+    // HTTP/1.1 with --http1.
+    let server = serve(&["--cert", &cert, "--key", &key]);
+    let url = format!("wss://{}/", server.address);
+    for (version, expected) in [
+        (None, "HTTP/2"),
+        (Some("--http2"), "HTTP/2"),
+        (Some("--http1"), "HTTP/1.1"),
+    ] {
+        let mut args = vec!["connect", &url, "--ca", &ca];
+        args.extend(version);
+        let finished = run(&args, b"");
+        assert_eq!(finished.code, 0, "{}", finished.stderr);
+        assert!(
+            finished
+                .stderr
+                .contains(&format!("connected to {url} over {expected}")),
+            "{version:?}: {}",
+            finished.stderr
+        );
+    }
 }
