@@ -73,6 +73,7 @@ use crate::stats::{Counters, RefusalReason, ServerStats, Tally};
 /// | [`max_connections_per_address`](Self::max_connections_per_address) | off | clients behind one NAT share an address; `sockeye serve` uses 256 |
 /// | [`config`](Self::config) | [`Config::default`]: for servers, a keepalive Ping every 20 s (1011 after 20 s without its Pong), a 60 s message-completion timeout (1008) | dead and silent peers give their slots back; see [`Config`] for every engine limit |
 /// | [`memory_budget`](Self::memory_budget) | a quarter of the machine's memory (or of the cgroup's limit); 1 GiB where unknown | the connections' buffers together cannot exhaust the host; stalled past 3 s, the largest holders get 1013 |
+/// | [`max_http2_streams`](Self::max_http2_streams) | 100 per HTTP/2 connection (feature `http2`) | RFC 9113 asks for no fewer; each stream also counts under `max_connections` |
 /// | [drain](Self::drain_handle) | 1 s window, 10 s timeout ([`DrainConfig`](crate::DrainConfig)) | clients do not all reconnect at once; a shutdown never hangs |
 #[derive(Debug, Clone)]
 pub struct ServerBuilder {

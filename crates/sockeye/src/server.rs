@@ -169,10 +169,10 @@ impl ServerBuilder {
                     }
                 }
                 Http2Request::Http(request) => {
-                    let mut response = http::Response::new(bytes::Bytes::from_static(
-                        b"this server speaks WebSocket only: use an extended CONNECT\n",
-                    ));
-                    *response.status_mut() = http::StatusCode::METHOD_NOT_ALLOWED;
+                    let mut response = crate::h2::refusal(
+                        http::StatusCode::METHOD_NOT_ALLOWED,
+                        "this server speaks WebSocket only: use an extended CONNECT",
+                    );
                     response.headers_mut().insert(
                         http::header::ALLOW,
                         http::HeaderValue::from_static("CONNECT"),

@@ -27,6 +27,21 @@ use super::server::{
 /// The `:protocol` value that asks for a WebSocket (RFC 8441 section 4).
 pub const WEBSOCKET_PROTOCOL: &str = "websocket";
 
+/// Whether `name` is a connection-specific header field, which HTTP/2
+/// forbids (RFC 9113 section 8.2.2): `Connection`, `Upgrade`,
+/// `Transfer-Encoding`, `Keep-Alive`, `Proxy-Connection`. (`TE` is
+/// allowed with the value `trailers` only; callers decide on it.) The
+/// client leaves these out of an extended CONNECT, the server out of its
+/// answers.
+pub fn is_connection_specific(name: &http::HeaderName) -> bool {
+    use http::header::{CONNECTION, TRANSFER_ENCODING, UPGRADE};
+    name == CONNECTION
+        || name == UPGRADE
+        || name == TRANSFER_ENCODING
+        || name == "keep-alive"
+        || name == "proxy-connection"
+}
+
 /// Whether an HTTP/2 request is a WebSocket opening handshake: `CONNECT`
 /// with `:protocol websocket`. Such requests go to
 /// [`ServerHandshake::accept_extended_connect`]; every other request is

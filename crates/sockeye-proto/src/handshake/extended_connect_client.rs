@@ -10,9 +10,7 @@
 //! checked by the same code. The `:protocol websocket` pseudo-header, the
 //! stream and `SETTINGS_ENABLE_CONNECT_PROTOCOL` are the transport's.
 
-use http::header::{
-    CONNECTION, HOST, HeaderName, SEC_WEBSOCKET_KEY, TE, TRANSFER_ENCODING, UPGRADE,
-};
+use http::header::{HOST, HeaderName, SEC_WEBSOCKET_KEY, TE};
 use http::{Method, Request, Response, Uri, Version};
 
 use super::client::ClientHandshake;
@@ -110,17 +108,7 @@ impl ClientHandshake {
 /// extended CONNECT: the key, `Host` (now `:authority`) and the
 /// connection-specific fields.
 fn is_left_out(name: &HeaderName) -> bool {
-    [
-        HOST,
-        SEC_WEBSOCKET_KEY,
-        CONNECTION,
-        UPGRADE,
-        TRANSFER_ENCODING,
-        TE,
-    ]
-    .contains(name)
-        || name == "keep-alive"
-        || name == "proxy-connection"
+    [HOST, SEC_WEBSOCKET_KEY, TE].contains(name) || super::is_connection_specific(name)
 }
 
 #[cfg(test)]

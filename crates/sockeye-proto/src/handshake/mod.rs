@@ -87,7 +87,7 @@ mod server;
 
 pub use client::{ClientBuilder, ClientHandshake};
 pub use error::{HandshakeError, HandshakeErrorKind, rejection};
-pub use extended_connect::{WEBSOCKET_PROTOCOL, is_extended_connect};
+pub use extended_connect::{WEBSOCKET_PROTOCOL, is_connection_specific, is_extended_connect};
 pub use extensions::{
     ExtensionOffer, MAX_EXTENSION_PARAMS, MAX_EXTENSIONS, format_extensions, parse_extension_list,
     parse_extensions,

@@ -9,5 +9,6 @@ mod stream;
 
 pub use client::Http2Session;
 pub use rewind::{Detected, PREFACE, Rewind, detect};
+pub(crate) use server::refusal;
 pub use server::{Http2Connection, Http2Request, HttpRequest, PendingWebSocket};
 pub use stream::H2Stream;

@@ -10,7 +10,7 @@ use std::task::Poll;
 use bytes::Bytes;
 use h2::RecvStream;
 use h2::server::SendResponse;
-use http::header::{CONNECTION, CONTENT_LENGTH, HeaderName, TRANSFER_ENCODING, UPGRADE};
+use http::header::{CONTENT_LENGTH, HeaderName};
 use http::{Method, Request, Response, StatusCode};
 use sockeye_proto::handshake::{self, HandshakeError};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -437,17 +437,18 @@ fn try_send(respond: &mut SendResponse<Bytes>, response: Response<Bytes>) -> Res
 /// Removes the header fields HTTP/2 forbids (RFC 9113 section 8.2.2):
 /// a response built for HTTP/1.1 (`Connection: close`, ...) can be sent.
 fn strip_connection_headers(headers: &mut http::HeaderMap) {
-    const FORBIDDEN: [HeaderName; 3] = [CONNECTION, UPGRADE, TRANSFER_ENCODING];
-    for name in FORBIDDEN {
-        headers.remove(name);
-    }
-    for name in ["keep-alive", "proxy-connection"] {
+    let forbidden: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| handshake::is_connection_specific(name))
+        .cloned()
+        .collect();
+    for name in forbidden {
         headers.remove(name);
     }
 }
 
 /// A small text response.
-fn refusal(status: StatusCode, reason: &str) -> Response<Bytes> {
+pub(crate) fn refusal(status: StatusCode, reason: &str) -> Response<Bytes> {
     let mut response = Response::new(Bytes::from(format!("{reason}\n")));
     *response.status_mut() = status;
     response
