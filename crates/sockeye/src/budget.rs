@@ -384,9 +384,20 @@ impl Share {
 /// if it can follow what was written: output taken and not written whole
 /// may end inside a frame, and then no Close may follow it.
 pub(crate) fn shed(conn: &mut Connection, output: &mut Output) {
+    shed_with(
+        conn,
+        output,
+        CloseCode::TRY_AGAIN_LATER,
+        "memory budget exhausted",
+    );
+}
+
+/// [`shed`] with another close code: a subscriber too slow for its topic
+/// is dropped the same way, with 1008.
+pub(crate) fn shed_with(conn: &mut Connection, output: &mut Output, code: CloseCode, reason: &str) {
     let unwritten = !output.is_empty();
     *output = Output::default();
-    let aborted = conn.abort(CloseCode::TRY_AGAIN_LATER, "memory budget exhausted");
+    let aborted = conn.abort(code, reason);
     if aborted.is_ok() && unwritten {
         while conn.poll_transmit().is_some() {}
     }

@@ -73,6 +73,8 @@ mod budget;
 mod client;
 mod drain;
 mod error;
+#[cfg(feature = "event-loop")]
+pub mod event_loop;
 pub mod guide;
 #[cfg(feature = "http2")]
 mod h2;

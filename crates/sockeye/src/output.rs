@@ -41,6 +41,14 @@ impl Output {
         }
     }
 
+    /// Queues a chunk after what is there (the event loop's unwritten
+    /// rest, an HTTP head).
+    #[cfg_attr(not(feature = "event-loop"), allow(dead_code))]
+    pub(crate) fn push(&mut self, chunk: Bytes) {
+        self.len += chunk.len();
+        self.chunks.push_back(chunk);
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.chunks.is_empty()
     }
