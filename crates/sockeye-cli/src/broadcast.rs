@@ -51,7 +51,7 @@ pub fn room_for_path(path: &str) -> Result<String, &'static str> {
 }
 
 /// How a room's name is shown in the log.
-fn shown(room: &str) -> String {
+pub(crate) fn shown(room: &str) -> String {
     if room == DEFAULT_ROOM {
         "the default room".to_owned()
     } else {

@@ -131,15 +131,42 @@ where
 /// HTTP/2 layer sends the body as the client's window allows, and leaves
 /// it out for HEAD).
 pub async fn response(request: &Request<()>, site: &Site) -> Response<Bytes> {
-    let mut response = match resolve(request, site) {
+    let target = resolve(request, site);
+    let contents = match &target {
+        Target::File(path) => Some(tokio::fs::read(path).await),
+        _ => None,
+    };
+    finish_response(target, contents, site)
+}
+
+/// [`response`] for the event loop, whose callbacks do not await: a file
+/// is read on the loop's thread (`sockeye serve --dir` is for development
+/// and demos; a loaded server's files belong on a file server).
+pub fn response_now(request: &Request<()>, site: &Site) -> Response<Bytes> {
+    let target = resolve(request, site);
+    let contents = match &target {
+        Target::File(path) => Some(std::fs::read(path)),
+        _ => None,
+    };
+    finish_response(target, contents, site)
+}
+
+fn finish_response(
+    target: Target,
+    contents: Option<io::Result<Vec<u8>>>,
+    site: &Site,
+) -> Response<Bytes> {
+    let mut response = match target {
         Target::Page => page_response(
             StatusCode::OK,
             "text/html; charset=utf-8",
             site.page.clone(),
         ),
-        Target::File(path) => match tokio::fs::read(&path).await {
-            Ok(contents) => page_response(StatusCode::OK, content_type(&path), contents.into()),
-            Err(_) => plain(StatusCode::FORBIDDEN, "Forbidden"),
+        Target::File(path) => match contents {
+            Some(Ok(contents)) => {
+                page_response(StatusCode::OK, content_type(&path), contents.into())
+            }
+            _ => plain(StatusCode::FORBIDDEN, "Forbidden"),
         },
         Target::Redirect(location) => {
             let mut response = plain(StatusCode::MOVED_PERMANENTLY, "moved");
@@ -188,6 +215,14 @@ pub async fn upgrade_required<S>(stream: &mut S, request: &Request<()>) -> io::R
 where
     S: AsyncWrite + Unpin,
 {
+    let response = upgrade_required_response();
+    let status = send_response(stream, response, request.method() == Method::HEAD).await?;
+    let _ = stream.shutdown().await;
+    Ok(status)
+}
+
+/// The 426 of [`upgrade_required`], as a value (the event loop writes it).
+pub fn upgrade_required_response() -> Response<Bytes> {
     let mut response = plain(
         StatusCode::UPGRADE_REQUIRED,
         "a WebSocket request needs \"Upgrade: websocket\" and \"Connection: Upgrade\"",
@@ -196,9 +231,7 @@ where
     headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
     headers.insert(CONNECTION, HeaderValue::from_static("Upgrade, close"));
     headers.insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
-    let status = send_response(stream, response, request.method() == Method::HEAD).await?;
-    let _ = stream.shutdown().await;
-    Ok(status)
+    response
 }
 
 /// Answers a WebSocket request for a resource this server does not have

@@ -53,6 +53,7 @@ use crate::signals::Interrupts;
 use crate::stall::StallTimeout;
 
 mod args;
+mod event_loop;
 mod http2;
 
 pub use args::ServeArgs;
@@ -105,7 +106,23 @@ pub fn main(args: ServeArgs) -> Result<(), Failure> {
         .threads
         .map(|threads| threads as usize)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
-    crate::run_async(threads, run(args))
+    let on_loop = match (args.runtime, event_loop::unsupported(&args)) {
+        (event_loop::Runtime::Tokio, _) => false,
+        (event_loop::Runtime::Auto, why) => why.is_none(),
+        (event_loop::Runtime::Loop, None) => true,
+        (event_loop::Runtime::Loop, Some(why)) => {
+            return Err(Failure::usage(format!(
+                "--runtime loop does not serve {why} yet: use --runtime tokio (or auto)"
+            )));
+        }
+    };
+    if on_loop {
+        // One thread for signals, metrics and the drain; the loops have
+        // their own.
+        crate::run_async(1, event_loop::run(args, threads))
+    } else {
+        crate::run_async(threads, run(args))
+    }
 }
 
 async fn run(args: ServeArgs) -> Result<(), Failure> {

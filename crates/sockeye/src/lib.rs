@@ -54,6 +54,7 @@
 //! | axum or hyper | `sockeye::axum::WebSocketUpgrade`, an extractor (feature `axum`); [`ServerBuilder::upgrade`] on a hyper request |
 //! | to send without waiting | [`WebSocket::try_send`] (queued, backpressure or dropped) and [`WebSocket::buffered_amount`] |
 //! | code without a runtime | [`blocking`]: the same API over `std::net` |
+//! | many connections on few threads, no task each | `sockeye::event_loop` (feature `event-loop`, on by default): one `mio` loop per thread, callbacks, topics, the same policy |
 //! | one message to many connections | [`hub`]: topics, publish once, slow-subscriber policy, Redis and NATS backplanes (crates `sockeye-redis`, `sockeye-nats`) |
 //! | bounds against hostile peers | [`ServerBuilder`]'s limits and [`proto::Config`]: see [`guide::limits`] |
 //! | the protocol engine, without I/O | [`proto`] (the crate `sockeye_proto`): drive it from any event loop |

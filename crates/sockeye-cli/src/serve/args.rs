@@ -160,9 +160,15 @@ pub struct ServeArgs {
     /// depths and backplane state. Default: off.
     #[arg(long, value_name = "ADDR", value_parser = crate::metrics::parse_address)]
     pub(super) metrics: Option<SocketAddr>,
-    /// Worker threads (default: one per CPU).
+    /// Worker threads, or event loops (default: one per CPU).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub(super) threads: Option<u32>,
+    /// The front-end: `loop` (one event loop per thread, no task per
+    /// connection), `tokio` (a task per connection), or `auto`: the event
+    /// loop unless an option needs tokio (--cert, --h2c, --backplane, a
+    /// --slow-policy other than close).
+    #[arg(long, value_name = "RUNTIME", default_value = "auto", value_enum)]
+    pub(super) runtime: super::event_loop::Runtime,
 }
 
 /// A close code a drain may use.

@@ -12,6 +12,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
@@ -54,8 +55,6 @@ const READS_PER_TURN: usize = 4;
 /// `poll_linger`: closing with unread input sends a reset that can
 /// destroy our Close frame).
 const LINGER: Duration = Duration::from_millis(200);
-/// How long a plain HTTP answer or a refusal may take to be written.
-const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Events taken from the poll at once.
 const EVENTS: usize = 1024;
 /// After a failed accept (out of file descriptors), wait this long before
@@ -153,6 +152,8 @@ struct Ending {
     output: Output,
     deadline: Instant,
     shut_down: bool,
+    /// The client, for `Handler::answer_failed`; `None` after a WebSocket.
+    remote: Option<SocketAddr>,
 }
 
 /// What a thread needs to run a loop.
@@ -164,9 +165,12 @@ pub(super) struct Setup {
     pub(super) commands: mpsc::Receiver<Command>,
     pub(super) signal: Arc<Signal>,
     pub(super) loops: Arc<[LoopHandle]>,
+    pub(super) send_timeout: Duration,
 }
 
 pub(super) struct Loop<H: Handler> {
+    /// How long a last answer may make no progress.
+    send_timeout: Duration,
     index: u32,
     poll: Poll,
     listener: Option<TcpListener>,
@@ -202,11 +206,13 @@ impl<H: Handler> Loop<H> {
             commands,
             signal,
             loops,
+            send_timeout,
         } = setup;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let handle = loops[index as usize].clone();
         Ok(Loop {
+            send_timeout,
             index,
             poll,
             listener: Some(listener),
@@ -493,22 +499,35 @@ impl<H: Handler> Loop<H> {
 
     /// Answers with `response` (if any) and closes.
     fn answer(&mut self, index: u32, response: Option<Response<Bytes>>) {
+        let remote = match self.slots[index as usize]
+            .conn
+            .as_ref()
+            .map(|conn| &conn.phase)
+        {
+            Some(Phase::Handshake(handshake)) => Some(handshake.remote),
+            _ => None,
+        };
         let mut output = Output::default();
         if let Some(mut response) = response {
-            response
-                .headers_mut()
-                .insert(CONNECTION, HeaderValue::from_static("close"));
+            // The connection ends after it; a response that names other
+            // options (`Upgrade, close` on a 426) keeps its own.
+            if !response.headers().contains_key(CONNECTION) {
+                response
+                    .headers_mut()
+                    .insert(CONNECTION, HeaderValue::from_static("close"));
+            }
             let mut bytes = Vec::with_capacity(256 + response.body().len());
             handshake::write_response_with_body(&response, &mut bytes);
             output.push(Bytes::from(bytes));
         }
-        let deadline = self.now + ANSWER_TIMEOUT;
+        let deadline = self.now + self.send_timeout;
         let slot = &mut self.slots[index as usize];
         if let Some(conn) = &mut slot.conn {
             conn.phase = Phase::Ending(Box::new(Ending {
                 output,
                 deadline,
                 shut_down: false,
+                remote,
             }));
         }
         slot.scheduled = None;
@@ -552,7 +571,11 @@ impl<H: Handler> Loop<H> {
             else {
                 return;
             };
-            if slot.flags & (STALLED | BROKEN) != 0 || !open.engine.wants_read() {
+            if slot.flags & (STALLED | BROKEN) != 0
+                || !open.engine.wants_read()
+                || over_buffer_limit(&open.engine, &open.output)
+            {
+                // Resumed by `after_write` once the cause is gone.
                 return;
             }
             if let Share::Joined(_) = open.budget {
@@ -649,8 +672,31 @@ impl<H: Handler> Loop<H> {
         let mut pressed = false;
         if open.closed.is_none() {
             loop {
-                let event = open.engine.next_event();
-                let Some(event) = event else { break };
+                if over_buffer_limit(&open.engine, &open.output) {
+                    // The peer does not read what it is sent: what it
+                    // sent stays unparsed (and unread, see `read_open`)
+                    // until the writes drain, as a tokio server waits in
+                    // `send`. Nothing is dropped.
+                    break;
+                }
+                let Some(event) = open.engine.next_event() else {
+                    break;
+                };
+                let event = match event {
+                    Event::Closed(closed) => {
+                        if let Some(data) = open.data.take() {
+                            handler.close(id, data, &closed);
+                        }
+                        open.closed = Some(Box::new(closed));
+                        break;
+                    }
+                    event => event,
+                };
+                let Some(data) = open.data.as_mut() else {
+                    // Its handler panicked: events until the end are
+                    // dropped.
+                    continue;
+                };
                 let mut socket = Socket {
                     id,
                     engine: &mut open.engine,
@@ -659,23 +705,21 @@ impl<H: Handler> Loop<H> {
                     wrote: false,
                     pressed: false,
                 };
-                let Some(data) = open.data.as_mut() else {
-                    break;
-                };
-                match event {
+                // A callback that panics ends its own connection (1011),
+                // not the loop and its other connections.
+                let called = std::panic::catch_unwind(AssertUnwindSafe(|| match event {
                     Event::Message(message) => handler.message(&mut socket, data, message),
                     Event::Ping(payload) => handler.ping(&mut socket, data, &payload),
                     Event::Pong(payload) => handler.pong(&mut socket, data, &payload),
-                    Event::Closed(closed) => {
-                        if let Some(data) = open.data.take() {
-                            handler.close(id, data, &closed);
-                        }
-                        open.closed = Some(Box::new(closed));
-                        break;
-                    }
                     _ => {}
-                }
+                }));
                 pressed |= socket.pressed;
+                if called.is_err() {
+                    open.data = None;
+                    let _ = open
+                        .engine
+                        .abort(CloseCode::INTERNAL_ERROR, "internal error");
+                }
             }
         }
         open.budget
@@ -746,20 +790,34 @@ impl<H: Handler> Loop<H> {
                 if slot.flags & BLOCKED != 0 {
                     return;
                 }
-                match write_output(&mut conn.stream, &mut ending.output) {
-                    Ok(true) => {
-                        if !ending.shut_down {
-                            ending.shut_down = true;
-                            let _ = conn.stream.shutdown(Shutdown::Write);
-                            ending.deadline = self.now + LINGER;
-                            let deadline = ending.deadline;
-                            self.schedule(index, deadline);
-                            // What the client sent meanwhile is read
-                            // and dropped; its end closes ours.
-                            slot_flags_readable(&mut self.slots[index as usize]);
+                let before = ending.output.len();
+                let written = write_output(&mut conn.stream, &mut ending.output);
+                let progress = ending.output.len() < before;
+                let first_end = matches!(written, Ok(true)) && !ending.shut_down;
+                if first_end {
+                    ending.shut_down = true;
+                    let _ = conn.stream.shutdown(Shutdown::Write);
+                    ending.deadline = self.now + LINGER;
+                } else if progress && !ending.shut_down {
+                    // The send timeout counts from the last progress.
+                    ending.deadline = self.now + self.send_timeout;
+                }
+                let deadline = ending.deadline;
+                match written {
+                    Ok(_) if first_end || progress => {
+                        if let Ok(false) = written {
+                            slot.flags |= BLOCKED;
+                        }
+                        slot.scheduled = None;
+                        self.schedule(index, deadline);
+                        if first_end {
+                            // What the client sent meanwhile is read and
+                            // dropped; its end closes ours.
+                            self.slots[index as usize].flags |= READABLE;
                             self.read(index);
                         }
                     }
+                    Ok(true) => {}
                     Ok(false) => slot.flags |= BLOCKED,
                     Err(_) => self.remove(index),
                 }
@@ -787,6 +845,8 @@ impl<H: Handler> Loop<H> {
                     }
                     open.budget
                         .update(open.engine.memory_held() + open.output.held());
+                    // Publishes queued sends too (`deliver`).
+                    open.permit.tally.see(&open.engine);
                     open.permit.publish();
                 }
                 self.after_write(index);
@@ -831,8 +891,14 @@ impl<H: Handler> Loop<H> {
                 }
             }
         }
+        if flushed && open.closed.is_none() && open.engine.has_buffered_frame() {
+            // Parsing had stopped at the buffer limit (see `process`).
+            self.process(index);
+            return self.after_write(index);
+        }
         if slot.flags & READABLE != 0 && open.engine.wants_read() && slot.flags & STALLED == 0 {
-            // Reading had stopped on a backlog of Pongs, now written.
+            // Reading had stopped on a backlog of Pongs or at the buffer
+            // limit, now written.
             self.again.push(index);
         }
         if open.engine.state() == State::Closed && open.closed.is_none() {
@@ -870,6 +936,7 @@ impl<H: Handler> Loop<H> {
                     output: Output::default(),
                     deadline,
                     shut_down: true,
+                    remote: None,
                 }));
             }
             slot.scheduled = None;
@@ -993,7 +1060,18 @@ impl<H: Handler> Loop<H> {
                     let remote = handshake.remote;
                     self.refuse(index, remote, crate::Error::OpenTimeout);
                 }
-                Some(Phase::Ending(ending)) if ending.deadline <= now => self.remove(index),
+                Some(Phase::Ending(ending)) if ending.deadline <= now => {
+                    if !ending.shut_down
+                        && let Some(remote) = ending.remote
+                    {
+                        let error = io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            format!("the client accepted no data for {:?}", self.send_timeout),
+                        );
+                        self.handler.answer_failed(remote, &error);
+                    }
+                    self.remove(index);
+                }
                 Some(Phase::Open(open)) => {
                     open.engine.handle_timeout(now);
                     self.process(index);
@@ -1149,8 +1227,10 @@ impl<H: Handler> Loop<H> {
     }
 }
 
-fn slot_flags_readable<D>(slot: &mut Slot<D>) {
-    slot.flags |= READABLE;
+/// Whether a connection has `max_buffered_bytes` or more queued: it
+/// neither reads nor parses more until that drains.
+fn over_buffer_limit(engine: &Connection, output: &Output) -> bool {
+    engine.buffered_amount() + output.len() >= engine.config().get_max_buffered_bytes()
 }
 
 fn tracing_note(_error: &io::Error) {
@@ -1158,13 +1238,13 @@ fn tracing_note(_error: &io::Error) {
     // dropped; the client sees its connection closed.
 }
 
-/// Whether a request asks for a WebSocket, or is a WebSocket client's
-/// that lost its upgrade on the way (which gets `426`, not a page).
+/// Whether a request asks for a WebSocket upgrade (`Upgrade: websocket`
+/// and `Connection: upgrade`); the policy judges the rest. Other requests
+/// go to `Handler::http` first.
 pub(crate) fn is_websocket_request(request: &Request<()>) -> bool {
     let headers = request.headers();
     handshake::contains_token(headers, &http::header::UPGRADE, "websocket")
-        || headers.contains_key(http::header::SEC_WEBSOCKET_KEY)
-        || headers.contains_key(http::header::SEC_WEBSOCKET_VERSION)
+        && handshake::contains_token(headers, &http::header::CONNECTION, "upgrade")
 }
 
 /// Reads once for an open connection: into the loop's buffer between

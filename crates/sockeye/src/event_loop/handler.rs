@@ -26,6 +26,10 @@ use crate::tokio::SendStatus;
 /// to another thread or a tokio task, which answers through a
 /// [`LoopHandle`] or [`ServerHandle`](super::ServerHandle) with the
 /// connection's [`ConnId`].
+///
+/// A `message`, `ping` or `pong` callback that panics ends its own
+/// connection, not the loop: the connection is closed with 1011 (internal
+/// error) and its data dropped without a `close` callback.
 pub trait Handler: 'static {
     /// State kept for each connection, from `open` to `close`.
     type Data;
@@ -74,12 +78,23 @@ pub trait Handler: 'static {
         let _ = (remote, error);
     }
 
-    /// A request that is not a WebSocket upgrade (no `Upgrade: websocket`
-    /// and none of the WebSocket headers): return a response to answer it
-    /// with (the connection is closed after it), or `None` to let the
+    /// An answer from [`http`](Self::http) (or a refusal) was not
+    /// delivered: the client took none of it for the
+    /// [send timeout](super::EventLoop::send_timeout)
+    /// ([`TimedOut`](std::io::ErrorKind::TimedOut)), and the connection
+    /// was dropped. Default: nothing.
+    fn answer_failed(&mut self, remote: SocketAddr, error: &std::io::Error) {
+        let _ = (remote, error);
+    }
+
+    /// A request that is not a WebSocket upgrade (it lacks `Upgrade:
+    /// websocket` or `Connection: upgrade`): return a response to answer
+    /// it with (the connection is closed after it), or `None` to let the
     /// WebSocket handshake refuse it (`426 Upgrade Required` with the
     /// version, or `400`). Default: `None`. The request's `Host` has been
-    /// checked against the server's allow-list already.
+    /// checked against the server's allow-list already. A response with
+    /// its own `Connection` header keeps it (a `426` says `Upgrade,
+    /// close`); others get `Connection: close`.
     fn http(&mut self, request: &Request<()>, remote: SocketAddr) -> Option<Response<Bytes>> {
         let _ = (request, remote);
         None

@@ -88,6 +88,9 @@ use crate::policy::ServerBuilder;
 use core::{Loop, Setup};
 use remote::Signal;
 
+/// The default [`EventLoop::send_timeout`].
+pub const DEFAULT_SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The waker's token in each loop's poll.
 const WAKER_TOKEN: mio::Token = mio::Token(usize::MAX);
 
@@ -96,6 +99,7 @@ const WAKER_TOKEN: mio::Token = mio::Token(usize::MAX);
 pub struct EventLoop {
     server: ServerBuilder,
     threads: usize,
+    send_timeout: std::time::Duration,
 }
 
 /// What a loop's handler factory is told about the loop it makes a
@@ -116,7 +120,17 @@ impl EventLoop {
         EventLoop {
             server,
             threads: std::thread::available_parallelism().map_or(1, usize::from),
+            send_timeout: DEFAULT_SEND_TIMEOUT,
         }
+    }
+
+    /// How long a plain HTTP answer (from [`Handler::http`]) or a refusal
+    /// may go without the client taking any of it before the connection
+    /// is dropped (a slow client that keeps reading is not cut off).
+    /// Default: 30 s ([`DEFAULT_SEND_TIMEOUT`]).
+    pub fn send_timeout(mut self, timeout: std::time::Duration) -> EventLoop {
+        self.send_timeout = timeout;
+        self
     }
 
     /// How many loops (threads) to run. Default: the number of CPUs this
@@ -205,6 +219,7 @@ impl EventLoop {
                 commands,
                 signal,
                 loops: loops.clone(),
+                send_timeout: self.send_timeout,
             };
             let context = LoopContext {
                 index,
