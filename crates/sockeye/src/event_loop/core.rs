@@ -574,6 +574,10 @@ impl<H: Handler> Loop<H> {
                 Ok(read) => {
                     open.permit.tally.read(read);
                     self.process(index);
+                    // Input can start a timer (a message's or a frame's
+                    // completion timeout) that nothing else would
+                    // schedule when no reply is written.
+                    self.reschedule(index);
                     if read < asked {
                         // Read dry: the next edge reports more.
                         if let Some(slot) = self.slots.get_mut(index as usize) {
