@@ -276,7 +276,9 @@ impl<H: Handler> Loop<H> {
     }
 
     fn poll_timeout(&self) -> Option<Duration> {
-        if !self.again.is_empty() {
+        if !self.again.is_empty() || !self.dirty.is_empty() {
+            // Work left over (`flush_all` stops after a few rounds): a
+            // socket that took everything gives no new readiness.
             return Some(Duration::ZERO);
         }
         let now = Instant::now();
@@ -802,6 +804,20 @@ impl<H: Handler> Loop<H> {
     /// the end of a closed connection.
     fn after_write(&mut self, index: u32) {
         let id = self.id(index);
+        if let Some(Conn {
+            phase: Phase::Open(open),
+            ..
+        }) = &self.slots[index as usize].conn
+            && open.closed.is_none()
+            && open.engine.wants_read()
+            && open.engine.has_buffered_frame()
+        {
+            // The engine stops handing out frames on a backlog of Pongs:
+            // now written, the frames it received meanwhile (perhaps all
+            // the peer sent, so no read will come) are handed out. Their
+            // replies are written by the next round of `flush_all`.
+            self.process(index);
+        }
         let slot = &mut self.slots[index as usize];
         let Some(Conn {
             stream,
