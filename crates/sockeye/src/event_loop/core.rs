@@ -559,9 +559,12 @@ impl<H: Handler> Loop<H> {
             }
             if let Share::Joined(_) = open.budget {
                 let mut cx = Context::from_waker(&self.waker);
-                if open.budget.poll_read(&mut cx).is_pending() {
-                    // Woken (a scan) when memory is freed.
+                if let Err(due) = open.budget.poll_read_at(&mut cx, self.now) {
+                    // Woken (a scan) when memory is freed or this one is
+                    // shed; at `due` its timer asks again, which sheds
+                    // the largest holders.
                     slot.flags |= STALLED;
+                    self.schedule(index, due);
                     return;
                 }
             }
@@ -1016,6 +1019,12 @@ impl<H: Handler> Loop<H> {
                 Some(Phase::Ending(ending)) if ending.deadline <= now => self.remove(index),
                 Some(Phase::Open(open)) => {
                     open.engine.handle_timeout(now);
+                    if slot.flags & STALLED != 0 {
+                        // Perhaps the memory budget's timeout: asked
+                        // again, the budget sheds or lets it read.
+                        slot.flags &= !STALLED;
+                        self.again.push(index);
+                    }
                     self.process(index);
                     self.mark_dirty(index);
                     self.reschedule(index);
@@ -1123,9 +1132,14 @@ impl<H: Handler> Loop<H> {
                 self.mark_dirty(index);
                 continue;
             }
-            if slot.flags & STALLED != 0 && open.budget.poll_read(&mut cx).is_ready() {
-                slot.flags &= !STALLED;
-                self.again.push(index);
+            if slot.flags & STALLED != 0 {
+                match open.budget.poll_read_at(&mut cx, self.now) {
+                    Ok(()) => {
+                        slot.flags &= !STALLED;
+                        self.again.push(index);
+                    }
+                    Err(due) => self.schedule(index, due),
+                }
             }
         }
     }
