@@ -141,6 +141,9 @@ struct Open<D> {
     engine: Connection,
     /// Output taken from the engine that the socket did not take.
     output: Output,
+    /// Bytes of the `101` at the front of `output` not written yet: not
+    /// WebSocket bytes, so not counted in the server's stats.
+    head: usize,
     permit: ConnectionPermit,
     budget: Share,
     /// `None` once `Handler::close` has it.
@@ -432,11 +435,13 @@ impl<H: Handler> Loop<H> {
         };
         let mut head = Vec::with_capacity(256);
         handshake::write_response(&admission.response, &mut head);
+        let head_len = head.len();
         let mut output = Output::default();
         output.push(Bytes::from(head));
         let mut open = Box::new(Open {
             engine: admission.engine,
             output,
+            head: head_len,
             permit: admission.permit,
             budget: admission.budget,
             data: None,
@@ -783,7 +788,9 @@ impl<H: Handler> Loop<H> {
                     );
                     match written {
                         Ok((bytes, done)) => {
-                            open.permit.tally.wrote(bytes);
+                            let head = bytes.min(open.head);
+                            open.head -= head;
+                            open.permit.tally.wrote(bytes - head);
                             if !done {
                                 slot.flags |= BLOCKED;
                             }
