@@ -56,6 +56,12 @@ const READS_PER_TURN: usize = 4;
 const LINGER: Duration = Duration::from_millis(200);
 /// How long a plain HTTP answer or a refusal may take to be written.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+/// After a refusal or an HTTP answer, how much of what the client still
+/// sends is read and dropped (so that a reset does not destroy the
+/// answer) before closing: what a client that means well may still have
+/// in flight. One that goes on writing (an endless request line) is cut
+/// off there, not fed the loop's time until the deadline.
+const ANSWER_DRAIN: usize = 1 << 20;
 /// Events taken from the poll at once.
 const EVENTS: usize = 1024;
 /// After a failed accept (out of file descriptors), wait this long before
@@ -156,6 +162,9 @@ struct Ending {
     output: Output,
     deadline: Instant,
     shut_down: bool,
+    /// How much more of what the peer sends is read and dropped before
+    /// the connection is closed regardless.
+    drain_left: usize,
 }
 
 /// What a thread needs to run a loop.
@@ -516,6 +525,7 @@ impl<H: Handler> Loop<H> {
                 output,
                 deadline,
                 shut_down: false,
+                drain_left: ANSWER_DRAIN,
             }));
         }
         slot.scheduled = None;
@@ -630,7 +640,14 @@ impl<H: Handler> Loop<H> {
                     }
                     return;
                 }
-                Ok(_) => {}
+                Ok(read) => {
+                    if let Phase::Ending(ending) = &mut conn.phase {
+                        ending.drain_left = ending.drain_left.saturating_sub(read);
+                        if ending.drain_left == 0 {
+                            return self.remove(index);
+                        }
+                    }
+                }
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
                     slot.flags &= !READABLE;
                     return;
@@ -900,6 +917,9 @@ impl<H: Handler> Loop<H> {
                     output: Output::default(),
                     deadline,
                     shut_down: true,
+                    // Bounded by the linger's deadline, as the tokio
+                    // front-end's `poll_linger` is.
+                    drain_left: usize::MAX,
                 }));
             }
             slot.scheduled = None;
