@@ -1134,9 +1134,32 @@ impl<H: Handler> Loop<H> {
                     self.reschedule(index);
                 }
                 Some(DrainSignal::Abort) => {
-                    let _ = open
+                    let aborted = open
                         .engine
                         .abort(CloseCode::GOING_AWAY, "server shutting down");
+                    if aborted.is_ok() && open.closed.is_none() {
+                        // Cut at the drain's deadline: it ends as
+                        // `DrainReport::abandoned` says, and as a tokio
+                        // connection does, with the closing handshake
+                        // timed out (not as one aborted by this side).
+                        while let Some(event) = open.engine.next_event() {
+                            if let Event::Closed(mut closed) = event {
+                                closed.error = Some(sockeye_proto::Error::Timeout(
+                                    sockeye_proto::Timeout::Close,
+                                ));
+                                if let Some(data) = open.data.take() {
+                                    let id = ConnId {
+                                        loop_index: self.index,
+                                        slot: index,
+                                        generation: slot.generation,
+                                    };
+                                    self.handler.close(id, data, &closed);
+                                }
+                                open.closed = Some(Box::new(closed));
+                                break;
+                            }
+                        }
+                    }
                     let slot = &mut self.slots[index as usize];
                     slot.flags |= BROKEN;
                     self.process(index);
