@@ -365,6 +365,24 @@ impl Share {
         }
     }
 
+    /// The event loop's [`Share::poll_read`], without a tokio timer (its
+    /// thread has no runtime): `Ok` when the connection may read;
+    /// otherwise the waker is registered as `poll_read` registers it, and
+    /// `Err` says when the budget's timeout passes, for the loop's own
+    /// timer. Asked again then, it sheds the largest holders, as a
+    /// stalled tokio connection does.
+    #[cfg(feature = "event-loop")]
+    pub(crate) fn poll_read_at(
+        &mut self,
+        cx: &mut Context<'_>,
+        now: Instant,
+    ) -> Result<(), Instant> {
+        match self {
+            Share::Joined(member) => member.poll_read_at(cx, now),
+            Share::Idle(_) => Ok(()),
+        }
+    }
+
     /// Whether the budget chose this connection to be shed (for the
     /// blocking front-end, which is woken by its read timeouts rather than
     /// by a waker).
@@ -487,6 +505,27 @@ impl Member {
             return Poll::Ready(());
         }
         self.poll_stalled(cx)
+    }
+
+    /// See [`Share::poll_read_at`].
+    #[cfg(feature = "event-loop")]
+    fn poll_read_at(&mut self, cx: &mut Context<'_>, now: Instant) -> Result<(), Instant> {
+        if self.charged == 0 || self.budget.has_room() {
+            return Ok(());
+        }
+        self.entry.waker.register(cx.waker());
+        let due = self.budget.stall(&self.entry, now);
+        // Memory freed before this member was listed woke nobody.
+        if self.budget.has_room() {
+            return Ok(());
+        }
+        if due > now {
+            return Err(due);
+        }
+        self.budget.shed_largest(now);
+        // Never sooner than a millisecond, even with a zero timeout: the
+        // shed members need their turn to free memory.
+        Err(now + self.budget.timeout.max(Duration::from_millis(1)))
     }
 
     /// See [`Share::wait_for_room`].

@@ -55,6 +55,12 @@ const READS_PER_TURN: usize = 4;
 /// `poll_linger`: closing with unread input sends a reset that can
 /// destroy our Close frame).
 const LINGER: Duration = Duration::from_millis(200);
+/// After a refusal or an HTTP answer, how much of what the client still
+/// sends is read and dropped (so that a reset does not destroy the
+/// answer) before closing: what a client that means well may still have
+/// in flight. One that goes on writing (an endless request line) is cut
+/// off there, not fed the loop's time until the deadline.
+const ANSWER_DRAIN: usize = 1 << 20;
 /// Events taken from the poll at once.
 const EVENTS: usize = 1024;
 /// After a failed accept (out of file descriptors), wait this long before
@@ -140,6 +146,9 @@ struct Open<D> {
     engine: Connection,
     /// Output taken from the engine that the socket did not take.
     output: Output,
+    /// Bytes of the `101` at the front of `output` not written yet: not
+    /// WebSocket bytes, so not counted in the server's stats.
+    head: usize,
     permit: ConnectionPermit,
     budget: Share,
     /// `None` once `Handler::close` has it.
@@ -154,6 +163,9 @@ struct Ending {
     shut_down: bool,
     /// The client, for `Handler::answer_failed`; `None` after a WebSocket.
     remote: Option<SocketAddr>,
+    /// How much more of what the peer sends is read and dropped before
+    /// the connection is closed regardless.
+    drain_left: usize,
 }
 
 /// What a thread needs to run a loop.
@@ -282,7 +294,9 @@ impl<H: Handler> Loop<H> {
     }
 
     fn poll_timeout(&self) -> Option<Duration> {
-        if !self.again.is_empty() {
+        if !self.again.is_empty() || !self.dirty.is_empty() {
+            // Work left over (`flush_all` stops after a few rounds): a
+            // socket that took everything gives no new readiness.
             return Some(Duration::ZERO);
         }
         let now = Instant::now();
@@ -436,11 +450,13 @@ impl<H: Handler> Loop<H> {
         };
         let mut head = Vec::with_capacity(256);
         handshake::write_response(&admission.response, &mut head);
+        let head_len = head.len();
         let mut output = Output::default();
         output.push(Bytes::from(head));
         let mut open = Box::new(Open {
             engine: admission.engine,
             output,
+            head: head_len,
             permit: admission.permit,
             budget: admission.budget,
             data: None,
@@ -528,6 +544,7 @@ impl<H: Handler> Loop<H> {
                 deadline,
                 shut_down: false,
                 remote,
+                drain_left: ANSWER_DRAIN,
             }));
         }
         slot.scheduled = None;
@@ -580,9 +597,12 @@ impl<H: Handler> Loop<H> {
             }
             if let Share::Joined(_) = open.budget {
                 let mut cx = Context::from_waker(&self.waker);
-                if open.budget.poll_read(&mut cx).is_pending() {
-                    // Woken (a scan) when memory is freed.
+                if let Err(due) = open.budget.poll_read_at(&mut cx, self.now) {
+                    // Woken (a scan) when memory is freed or this one is
+                    // shed; at `due` its timer asks again, which sheds
+                    // the largest holders.
                     slot.flags |= STALLED;
+                    self.schedule(index, due);
                     return;
                 }
             }
@@ -597,6 +617,10 @@ impl<H: Handler> Loop<H> {
                 Ok(read) => {
                     open.permit.tally.read(read);
                     self.process(index);
+                    // Input can start a timer (a message's or a frame's
+                    // completion timeout) that nothing else would
+                    // schedule when no reply is written.
+                    self.reschedule(index);
                     if read < asked {
                         // Read dry: the next edge reports more.
                         if let Some(slot) = self.slots.get_mut(index as usize) {
@@ -639,7 +663,14 @@ impl<H: Handler> Loop<H> {
                     }
                     return;
                 }
-                Ok(_) => {}
+                Ok(read) => {
+                    if let Phase::Ending(ending) = &mut conn.phase {
+                        ending.drain_left = ending.drain_left.saturating_sub(read);
+                        if ending.drain_left == 0 {
+                            return self.remove(index);
+                        }
+                    }
+                }
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
                     slot.flags &= !READABLE;
                     return;
@@ -832,7 +863,9 @@ impl<H: Handler> Loop<H> {
                     );
                     match written {
                         Ok((bytes, done)) => {
-                            open.permit.tally.wrote(bytes);
+                            let head = bytes.min(open.head);
+                            open.head -= head;
+                            open.permit.tally.wrote(bytes - head);
                             if !done {
                                 slot.flags |= BLOCKED;
                             }
@@ -858,6 +891,20 @@ impl<H: Handler> Loop<H> {
     /// the end of a closed connection.
     fn after_write(&mut self, index: u32) {
         let id = self.id(index);
+        if let Some(Conn {
+            phase: Phase::Open(open),
+            ..
+        }) = &self.slots[index as usize].conn
+            && open.closed.is_none()
+            && open.engine.wants_read()
+            && open.engine.has_buffered_frame()
+        {
+            // The engine stops handing out frames on a backlog of Pongs:
+            // now written, the frames it received meanwhile (perhaps all
+            // the peer sent, so no read will come) are handed out. Their
+            // replies are written by the next round of `flush_all`.
+            self.process(index);
+        }
         let slot = &mut self.slots[index as usize];
         let Some(Conn {
             stream,
@@ -937,6 +984,9 @@ impl<H: Handler> Loop<H> {
                     deadline,
                     shut_down: true,
                     remote: None,
+                    // Bounded by the linger's deadline, as the tokio
+                    // front-end's `poll_linger` is.
+                    drain_left: usize::MAX,
                 }));
             }
             slot.scheduled = None;
@@ -1074,6 +1124,12 @@ impl<H: Handler> Loop<H> {
                 }
                 Some(Phase::Open(open)) => {
                     open.engine.handle_timeout(now);
+                    if slot.flags & STALLED != 0 {
+                        // Perhaps the memory budget's timeout: asked
+                        // again, the budget sheds or lets it read.
+                        slot.flags &= !STALLED;
+                        self.again.push(index);
+                    }
                     self.process(index);
                     self.mark_dirty(index);
                     self.reschedule(index);
@@ -1156,9 +1212,32 @@ impl<H: Handler> Loop<H> {
                     self.reschedule(index);
                 }
                 Some(DrainSignal::Abort) => {
-                    let _ = open
+                    let aborted = open
                         .engine
                         .abort(CloseCode::GOING_AWAY, "server shutting down");
+                    if aborted.is_ok() && open.closed.is_none() {
+                        // Cut at the drain's deadline: it ends as
+                        // `DrainReport::abandoned` says, and as a tokio
+                        // connection does, with the closing handshake
+                        // timed out (not as one aborted by this side).
+                        while let Some(event) = open.engine.next_event() {
+                            if let Event::Closed(mut closed) = event {
+                                closed.error = Some(sockeye_proto::Error::Timeout(
+                                    sockeye_proto::Timeout::Close,
+                                ));
+                                if let Some(data) = open.data.take() {
+                                    let id = ConnId {
+                                        loop_index: self.index,
+                                        slot: index,
+                                        generation: slot.generation,
+                                    };
+                                    self.handler.close(id, data, &closed);
+                                }
+                                open.closed = Some(Box::new(closed));
+                                break;
+                            }
+                        }
+                    }
                     let slot = &mut self.slots[index as usize];
                     slot.flags |= BROKEN;
                     self.process(index);
@@ -1181,9 +1260,14 @@ impl<H: Handler> Loop<H> {
                 self.mark_dirty(index);
                 continue;
             }
-            if slot.flags & STALLED != 0 && open.budget.poll_read(&mut cx).is_ready() {
-                slot.flags &= !STALLED;
-                self.again.push(index);
+            if slot.flags & STALLED != 0 {
+                match open.budget.poll_read_at(&mut cx, self.now) {
+                    Ok(()) => {
+                        slot.flags &= !STALLED;
+                        self.again.push(index);
+                    }
+                    Err(due) => self.schedule(index, due),
+                }
             }
         }
     }
