@@ -166,7 +166,7 @@ pub struct ServeArgs {
     /// The front-end: `loop` (one event loop per thread, no task per
     /// connection), `tokio` (a task per connection), or `auto`: the event
     /// loop unless an option needs tokio (--cert, --h2c, --backplane, a
-    /// --slow-policy other than close).
+    /// --slow-policy other than close, --metrics with --broadcast).
     #[arg(long, value_name = "RUNTIME", default_value = "auto", value_enum)]
     pub(super) runtime: super::event_loop::Runtime,
 }

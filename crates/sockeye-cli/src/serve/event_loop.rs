@@ -5,10 +5,10 @@
 //!
 //! What the loop does not serve yet goes to the tokio path, which `auto`
 //! (the default runtime) chooses by itself: TLS (`--cert`), cleartext
-//! HTTP/2 (`--h2c`), a broadcast backplane (`--backplane`) and the slow
+//! HTTP/2 (`--h2c`), a broadcast backplane (`--backplane`), the slow
 //! policies other than `close` (the loop closes a subscriber that falls
 //! `max_buffered_bytes` behind with 1008, as the hub's `close` policy
-//! does).
+//! does) and the hub's metrics (`--broadcast --metrics`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -51,6 +51,9 @@ pub(super) fn unsupported(args: &ServeArgs) -> Option<&'static str> {
         Some("--backplane")
     } else if args.broadcast && args.slow_policy != SlowPolicy::Close {
         Some("--slow-policy other than close")
+    } else if args.broadcast && args.metrics.is_some() {
+        // Its rooms are the loop's topics, not a `Hub`.
+        Some("the hub's metrics (--broadcast with --metrics)")
     } else {
         None
     }
@@ -220,7 +223,14 @@ impl Handler for Serve {
         if let Some(room) = &member.room {
             info!("{peer}: left {}", broadcast::shown(room));
         }
-        info!("{peer}: closed {}", closed.code());
+        match &closed.error {
+            // As the tokio path reports a failed connection.
+            Some(error) => info!(
+                "{peer}: connection failed: {}",
+                sockeye::Error::from(error.clone())
+            ),
+            None => info!("{peer}: closed {}", closed.code()),
+        }
         debug!("{peer}: {}", crate::verbose::describe_closed(closed));
     }
 
