@@ -10,7 +10,8 @@
 //!   sockeye's codec), so sockeye is not checked against itself.
 //! - [`testee`]: what a case runs against; [`testee::InMemory`] (the
 //!   engine and the sans-I/O handshake, optionally sabotaged for the
-//!   runner's self-test) and [`tcp::Tcp`] (the tokio server and client).
+//!   runner's self-test) and [`tcp::Tcp`] (the tokio server and client,
+//!   or the event-loop server: `event_loop`).
 //! - [`run`]: one case; [`report`]: the suite, its lines and summary.
 //!
 //! Run it with `cargo test -p sockeye-conformance --test autobahn_deflate`
@@ -19,6 +20,7 @@
 
 pub mod cases;
 pub mod codec;
+mod event_loop;
 pub mod handshake;
 pub mod payload;
 pub mod report;

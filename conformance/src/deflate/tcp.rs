@@ -1,10 +1,13 @@
-//! The deflate cases against sockeye's tokio front-ends over loopback TCP:
+//! The deflate cases against sockeye's front-ends over loopback TCP:
 //! `ServerBuilder::deflate(...).accept_tcp` and
-//! `ClientBuilder::deflate(...).connect`, each echoing. The runner speaks
+//! `ClientBuilder::deflate(...).connect`, each echoing, or the event-loop
+//! server with `ServerBuilder::deflate(...)` and an echo `Handler`
+//! (`super::event_loop`; [`FrontEnd`]). The runner speaks
 //! raw bytes on its socket (its own handshake, see `super::handshake`); a
 //! reader thread gathers what the testee writes. Everything listens on
 //! and connects to 127.0.0.1 only, every wait is bounded, and the runtime
-//! stops when [`Tcp`] is dropped.
+//! stops when [`Tcp`] is dropped (each case's event loop when the case
+//! ends).
 
 use std::io::{self, Read as _, Write as _};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -18,7 +21,9 @@ use sockeye_proto::Role;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::runtime::Runtime;
 
+use super::event_loop;
 use super::testee::{DeflateTargets, Read, Testee, TesteeEnding, TesteeReport, TesteeSetup};
+pub use crate::tcp::FrontEnd;
 
 /// How long connecting and the opening handshake may take.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -27,27 +32,44 @@ const END_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long one write may block.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Starts testees on sockeye's tokio server and client over loopback TCP.
+/// Starts testees on sockeye's tokio server and client, or its event-loop
+/// server, over loopback TCP.
 #[derive(Debug)]
 pub struct Tcp {
+    front_end: FrontEnd,
+    /// The tokio front-end's runtime (none for the event loop).
     runtime: Option<Runtime>,
 }
 
 impl Tcp {
-    /// Starts the testee's runtime (two worker threads).
+    /// The tokio front-end: starts the testee's runtime (two worker
+    /// threads).
     pub fn new() -> io::Result<Tcp> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("sockeye-deflate-testee")
-            .enable_all()
-            .build()?;
-        Ok(Tcp {
-            runtime: Some(runtime),
-        })
+        Tcp::with_front_end(FrontEnd::Tokio)
+    }
+
+    /// The given front-end: for [`FrontEnd::Tokio`], starts the testee's
+    /// runtime (two worker threads); for [`FrontEnd::EventLoop`], each
+    /// case starts an event-loop server of its own (the server role only:
+    /// a client-role case fails, saying so).
+    pub fn with_front_end(front_end: FrontEnd) -> io::Result<Tcp> {
+        let runtime = match front_end {
+            FrontEnd::Tokio => Some(
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .thread_name("sockeye-deflate-testee")
+                    .enable_all()
+                    .build()?,
+            ),
+            FrontEnd::EventLoop => None,
+        };
+        Ok(Tcp { front_end, runtime })
     }
 
     fn runtime(&self) -> &Runtime {
-        self.runtime.as_ref().expect("the runtime lives until drop")
+        self.runtime
+            .as_ref()
+            .expect("the tokio front-end has its runtime until drop")
     }
 }
 
@@ -68,8 +90,11 @@ pub(crate) struct Shared {
 
 #[derive(Debug, Default)]
 pub(crate) struct State {
-    params: Option<Option<DeflateParams>>,
-    ending: Option<TesteeEnding>,
+    /// The engine's `deflate_params()`, once open.
+    pub(crate) params: Option<Option<DeflateParams>>,
+    /// How the engine said the connection ended.
+    pub(crate) ending: Option<TesteeEnding>,
+    /// What went wrong besides the wire.
     pub(crate) problems: Vec<String>,
     finished: bool,
 }
@@ -79,6 +104,13 @@ impl Shared {
         self.state
             .lock()
             .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// The testee's connection is over: [`report`](Self::report) need
+    /// wait no longer.
+    pub(crate) fn finish(&self) {
+        self.lock().finished = true;
+        self.finished.notify_all();
     }
 
     /// Waits for the testee's task to end, then says what it saw.
@@ -162,25 +194,38 @@ where
                 .problems
                 .push(format!("the testee's task panicked: {why}"));
         }
-        shared.lock().finished = true;
-        shared.finished.notify_all();
+        shared.finish();
     });
 }
 
 impl DeflateTargets for Tcp {
     fn name(&self) -> &str {
-        "sockeye tokio ServerBuilder/ClientBuilder::deflate (loopback TCP)"
+        match self.front_end {
+            FrontEnd::Tokio => "sockeye tokio ServerBuilder/ClientBuilder::deflate (loopback TCP)",
+            FrontEnd::EventLoop => {
+                "sockeye event-loop server with ServerBuilder::deflate (loopback TCP)"
+            }
+        }
     }
 
     fn start(&self, role: Role, setup: &TesteeSetup) -> Result<Box<dyn Testee>, String> {
         let shared = Arc::new(Shared::default());
-        let stream = match role {
-            Role::Server => self.start_server(setup, Arc::clone(&shared))?,
-            Role::Client => self.start_client(setup, Arc::clone(&shared))?,
+        let mut server = None;
+        let stream = match (role, self.front_end) {
+            (Role::Server, FrontEnd::Tokio) => self.start_server(setup, Arc::clone(&shared))?,
+            (Role::Client, FrontEnd::Tokio) => self.start_client(setup, Arc::clone(&shared))?,
+            (Role::Server, FrontEnd::EventLoop) => {
+                let (stream, running) = event_loop::start(setup, Arc::clone(&shared))?;
+                server = Some(running);
+                stream
+            }
+            (Role::Client, FrontEnd::EventLoop) => {
+                return Err("the event loop is a server only: no client-role cases".into());
+            }
         };
-        Ok(Box::new(
-            TcpTestee::new(stream, shared).map_err(|e| e.to_string())?,
-        ))
+        let mut testee = TcpTestee::new(stream, shared).map_err(|e| e.to_string())?;
+        testee.server = server;
+        Ok(Box::new(testee))
     }
 }
 
@@ -299,6 +344,8 @@ struct TcpTestee {
     incoming: Arc<Incoming>,
     reader: Option<JoinHandle<()>>,
     shared: Arc<Shared>,
+    /// The case's event-loop server, stopped when the case ends.
+    server: Option<sockeye::event_loop::Running>,
 }
 
 impl TcpTestee {
@@ -331,6 +378,7 @@ impl TcpTestee {
             incoming,
             reader: Some(reader),
             shared,
+            server: None,
         })
     }
 }
@@ -376,7 +424,13 @@ impl Testee for TcpTestee {
         if let Some(reader) = self.reader.take() {
             let _ = reader.join();
         }
-        self.shared.report()
+        let mut report = self.shared.report();
+        if let Some(server) = self.server.take()
+            && let Err(error) = crate::tcp::event_loop::stop(server)
+        {
+            report.problems.push(error);
+        }
+        report
     }
 }
 
@@ -385,6 +439,9 @@ impl Drop for TcpTestee {
         let _ = self.stream.shutdown(Shutdown::Both);
         if let Some(reader) = self.reader.take() {
             let _ = reader.join();
+        }
+        if let Some(server) = self.server.take() {
+            let _ = crate::tcp::event_loop::stop(server);
         }
     }
 }

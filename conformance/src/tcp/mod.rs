@@ -1,6 +1,8 @@
-//! The cases against sockeye's tokio front-end over loopback TCP: the
-//! real server (`ServerBuilder::accept_tcp`) and client
-//! (`ClientBuilder::connect`), each running an echo loop.
+//! The cases against sockeye's front-ends over loopback TCP: the tokio
+//! server (`ServerBuilder::accept_tcp`) and client
+//! (`ClientBuilder::connect`), each running an echo loop, or the
+//! event-loop server (`sockeye::event_loop`) running an echo `Handler`
+//! ([`FrontEnd`]).
 //!
 //! - Testee as server: a sockeye echo server listens on an ephemeral port
 //!   of 127.0.0.1 (one per distinct [`Settings`], kept for the run); the
@@ -14,10 +16,12 @@
 //! the testee's output (`peer`). The runner paces the chunks with the
 //! [`Timing`] given here (see `crate::pace`). Everything listens on and
 //! connects to 127.0.0.1 only, every wait is bounded, and the runtime with
-//! every testee task stops when the [`Tcp`] factory is dropped.
+//! every testee task, or every event loop, stops when the [`Tcp`] factory
+//! is dropped.
 
 #[cfg(test)]
 mod catches;
+pub(crate) mod event_loop;
 mod peer;
 pub(crate) mod testee;
 mod upgrade;
@@ -42,12 +46,30 @@ const OPEN_TIMEOUT: Duration = Duration::from_secs(5);
 /// for its task to end (and for a panic to be reported).
 pub(crate) const END_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Starts [`Target`]s on sockeye's tokio server and client over loopback
-/// TCP.
+/// Which of sockeye's front-ends a [`Tcp`] factory runs the cases
+/// against.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum FrontEnd {
+    /// The tokio server (`ServerBuilder::accept_tcp`, a task per
+    /// connection) and the tokio client: both roles.
+    #[default]
+    Tokio,
+    /// The event-loop server (`sockeye::event_loop::EventLoop`, an echo
+    /// `Handler` on two loops): the server role only, as it has no client
+    /// (a client-role case fails, saying so).
+    EventLoop,
+}
+
+/// Starts [`Target`]s on sockeye's tokio server and client, or its
+/// event-loop server, over loopback TCP.
 #[derive(Debug)]
 pub struct Tcp {
+    front_end: FrontEnd,
+    /// The tokio front-end's runtime (none for the event loop).
     runtime: Option<Runtime>,
     servers: Mutex<Vec<(Settings, Arc<Server>)>>,
+    /// The event-loop servers, stopped with the factory.
+    loops: Mutex<Vec<sockeye::event_loop::Running>>,
     timing: Timing,
 }
 
@@ -59,22 +81,64 @@ impl Tcp {
         patience: Duration::from_secs(2),
     };
 
-    /// Starts the testee's runtime (two worker threads).
+    /// The tokio front-end: starts the testee's runtime (two worker
+    /// threads).
     pub fn new(timing: Timing) -> io::Result<Tcp> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("sockeye-testee")
-            .enable_all()
-            .build()?;
+        Tcp::with_front_end(FrontEnd::Tokio, timing)
+    }
+
+    /// The given front-end: for [`FrontEnd::Tokio`], starts the testee's
+    /// runtime (two worker threads); the event-loop servers start on first
+    /// use, one per distinct [`Settings`].
+    pub fn with_front_end(front_end: FrontEnd, timing: Timing) -> io::Result<Tcp> {
+        let runtime = match front_end {
+            FrontEnd::Tokio => Some(
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .thread_name("sockeye-testee")
+                    .enable_all()
+                    .build()?,
+            ),
+            FrontEnd::EventLoop => None,
+        };
         Ok(Tcp {
-            runtime: Some(runtime),
+            front_end,
+            runtime,
             servers: Mutex::new(Vec::new()),
+            loops: Mutex::new(Vec::new()),
             timing,
         })
     }
 
+    /// Stops the testee: every event loop (waiting for its threads) and
+    /// the runtime. An error if an event loop failed or panicked, or did
+    /// not stop in time. Dropping the factory stops it too, silently.
+    pub fn stop(&mut self) -> Result<(), String> {
+        let loops = std::mem::take(
+            &mut *self
+                .loops
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner()),
+        );
+        let failures: Vec<String> = loops
+            .into_iter()
+            .filter_map(|running| event_loop::stop(running).err())
+            .collect();
+        if let Some(runtime) = self.runtime.take() {
+            // Cancels the servers' accept loops and any testee task left.
+            runtime.shutdown_timeout(Duration::from_secs(2));
+        }
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(failures.join("; "))
+        }
+    }
+
     fn runtime(&self) -> &Runtime {
-        self.runtime.as_ref().expect("the runtime lives until drop")
+        self.runtime
+            .as_ref()
+            .expect("the tokio front-end has its runtime until stopped")
     }
 
     /// The echo server for `settings`, started on first use.
@@ -86,7 +150,17 @@ impl Tcp {
         if let Some((_, server)) = servers.iter().find(|(known, _)| known == settings) {
             return Ok(Arc::clone(server));
         }
-        let server = Arc::new(Server::start(self.runtime(), settings.config())?);
+        let server = match self.front_end {
+            FrontEnd::Tokio => Arc::new(Server::start(self.runtime(), settings.config())?),
+            FrontEnd::EventLoop => {
+                let (server, running) = event_loop::start(settings.config())?;
+                self.loops
+                    .lock()
+                    .unwrap_or_else(|poison| poison.into_inner())
+                    .push(running);
+                Arc::new(server)
+            }
+        };
         servers.push((settings.clone(), Arc::clone(&server)));
         Ok(server)
     }
@@ -158,6 +232,7 @@ pub(crate) fn refusal(runner_role: &str, error: &str, ending: Option<Ending>) ->
         Some(Ending::Refused(why)) => format!("; the testee said: {why}"),
         Some(Ending::Panicked(why)) => format!("; the testee panicked: {why}"),
         Some(Ending::Echoed(how)) => format!("; the testee's echo loop ended: {how}"),
+        Some(Ending::Failed(why)) => format!("; the testee failed its echo application: {why}"),
         None => String::new(),
     };
     format!("the opening handshake failed (the runner {runner_role}): {error}{testee}")
@@ -165,22 +240,25 @@ pub(crate) fn refusal(runner_role: &str, error: &str, ending: Option<Ending>) ->
 
 impl Drop for Tcp {
     fn drop(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            // Cancels the servers' accept loops and any testee task left.
-            runtime.shutdown_timeout(Duration::from_secs(2));
-        }
+        let _ = self.stop();
     }
 }
 
 impl TargetFactory for Tcp {
     fn name(&self) -> &str {
-        "sockeye tokio server and client (loopback TCP)"
+        match self.front_end {
+            FrontEnd::Tokio => "sockeye tokio server and client (loopback TCP)",
+            FrontEnd::EventLoop => "sockeye event-loop server (loopback TCP)",
+        }
     }
 
     fn start(&self, role: Role, settings: &Settings) -> Box<dyn Target> {
-        let opened = match role {
-            Role::Server => self.connect_to_server(settings),
-            Role::Client => self.accept_client(settings),
+        let opened = match (role, self.front_end) {
+            (Role::Server, _) => self.connect_to_server(settings),
+            (Role::Client, FrontEnd::Tokio) => self.accept_client(settings),
+            (Role::Client, FrontEnd::EventLoop) => {
+                Err("the event loop is a server only: no client-role cases".into())
+            }
         };
         match opened {
             Ok(target) => Box::new(target),
@@ -267,6 +345,9 @@ impl Target for TcpTarget {
             Some(Ending::Panicked(why)) => problems.push(format!("the testee panicked: {why}")),
             Some(Ending::Refused(why)) => {
                 problems.push(format!("the testee's opening handshake failed: {why}"));
+            }
+            Some(Ending::Failed(why)) => {
+                problems.push(format!("the testee failed its echo application: {why}"));
             }
             _ => {}
         }

@@ -1,5 +1,6 @@
 //! The testee: sockeye's tokio server and client, each running the same
-//! echo loop, on a runtime the runner owns.
+//! echo loop, on a runtime the runner owns. (The event-loop server's echo
+//! handler, `super::event_loop`, records into the same sessions.)
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -23,6 +24,11 @@ pub(crate) enum Ending {
     Refused(String),
     /// Its task panicked.
     Panicked(String),
+    /// The connection ended, but the front-end failed the echo
+    /// application on the way: it refused to queue an echo (the event
+    /// loop's `Socket::send` answered `Dropped`), or dropped the
+    /// connection without telling it (no `Handler::close`).
+    Failed(String),
 }
 
 /// One testee connection's [`Ending`], once known.
@@ -33,7 +39,8 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    fn finish(&self, ending: Ending) {
+    /// Records how the connection ended and wakes the runner.
+    pub(crate) fn finish(&self, ending: Ending) {
         *self.lock() = Some(ending);
         self.ended.notify_all();
     }

@@ -168,6 +168,13 @@ impl Socket<'_> {
         self.id
     }
 
+    /// The protocol engine, for inspection (state, negotiated
+    /// permessage-deflate parameters), as
+    /// [`WebSocket::connection`](crate::WebSocket::connection).
+    pub fn connection(&self) -> &Connection {
+        self.engine
+    }
+
     /// Bytes queued for this connection and not yet written (as a
     /// browser's `bufferedAmount`).
     pub fn buffered_amount(&self) -> usize {
