@@ -1,8 +1,9 @@
 //! The 2026 advisories of other WebSocket implementations against
 //! servers, replayed against sockeye's over loopback (issue 14 item 8):
-//! each test sends what the advisory's attacker sent to the real tokio
-//! server (`ServerBuilder`) and checks the exact outcome: close code,
-//! error variant. Node ws#2331 and ws#2333, Bandit, websocket-driver; the
+//! each test sends what the advisory's attacker sent to a real sockeye
+//! server (`ServerBuilder`'s tokio server, or the event loop under
+//! `SOCKEYE_TEST_SERVER=event-loop`, see `common::front`) and checks the
+//! exact outcome: close code, error variant. Node ws#2331 and ws#2333, Bandit, websocket-driver; the
 //! advisories against clients are in `advisories_client.rs`.
 //!
 //! Where an advisory is about memory, the bound is shown by where the

@@ -8,9 +8,15 @@
 //! sockets are busy), short windows, and only generous upper bounds,
 //! plus lower bounds the engine guarantees (a Close is never sent before
 //! its time).
+//!
+//! Against the tokio server or the event loop (`SOCKEYE_TEST_SERVER`, see
+//! `common::front`); the blocking and hyper cases are the tokio run's.
+
+mod common;
 
 use std::time::{Duration, Instant};
 
+use common::front::{Front, LoopEnd, LoopServer, Serving, front, tokio_only};
 use sockeye::proto::Config;
 use sockeye::{ClientBuilder, CloseCode, DrainConfig, Error, Message, ServerBuilder};
 use tokio::net::TcpListener;
@@ -18,12 +24,24 @@ use tokio::sync::mpsc;
 
 const GUARD: Duration = Duration::from_secs(30);
 
-/// Accepts forever with `server`, echoing; each connection's end (Ok for
-/// a clean close) goes to `ends`. Returns the URL.
-async fn serve(server: ServerBuilder, ends: mpsc::UnboundedSender<Result<(), Error>>) -> String {
+/// Accepts with `server`, echoing, until the guard is dropped; each
+/// connection's end (Ok for a clean close, as `recv` reports it) goes to
+/// `ends`. Returns the URL.
+async fn serve(
+    server: ServerBuilder,
+    ends: mpsc::UnboundedSender<Result<(), Error>>,
+) -> (String, Serving) {
+    if front() == Front::EventLoop {
+        let server = LoopServer::start(server, None, move |end| {
+            if let LoopEnd::Ended { closed, .. } = end {
+                let _ = ends.send(closed.error.map_or(Ok(()), |error| Err(error.into())));
+            }
+        });
+        return (server.url(), Serving::EventLoop(server));
+    }
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("ws://{}/", listener.local_addr().unwrap());
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
             let server = server.clone();
             let ends = ends.clone();
@@ -46,7 +64,7 @@ async fn serve(server: ServerBuilder, ends: mpsc::UnboundedSender<Result<(), Err
             });
         }
     });
-    url
+    (url, Serving::Tokio(task))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -57,7 +75,7 @@ async fn every_connection_is_closed_with_1001_over_the_window_and_counted_clean(
         let server = ServerBuilder::new();
         let drain = server.drain_handle();
         let (ends, mut ended) = mpsc::unbounded_channel();
-        let url = serve(server.clone(), ends).await;
+        let (url, _server) = serve(server.clone(), ends).await;
 
         // N clients, each proves its connection works, then waits for the
         // end and tells when its Close arrived.
@@ -151,7 +169,7 @@ async fn a_client_that_never_answers_the_close_is_cut_at_the_deadline() {
         let server = ServerBuilder::new().config(config);
         let drain = server.drain_handle();
         let (ends, mut ended) = mpsc::unbounded_channel();
-        let url = serve(server.clone(), ends).await;
+        let (url, _server) = serve(server.clone(), ends).await;
         let (mut polite, _) = ClientBuilder::new(&url).connect().await.unwrap();
         // Connected, then never polled again: it never answers the Close.
         let (silent, _) = ClientBuilder::new(&url).connect().await.unwrap();
@@ -221,6 +239,12 @@ async fn a_client_that_never_answers_the_close_is_cut_at_the_deadline() {
 
 #[tokio::test]
 async fn blocking_connections_are_drained_too() {
+    if tokio_only(
+        "blocking_connections_are_drained_too",
+        "tests the blocking front-end",
+    ) {
+        return;
+    }
     tokio::time::timeout(GUARD, async {
         let server = ServerBuilder::new();
         let drain = server.drain_handle();
@@ -275,6 +299,12 @@ async fn hyper_upgrades_are_drained_and_refused_with_503() {
     use hyper::service::service_fn;
     use hyper_util::rt::TokioIo;
 
+    if tokio_only(
+        "hyper_upgrades_are_drained_and_refused_with_503",
+        "tests upgrades through hyper (ServerBuilder::upgrade)",
+    ) {
+        return;
+    }
     tokio::time::timeout(GUARD, async {
         let server = ServerBuilder::new();
         let drain = server.drain_handle();

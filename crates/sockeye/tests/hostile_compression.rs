@@ -1,8 +1,9 @@
-//! Hostile permessage-deflate input against the real tokio server over
-//! loopback: decompression bombs in one frame and in fragments, window
-//! amplification under context takeover, a malformed block after the
-//! limit, and RSV1 where it may not be. Each case is bounded in time and
-//! checks the close code.
+//! Hostile permessage-deflate input against a real sockeye server over
+//! loopback (tokio or the event loop: `SOCKEYE_TEST_SERVER`, see
+//! `common::front`): decompression bombs in one frame and in fragments,
+//! window amplification under context takeover, a malformed block after
+//! the limit, and RSV1 where it may not be. Each case is bounded in time
+//! and checks the close code.
 
 mod common;
 

@@ -5,7 +5,9 @@
 //!
 //! The attacker writes raw bytes. Each test bounds its time (a hang is a
 //! failure) and checks the exact status; memory is bounded when the server
-//! answers 431 long before the attacker has finished sending.
+//! answers 431 long before the attacker has finished sending. The server
+//! is the tokio one or the event loop (`SOCKEYE_TEST_SERVER`, see
+//! `common::front`).
 
 mod common;
 

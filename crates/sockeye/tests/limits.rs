@@ -1,19 +1,28 @@
 //! Server resource limits over loopback: the connection limit (503) and
-//! the idle timeout (1001).
+//! the idle timeout (1001), against the tokio server or the event loop
+//! (`SOCKEYE_TEST_SERVER`, see `common::front`).
+
+mod common;
 
 use std::time::Duration;
 
+use common::front::{Front, LoopServer, Serving, front};
 use sockeye::proto::Config;
 use sockeye::{ClientBuilder, CloseCode, Error, Message, ServerBuilder};
 use tokio::net::TcpListener;
 
 const GUARD: Duration = Duration::from_secs(10);
 
-/// Accepts forever with `server`, echoing; returns the URL.
-async fn serve(server: ServerBuilder) -> String {
+/// Accepts with `server`, echoing, until the guard is dropped; returns
+/// the URL.
+async fn serve(server: ServerBuilder) -> (String, Serving) {
+    if front() == Front::EventLoop {
+        let server = LoopServer::start(server, None, |_| {});
+        return (server.url(), Serving::EventLoop(server));
+    }
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("ws://{}/", listener.local_addr().unwrap());
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
             let server = server.clone();
             tokio::spawn(async move {
@@ -28,14 +37,14 @@ async fn serve(server: ServerBuilder) -> String {
             });
         }
     });
-    url
+    (url, Serving::Tokio(task))
 }
 
 #[tokio::test]
 async fn connections_past_the_limit_get_503_until_one_closes() {
     tokio::time::timeout(GUARD, async {
         let server = ServerBuilder::new().max_connections(2);
-        let url = serve(server.clone()).await;
+        let (url, _server) = serve(server.clone()).await;
         let (mut first, _) = ClientBuilder::new(&url).connect().await.unwrap();
         let (mut second, _) = ClientBuilder::new(&url).connect().await.unwrap();
         assert_eq!(server.open_connections(), 2);
@@ -76,7 +85,7 @@ async fn connections_past_the_limit_get_503_until_one_closes() {
 async fn silent_connections_are_closed_with_1001() {
     tokio::time::timeout(GUARD, async {
         let config = Config::new().idle_timeout(Some(Duration::from_millis(300)));
-        let url = serve(ServerBuilder::new().config(config)).await;
+        let (url, _server) = serve(ServerBuilder::new().config(config)).await;
         let (mut ws, _) = ClientBuilder::new(&url).connect().await.unwrap();
         // Activity keeps it open past the timeout...
         for _ in 0..4 {

@@ -8,6 +8,11 @@
 //!
 //! Kernel socket buffers are small (64 KiB) on both ends, so that what the
 //! server holds is what sockeye holds, not what the kernel absorbs.
+//!
+//! Against the tokio server or the event loop (`SOCKEYE_TEST_SERVER`, see
+//! `common::front`).
+
+mod common;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -15,6 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use common::front::{Front, LoopEnd, LoopServer, Serving, front};
 use sockeye::proto::Config;
 use sockeye::{CloseCode, Error, Event, Message, ServerBuilder};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -49,13 +55,7 @@ struct Server {
     addr: SocketAddr,
     builder: ServerBuilder,
     endings: mpsc::UnboundedReceiver<Ending>,
-    task: JoinHandle<()>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    _serving: Serving,
 }
 
 async fn start_server() -> Server {
@@ -67,6 +67,29 @@ async fn start_server() -> Server {
         )
         .memory_budget(BUDGET)
         .memory_budget_timeout(BUDGET_TIMEOUT);
+    if front() == Front::EventLoop {
+        let (sender, endings) = mpsc::unbounded_channel();
+        let server = LoopServer::start(builder.clone(), Some(SOCKET_BUFFER), move |end| {
+            // Refusals are not reported, as the tokio server's are not.
+            if let LoopEnd::Ended { remote, closed } = end {
+                let aborted = matches!(
+                    closed.error,
+                    Some(sockeye::proto::Error::Aborted(code)) if code == CloseCode::TRY_AGAIN_LATER
+                );
+                let _ = sender.send(Ending {
+                    peer: remote,
+                    at: Instant::now(),
+                    aborted,
+                });
+            }
+        });
+        return Server {
+            addr: server.addr,
+            builder,
+            endings,
+            _serving: Serving::EventLoop(server),
+        };
+    }
     let socket = TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(SOCKET_BUFFER).unwrap();
     socket.set_send_buffer_size(SOCKET_BUFFER).unwrap();
@@ -115,7 +138,7 @@ async fn start_server() -> Server {
         addr,
         builder,
         endings,
-        task,
+        _serving: Serving::Tokio(task),
     }
 }
 
@@ -339,11 +362,14 @@ async fn a_budget_with_room_changes_nothing() {
     })
     .await;
     assert!(server.1.get_memory_budget() >= 16 << 20);
-    server.2.abort();
 }
 
-async fn start_server_default() -> (SocketAddr, ServerBuilder, JoinHandle<()>) {
+async fn start_server_default() -> (SocketAddr, ServerBuilder, Serving) {
     let builder = ServerBuilder::new();
+    if front() == Front::EventLoop {
+        let server = LoopServer::start(builder.clone(), None, |_| {});
+        return (server.addr, builder, Serving::EventLoop(server));
+    }
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = builder.clone();
@@ -362,5 +388,5 @@ async fn start_server_default() -> (SocketAddr, ServerBuilder, JoinHandle<()>) {
             });
         }
     });
-    (addr, builder, task)
+    (addr, builder, Serving::Tokio(task))
 }

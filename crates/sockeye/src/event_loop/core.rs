@@ -703,7 +703,12 @@ impl<H: Handler> Loop<H> {
         let mut pressed = false;
         if open.closed.is_none() {
             loop {
-                if over_buffer_limit(&open.engine, &open.output) {
+                if slot.flags & BROKEN != 0 {
+                    // Nothing more can be written: what is queued is
+                    // dropped, so that neither the buffer limit nor a
+                    // backlog of Pongs holds up the engine's end.
+                    while open.engine.poll_transmit().is_some() {}
+                } else if over_buffer_limit(&open.engine, &open.output) {
                     // The peer does not read what it is sent: what it
                     // sent stays unparsed (and unread, see `read_open`)
                     // until the writes drain, as a tokio server waits in
@@ -891,18 +896,22 @@ impl<H: Handler> Loop<H> {
     /// the end of a closed connection.
     fn after_write(&mut self, index: u32) {
         let id = self.id(index);
+        let slot = &self.slots[index as usize];
         if let Some(Conn {
             phase: Phase::Open(open),
             ..
-        }) = &self.slots[index as usize].conn
+        }) = &slot.conn
             && open.closed.is_none()
-            && open.engine.wants_read()
-            && open.engine.has_buffered_frame()
+            && (slot.flags & BROKEN != 0
+                || (open.engine.wants_read() && open.engine.has_buffered_frame()))
         {
             // The engine stops handing out frames on a backlog of Pongs:
             // now written, the frames it received meanwhile (perhaps all
             // the peer sent, so no read will come) are handed out. Their
-            // replies are written by the next round of `flush_all`.
+            // replies are written by the next round of `flush_all`. A
+            // write that failed (the peer reset the connection while
+            // parsing waited for its writes) hands out the rest and the
+            // end now: no other readiness comes.
             self.process(index);
         }
         let slot = &mut self.slots[index as usize];

@@ -1,7 +1,8 @@
 //! Shared by the hostile-input tests (`hostile_*.rs`): a real sockeye
-//! server on loopback that reports how each connection ended, and the raw
-//! pieces an attacker writes by hand (request heads, masked frames) and
-//! reads back (response heads, Close frames).
+//! server on loopback (tokio or the event loop, see `front`) that reports
+//! how each connection ended, and the raw pieces an attacker writes by
+//! hand (request heads, masked frames) and reads back (response heads,
+//! Close frames).
 #![allow(dead_code)]
 
 use std::future::Future;
@@ -10,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use sockeye::proto::Closed;
 use sockeye::{Error, Event, ServerBuilder};
+
+use super::front::{Front, LoopEnd, LoopServer, Serving, front};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::mpsc;
@@ -47,19 +50,15 @@ impl Outcome {
     }
 }
 
-/// A sockeye server on an ephemeral loopback port: each connection is
-/// accepted with the builder in its own task, then echoes data messages
-/// until it ends. Every ending is reported on `outcomes`.
+/// A sockeye server on an ephemeral loopback port that echoes data
+/// messages until each connection ends, and reports every ending on
+/// `outcomes`. Which server is [`front()`]'s choice: the tokio one (each
+/// connection accepted with the builder in its own task) or the event
+/// loop (one loop thread, an echo `Handler`).
 pub struct TestServer {
     pub addr: SocketAddr,
     pub outcomes: mpsc::UnboundedReceiver<Outcome>,
-    task: JoinHandle<()>,
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    _server: Serving,
 }
 
 impl TestServer {
@@ -73,6 +72,9 @@ impl TestServer {
     /// and receive buffer (inherited from the listener), so that tests of
     /// backpressure measure sockeye and not the kernel's autotuning.
     pub async fn start_with_buffers(builder: ServerBuilder, buffer: Option<u32>) -> TestServer {
+        if front() == Front::EventLoop {
+            return TestServer::start_event_loop(builder, buffer);
+        }
         let socket = TcpSocket::new_v4().unwrap();
         if let Some(size) = buffer {
             socket.set_recv_buffer_size(size).unwrap();
@@ -98,7 +100,27 @@ impl TestServer {
         TestServer {
             addr,
             outcomes,
-            task,
+            _server: Serving::Tokio(task),
+        }
+    }
+
+    /// The event-loop server: `Handler::close` reports
+    /// [`Outcome::Ended`], `Handler::refused` [`Outcome::Refused`]. (The
+    /// loop hands every end to `close` with its `Closed`, I/O failures
+    /// included, so it never reports [`Outcome::Failed`].)
+    fn start_event_loop(builder: ServerBuilder, buffer: Option<u32>) -> TestServer {
+        let (sender, outcomes) = mpsc::unbounded_channel();
+        let server = LoopServer::start(builder, buffer, move |end| {
+            let outcome = match end {
+                LoopEnd::Refused { error, .. } => Outcome::Refused(error),
+                LoopEnd::Ended { closed, .. } => Outcome::Ended(closed),
+            };
+            let _ = sender.send(outcome);
+        });
+        TestServer {
+            addr: server.addr,
+            outcomes,
+            _server: Serving::EventLoop(server),
         }
     }
 

@@ -1,7 +1,9 @@
-//! Shared by the integration tests: a test PKI made with rcgen.
+//! Shared by the integration tests: a test PKI made with rcgen; the
+//! server front-end the server-side tests run against (`front`).
 #![allow(dead_code)]
 
 pub mod advisories;
+pub mod front;
 pub mod hostile;
 
 use std::sync::Arc;
