@@ -13,6 +13,7 @@
 //!
 //! Modules: [`peers`] (the echo servers), [`raw_mio`] (the raw TCP echo
 //! on a mio event loop: the floor for an event-loop server),
+//! [`raw_readiness`] (a prototype of that loop on tokio's readiness API),
 //! [`raw_broadcast`] (the raw TCP fan-out floor), [`plan`] (servers and
 //! scenarios), [`runner`] (processes and measurements), [`procfs`]
 //! (reading `/proc`), [`results`] (medians, ratios, markdown) and
@@ -26,6 +27,7 @@ pub mod plan;
 pub mod procfs;
 pub mod raw_broadcast;
 pub mod raw_mio;
+pub mod raw_readiness;
 pub mod results;
 pub mod runner;
 

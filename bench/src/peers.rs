@@ -10,6 +10,9 @@
 //! - `raw-mio`: the same echo on one mio event loop, connections in a
 //!   slab, no task and no runtime ([`crate::raw_mio`]): the floor for an
 //!   event-loop server.
+//! - `raw-readiness`: a prototype of the same loop as one tokio task
+//!   driving every socket through tokio's readiness API
+//!   ([`crate::raw_readiness`]).
 //! - `tokio-tungstenite`: `accept_async_with_config` on the TCP stream,
 //!   `next()` and `send()` (no permessage-deflate: tungstenite has none).
 //! - `fastwebsockets`: `WebSocket::after_handshake` on the TCP stream (the
@@ -42,6 +45,9 @@ pub enum Peer {
     Raw,
     /// TCP echo on one mio event loop ([`crate::raw_mio`]).
     RawMio,
+    /// TCP echo as one tokio task driving every socket through tokio's
+    /// readiness API, a prototype ([`crate::raw_readiness`]).
+    RawReadiness,
     /// tokio-tungstenite.
     Tungstenite,
     /// fastwebsockets.
@@ -52,9 +58,10 @@ pub enum Peer {
 
 impl Peer {
     /// Every peer.
-    pub const ALL: [Peer; 5] = [
+    pub const ALL: [Peer; 6] = [
         Peer::Raw,
         Peer::RawMio,
+        Peer::RawReadiness,
         Peer::Tungstenite,
         Peer::Fastwebsockets,
         Peer::Yawc,
@@ -65,6 +72,7 @@ impl Peer {
         match self {
             Peer::Raw => "raw",
             Peer::RawMio => "raw-mio",
+            Peer::RawReadiness => "raw-readiness",
             Peer::Tungstenite => "tokio-tungstenite",
             Peer::Fastwebsockets => "fastwebsockets",
             Peer::Yawc => "yawc",
@@ -94,6 +102,7 @@ pub fn run(peer: Peer, listen: &str, deflate: bool) -> io::Result<()> {
     }
     match peer {
         Peer::RawMio => return crate::raw_mio::run(listen),
+        Peer::RawReadiness => return crate::raw_readiness::run(listen),
         _ => {}
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -116,6 +125,7 @@ pub async fn serve(peer: Peer, listener: TcpListener, deflate: bool) -> io::Resu
                 "raw-mio runs its own event loop, not on tokio",
             ));
         }
+        Peer::RawReadiness => return crate::raw_readiness::serve(listener).await,
         _ => {}
     }
     loop {
@@ -133,7 +143,7 @@ pub async fn serve(peer: Peer, listener: TcpListener, deflate: bool) -> io::Resu
         // future matching on the peer would be as large as the largest.
         match peer {
             Peer::Raw => tokio::spawn(report(raw_echo(tcp))),
-            Peer::RawMio => unreachable!("served above"),
+            Peer::RawMio | Peer::RawReadiness => unreachable!("served above"),
             Peer::Tungstenite => tokio::spawn(report(tungstenite_echo(tcp))),
             Peer::Fastwebsockets => tokio::spawn(report(fastwebsockets_echo(tcp))),
             Peer::Yawc => tokio::spawn(report(yawc_serve(tcp, deflate))),

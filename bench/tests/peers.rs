@@ -55,8 +55,9 @@ async fn yawc_echoes_with_and_without_deflate() {
     echo_checks(Peer::Yawc, true).await;
 }
 
-/// The raw echoes: tokio's task per connection and the mio event loop.
-const RAW: [Peer; 2] = [Peer::Raw, Peer::RawMio];
+/// The raw echoes: tokio's task per connection, the mio event loop and
+/// the tokio-readiness prototype.
+const RAW: [Peer; 3] = [Peer::Raw, Peer::RawMio, Peer::RawReadiness];
 
 /// Sends `size` bytes on one connection and checks they come back
 /// verbatim; the reader starts `delay` after the writer.
@@ -141,6 +142,7 @@ fn peer_names() {
     assert!(!Peer::Tungstenite.supports_deflate());
     assert!(!Peer::RawMio.supports_deflate());
     assert_eq!(Peer::from_name("raw-mio"), Some(Peer::RawMio));
+    assert_eq!(Peer::from_name("raw-readiness"), Some(Peer::RawReadiness));
 }
 
 /// A WebSocket client over plain TCP without the opening handshake, as

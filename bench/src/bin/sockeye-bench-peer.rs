@@ -15,8 +15,8 @@ use sockeye_bench::peers::Peer;
 #[derive(Debug, Parser)]
 #[command(name = "sockeye-bench-peer")]
 struct Args {
-    /// The implementation: raw, raw-mio, tokio-tungstenite, fastwebsockets,
-    /// yawc.
+    /// The implementation: raw, raw-mio, raw-readiness, tokio-tungstenite,
+    /// fastwebsockets, yawc.
     #[arg(long, value_parser = parse_peer)]
     peer: Peer,
     /// The address to listen on (port 0 picks a free port).
