@@ -19,8 +19,12 @@ const COLUMNS: usize = 2;
 fn color(server: Server, deflate: bool) -> &'static str {
     match (server, deflate) {
         (Server::Raw, _) => "#8c8c8c",
+        (Server::RawMio, _) => "#5c5c5c",
+        (Server::RawReadiness, _) => "#adb5bd",
         (Server::Sockeye, false) => "#d9480f",
         (Server::Sockeye, true) => "#f08c00",
+        (Server::SockeyeTokio, false) => "#c2255c",
+        (Server::SockeyeTokio, true) => "#f06595",
         (Server::Tungstenite, _) => "#1971c2",
         (Server::Fastwebsockets, _) => "#2f9e44",
         (Server::Yawc, _) => "#7048e8",

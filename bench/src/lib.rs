@@ -3,15 +3,18 @@
 //! The binary `sockeye-bench` runs every scenario against every server:
 //! sockeye (`sockeye serve`), echo servers built on other WebSocket
 //! implementations (`sockeye-bench-peer`: tokio-tungstenite,
-//! fastwebsockets, yawc; Node's `ws` when installed) and a raw TCP echo
-//! server, the floor. The load generator is `sockeye bench`. Each server
+//! fastwebsockets, yawc; Node's `ws` when installed) and raw TCP echo
+//! servers, the floors (a tokio task per connection, and a mio event
+//! loop). The load generator is `sockeye bench`. Each server
 //! runs alone on core 0, the generator on core 1; CPU time and run-queue
 //! waits come from `/proc`. It writes `bench/results/DATE.md` and a chart
 //! beside it. `bench/run` builds everything and runs it; `bench/run
 //! --smoke` is the few-second check CI runs.
 //!
-//! Modules: [`peers`] (the echo servers), [`raw_broadcast`] (the raw
-//! TCP fan-out floor), [`plan`] (servers and
+//! Modules: [`peers`] (the echo servers), [`raw_mio`] (the raw TCP echo
+//! on a mio event loop: the floor for an event-loop server),
+//! [`raw_readiness`] (a prototype of that loop on tokio's readiness API),
+//! [`raw_broadcast`] (the raw TCP fan-out floor), [`plan`] (servers and
 //! scenarios), [`runner`] (processes and measurements), [`procfs`]
 //! (reading `/proc`), [`results`] (medians, ratios, markdown) and
 //! [`chart`] (SVG).
@@ -23,6 +26,8 @@ pub mod peers;
 pub mod plan;
 pub mod procfs;
 pub mod raw_broadcast;
+pub mod raw_mio;
+pub mod raw_readiness;
 pub mod results;
 pub mod runner;
 

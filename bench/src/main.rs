@@ -34,10 +34,16 @@ struct Args {
     /// Only these scenarios, by letter (e.g. `abg`).
     #[arg(long, value_name = "LETTERS")]
     scenarios: Option<String>,
-    /// Only these servers: raw, sockeye, tokio-tungstenite,
-    /// fastwebsockets, yawc, node (comma-separated).
+    /// Only these servers: raw, raw-mio, raw-readiness, sockeye,
+    /// sockeye-tokio, tokio-tungstenite, fastwebsockets, yawc, node
+    /// (comma-separated).
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     servers: Vec<String>,
+    /// Idle connections in scenario f (default 10,000; 16 with --smoke),
+    /// scaled down to whole thousands under the open-file hard limit,
+    /// with a note, when it is above it.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    idle_connections: Option<u32>,
     /// Rounds of every scenario (default 3; 1 with --smoke).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=20))]
     rounds: Option<u32>,
@@ -81,7 +87,7 @@ fn run(args: Args) -> Result<bool, String> {
     let mut notes = Vec::new();
     let tools = tools(&args, &mut notes)?;
     let scenarios = select(&args, &tools, &notes)?;
-    let scenarios = fit_subscribers(scenarios, &mut notes)?;
+    let scenarios = fit_open_files(scenarios, args.idle_connections.is_some(), &mut notes)?;
     let mut tools = tools;
     tools.open_files = open_files(&scenarios)?;
     for note in &notes {
@@ -289,7 +295,13 @@ fn tools(args: &Args, notes: &mut Vec<String>) -> Result<Tools, String> {
             }
         ));
     }
-    let backplanes = backplanes(&sockeye, notes);
+    let help = Command::new(&sockeye)
+        .args(["serve", "--help"])
+        .output()
+        .ok()
+        .map(|output| String::from_utf8_lossy(&output.stdout).into_owned())
+        .unwrap_or_default();
+    let backplanes = backplanes(&help, notes);
     Ok(Tools {
         sockeye,
         peer,
@@ -298,18 +310,14 @@ fn tools(args: &Args, notes: &mut Vec<String>) -> Result<Tools, String> {
         open_files: None,
         ticks_per_second: procfs::clock_ticks(),
         backplanes,
+        sockeye_runtime: help.contains("--runtime"),
     })
 }
 
 /// The backplanes two-node runs can use: `sockeye serve` must have
-/// `--backplane`, and the broker must be installed.
-fn backplanes(sockeye: &Path, notes: &mut Vec<String>) -> Vec<Backplane> {
-    let help = Command::new(sockeye)
-        .args(["serve", "--help"])
-        .output()
-        .ok()
-        .map(|output| String::from_utf8_lossy(&output.stdout).into_owned())
-        .unwrap_or_default();
+/// `--backplane` (in `help`, its `--help`), and the broker must be
+/// installed.
+fn backplanes(help: &str, notes: &mut Vec<String>) -> Vec<Backplane> {
     if !help.contains("--backplane") {
         notes.push(
             "Two-node runs left out: this sockeye serve has no --backplane option.".to_owned(),
@@ -348,7 +356,25 @@ fn select(args: &Args, tools: &Tools, notes: &[String]) -> Result<Vec<Scenario>,
     for key in &args.servers {
         wanted.push(Server::from_key(key).ok_or_else(|| format!("unknown server {key:?}"))?);
     }
+    if !tools.sockeye_runtime {
+        let why = format!(
+            "{} has no --runtime option (`sockeye serve --help`)",
+            tools.sockeye.display()
+        );
+        if wanted.contains(&Server::SockeyeTokio) {
+            return Err(format!("sockeye (tokio) cannot run: {why}"));
+        }
+        if wanted.is_empty() {
+            eprintln!("note: sockeye (tokio) left out: {why}");
+        }
+    }
     let mut scenarios = plan::scenarios(args.smoke);
+    if let Some(count) = args.idle_connections {
+        scenarios = scenarios
+            .into_iter()
+            .map(|scenario| scenario.with_idle_connections(count))
+            .collect();
+    }
     if let Some(letters) = &args.scenarios {
         if let Some(bad) = letters
             .chars()
@@ -364,6 +390,7 @@ fn select(args: &Args, tools: &Tools, notes: &[String]) -> Result<Vec<Scenario>,
         scenario.variants.retain(|variant| {
             (wanted.is_empty() || wanted.contains(&variant.server))
                 && (variant.server != Server::Node || tools.node.is_some())
+                && (variant.server != Server::SockeyeTokio || tools.sockeye_runtime)
                 && variant
                     .backplane
                     .is_none_or(|backplane| tools.backplanes.contains(&backplane))
@@ -379,11 +406,13 @@ fn select(args: &Args, tools: &Tools, notes: &[String]) -> Result<Vec<Scenario>,
     Ok(scenarios)
 }
 
-/// The idle-subscribers scenario scaled down to what the open-file hard
-/// limit allows (the server and the generator each hold one descriptor
-/// per subscriber), with a note saying so.
-fn fit_subscribers(
+/// The idle-subscribers scenario (j), and the idle-connections one (f)
+/// when its count was asked for (`fit_idle`), scaled down to what the
+/// open-file hard limit allows (the server and the generator each hold
+/// one descriptor per connection), with a note saying so.
+fn fit_open_files(
     scenarios: Vec<Scenario>,
+    fit_idle: bool,
     notes: &mut Vec<String>,
 ) -> Result<Vec<Scenario>, String> {
     let Some((_, hard)) = procfs::open_files_limit() else {
@@ -393,23 +422,30 @@ fn fit_subscribers(
     Ok(scenarios
         .into_iter()
         .map(|scenario| {
-            let Workload::Subscribers { receivers, .. } = scenario.workload else {
-                return scenario;
+            let (count, what) = match scenario.workload {
+                Workload::Subscribers { receivers, .. } => (receivers, "subscribers"),
+                Workload::Idle { connections } if fit_idle && scenario.id == 'f' => {
+                    (connections, "idle connections")
+                }
+                _ => return scenario,
             };
-            if u64::from(receivers) < most {
+            if u64::from(count) < most {
                 return scenario;
             }
             // Whole thousands, below the limit.
             let fitted = ((most - 1) / 1000 * 1000).max(1000) as u32;
             notes.push(format!(
-                "({}) runs {} subscribers, not {}: the open-file hard limit here is {hard}, and \
-                 the server and the generator each need one descriptor per subscriber (raise it \
+                "({}) runs {} {what}, not {}: the open-file hard limit here is {hard}, and \
+                 the server and the generator each need one descriptor per connection (raise it \
                  with `ulimit -Hn` as root, or LimitNOFILE, to run the full count).",
                 scenario.id,
                 thousands(f64::from(fitted)),
-                thousands(f64::from(receivers))
+                thousands(f64::from(count))
             ));
-            scenario.with_subscribers(fitted)
+            match scenario.workload {
+                Workload::Subscribers { .. } => scenario.with_subscribers(fitted),
+                _ => scenario.with_idle_connections(fitted),
+            }
         })
         .collect())
 }
@@ -522,7 +558,13 @@ fn versions(tools: &Tools) -> Vec<(String, String)> {
         },
     ));
     let lock = std::fs::read_to_string(root.join("Cargo.lock")).unwrap_or_default();
-    for name in ["tokio-tungstenite", "fastwebsockets", "yawc", "tokio"] {
+    for name in [
+        "tokio-tungstenite",
+        "fastwebsockets",
+        "yawc",
+        "tokio",
+        "mio",
+    ] {
         if let Some(version) = locked_version(&lock, name) {
             versions.push((name.to_owned(), version));
         }

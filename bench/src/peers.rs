@@ -5,7 +5,14 @@
 //! - `raw`: no WebSocket at all. It writes back what it reads, through one
 //!   read buffer shared by every connection of the thread (what an
 //!   optimized server keeps per idle connection: nothing), so it is the
-//!   floor on CPU and memory for moving the same bytes.
+//!   floor on CPU and memory for moving the same bytes. It is a tokio task
+//!   per connection, like the WebSocket servers here.
+//! - `raw-mio`: the same echo on one mio event loop, connections in a
+//!   slab, no task and no runtime ([`crate::raw_mio`]): the floor for an
+//!   event-loop server.
+//! - `raw-readiness`: a prototype of the same loop as one tokio task
+//!   driving every socket through tokio's readiness API
+//!   ([`crate::raw_readiness`]).
 //! - `tokio-tungstenite`: `accept_async_with_config` on the TCP stream,
 //!   `next()` and `send()` (no permessage-deflate: tungstenite has none).
 //! - `fastwebsockets`: `WebSocket::after_handshake` on the TCP stream (the
@@ -34,8 +41,13 @@ pub const MAX_MESSAGE: usize = 64 << 20;
 /// An echo server implementation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Peer {
-    /// TCP echo, no WebSocket.
+    /// TCP echo, no WebSocket: a tokio task per connection.
     Raw,
+    /// TCP echo on one mio event loop ([`crate::raw_mio`]).
+    RawMio,
+    /// TCP echo as one tokio task driving every socket through tokio's
+    /// readiness API, a prototype ([`crate::raw_readiness`]).
+    RawReadiness,
     /// tokio-tungstenite.
     Tungstenite,
     /// fastwebsockets.
@@ -46,8 +58,10 @@ pub enum Peer {
 
 impl Peer {
     /// Every peer.
-    pub const ALL: [Peer; 4] = [
+    pub const ALL: [Peer; 6] = [
         Peer::Raw,
+        Peer::RawMio,
+        Peer::RawReadiness,
         Peer::Tungstenite,
         Peer::Fastwebsockets,
         Peer::Yawc,
@@ -57,6 +71,8 @@ impl Peer {
     pub fn name(self) -> &'static str {
         match self {
             Peer::Raw => "raw",
+            Peer::RawMio => "raw-mio",
+            Peer::RawReadiness => "raw-readiness",
             Peer::Tungstenite => "tokio-tungstenite",
             Peer::Fastwebsockets => "fastwebsockets",
             Peer::Yawc => "yawc",
@@ -75,13 +91,19 @@ impl Peer {
 }
 
 /// Listens on `listen`, prints `listening on ADDR` and serves forever on
-/// a single-threaded runtime.
+/// a single-threaded runtime (`raw-mio`: on its own event loop, without
+/// one).
 pub fn run(peer: Peer, listen: &str, deflate: bool) -> io::Result<()> {
     if deflate && !peer.supports_deflate() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             format!("{} has no permessage-deflate", peer.name()),
         ));
+    }
+    match peer {
+        Peer::RawMio => return crate::raw_mio::run(listen),
+        Peer::RawReadiness => return crate::raw_readiness::run(listen),
+        _ => {}
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -94,7 +116,18 @@ pub fn run(peer: Peer, listen: &str, deflate: bool) -> io::Result<()> {
 }
 
 /// Accepts connections on `listener` and echoes on each, forever.
+/// `raw-mio` runs no tokio: it is an error here ([`run`] starts it).
 pub async fn serve(peer: Peer, listener: TcpListener, deflate: bool) -> io::Result<()> {
+    match peer {
+        Peer::RawMio => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "raw-mio runs its own event loop, not on tokio",
+            ));
+        }
+        Peer::RawReadiness => return crate::raw_readiness::serve(listener).await,
+        _ => {}
+    }
     loop {
         let (tcp, _) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -110,6 +143,7 @@ pub async fn serve(peer: Peer, listener: TcpListener, deflate: bool) -> io::Resu
         // future matching on the peer would be as large as the largest.
         match peer {
             Peer::Raw => tokio::spawn(report(raw_echo(tcp))),
+            Peer::RawMio | Peer::RawReadiness => unreachable!("served above"),
             Peer::Tungstenite => tokio::spawn(report(tungstenite_echo(tcp))),
             Peer::Fastwebsockets => tokio::spawn(report(fastwebsockets_echo(tcp))),
             Peer::Yawc => tokio::spawn(report(yawc_serve(tcp, deflate))),
@@ -289,6 +323,9 @@ async fn yawc_echo(mut ws: yawc::HttpWebSocket) -> Result<(), yawc::WebSocketErr
 
 /// Starts `peer` on a thread of its own for tests: its address.
 pub fn spawn_for_test(peer: Peer, deflate: bool) -> io::Result<SocketAddr> {
+    if peer == Peer::RawMio {
+        return crate::raw_mio::spawn_for_test();
+    }
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     let address = listener.local_addr()?;
     listener.set_nonblocking(true)?;

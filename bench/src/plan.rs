@@ -6,10 +6,23 @@ use std::time::Duration;
 /// A server under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Server {
-    /// TCP echo, no WebSocket: the floor.
+    /// TCP echo, no WebSocket, a tokio task per connection: the floor
+    /// issue 7's targets are measured against.
     Raw,
+    /// TCP echo, no WebSocket, on one mio event loop with the connections
+    /// in a slab (`sockeye-bench-peer --peer raw-mio`): the floor for an
+    /// event-loop server, below [`Server::Raw`].
+    RawMio,
+    /// TCP echo as one tokio task driving every socket through tokio's
+    /// readiness API (`--peer raw-readiness`), a prototype to compare with
+    /// [`Server::RawMio`].
+    RawReadiness,
     /// `sockeye serve --echo --threads 1` (or `--broadcast` for fan-out).
     Sockeye,
+    /// `sockeye serve --echo --threads 1 --runtime tokio`: sockeye's tokio
+    /// front-end, where `sockeye serve` has `--runtime` (the harness leaves
+    /// it out otherwise).
+    SockeyeTokio,
     /// tokio-tungstenite.
     Tungstenite,
     /// fastwebsockets.
@@ -22,9 +35,12 @@ pub enum Server {
 
 impl Server {
     /// Every server, in table order.
-    pub const ALL: [Server; 6] = [
+    pub const ALL: [Server; 9] = [
         Server::Raw,
+        Server::RawMio,
+        Server::RawReadiness,
         Server::Sockeye,
+        Server::SockeyeTokio,
         Server::Tungstenite,
         Server::Fastwebsockets,
         Server::Yawc,
@@ -35,7 +51,10 @@ impl Server {
     pub fn name(self) -> &'static str {
         match self {
             Server::Raw => "raw TCP",
+            Server::RawMio => "raw TCP (mio)",
+            Server::RawReadiness => "raw TCP (tokio readiness)",
             Server::Sockeye => "sockeye",
+            Server::SockeyeTokio => "sockeye (tokio)",
             Server::Tungstenite => "tokio-tungstenite",
             Server::Fastwebsockets => "fastwebsockets",
             Server::Yawc => "yawc",
@@ -47,7 +66,10 @@ impl Server {
     pub fn key(self) -> &'static str {
         match self {
             Server::Raw => "raw",
+            Server::RawMio => "raw-mio",
+            Server::RawReadiness => "raw-readiness",
             Server::Sockeye => "sockeye",
+            Server::SockeyeTokio => "sockeye-tokio",
             Server::Tungstenite => "tokio-tungstenite",
             Server::Fastwebsockets => "fastwebsockets",
             Server::Yawc => "yawc",
@@ -60,15 +82,28 @@ impl Server {
         Server::ALL.into_iter().find(|server| server.key() == key)
     }
 
+    /// A raw TCP echo (no WebSocket: the generator runs `--raw-echo`).
+    pub fn is_raw(self) -> bool {
+        matches!(self, Server::Raw | Server::RawMio | Server::RawReadiness)
+    }
+
+    /// `sockeye serve`, on either front-end.
+    pub fn is_sockeye(self) -> bool {
+        matches!(self, Server::Sockeye | Server::SockeyeTokio)
+    }
+
     /// Another WebSocket implementation (what "the best peer" is chosen
     /// from).
     pub fn is_peer(self) -> bool {
-        !matches!(self, Server::Raw | Server::Sockeye)
+        !self.is_raw() && !self.is_sockeye()
     }
 
     /// Whether it negotiates permessage-deflate.
     pub fn supports_deflate(self) -> bool {
-        matches!(self, Server::Sockeye | Server::Yawc | Server::Node)
+        matches!(
+            self,
+            Server::Sockeye | Server::SockeyeTokio | Server::Yawc | Server::Node
+        )
     }
 }
 
@@ -385,6 +420,11 @@ fn every(servers: &[Server], deflate: bool) -> Vec<Variant> {
         .collect()
 }
 
+/// The title of the idle-connections scenario (f) with `connections`.
+pub fn idle_title(connections: u32) -> String {
+    format!("{} idle connections: server memory", thousands(connections))
+}
+
 /// The title of the idle-subscribers scenario (j) with `receivers`.
 pub fn subscribers_title(receivers: u32) -> String {
     format!(
@@ -417,6 +457,18 @@ fn thousands(value: u32) -> String {
 }
 
 impl Scenario {
+    /// The idle-connections scenario (f) with `count` connections
+    /// (`--idle-connections`).
+    pub fn with_idle_connections(mut self, count: u32) -> Scenario {
+        if self.id == 'f'
+            && let Workload::Idle { connections } = &mut self.workload
+        {
+            *connections = count;
+            self.title = idle_title(count);
+        }
+        self
+    }
+
     /// The idle-subscribers scenario with fewer subscribers (where the
     /// machine cannot hold its full count).
     pub fn with_subscribers(mut self, count: u32) -> Scenario {
@@ -431,6 +483,14 @@ impl Scenario {
 /// The scenarios, full size or smoke size.
 pub fn scenarios(smoke: bool) -> Vec<Scenario> {
     let all = every(&Server::ALL, false);
+    // The event-loop floors (raw-mio, and the tokio-readiness prototype)
+    // run in a, b, c and f, what an event-loop server is judged on; d and
+    // e keep the tokio raw echo alone as their floor.
+    let without_loop_floors: Vec<Variant> = all
+        .iter()
+        .copied()
+        .filter(|variant| !matches!(variant.server, Server::RawMio | Server::RawReadiness))
+        .collect();
     // Compression: the servers that support it, with raw TCP moving the
     // same (uncompressed) bytes for scale.
     let mut compressing = vec![Variant::plain(Server::Raw)];
@@ -511,7 +571,7 @@ pub fn scenarios(smoke: bool) -> Vec<Scenario> {
             workload: echo(1, if smoke { 1 << 20 } else { 16 << 20 }, false, 2),
             focus: Focus::Bandwidth,
             target: Target::CpuVsRaw(1.4),
-            variants: all.clone(),
+            variants: without_loop_floors.clone(),
         },
         Scenario {
             id: 'e',
@@ -519,17 +579,17 @@ pub fn scenarios(smoke: bool) -> Vec<Scenario> {
             workload: echo(1, 32, true, 1),
             focus: Focus::Latency,
             target: Target::P99VsRaw(1.1),
-            variants: all.clone(),
+            variants: without_loop_floors,
         },
         Scenario {
             id: 'f',
-            title: format!("{} idle connections: server memory", pick(10_000, 16)),
+            title: idle_title(pick(10_000, 16)),
             workload: Workload::Idle {
                 connections: pick(10_000, 16),
             },
             focus: Focus::Memory,
             target: Target::KibPerConnection(2.0),
-            variants: all.clone(),
+            variants: all,
         },
         Scenario {
             id: 'g',
@@ -751,5 +811,61 @@ mod tests {
         for server in Server::ALL {
             assert_eq!(Server::from_key(server.key()), Some(server));
         }
+    }
+
+    #[test]
+    fn the_event_loop_floors_and_sockeyes_two_front_ends() {
+        let full = scenarios(false);
+        let servers = |id: char| -> Vec<Server> {
+            let scenario = full.iter().find(|scenario| scenario.id == id).unwrap();
+            scenario
+                .variants
+                .iter()
+                .map(|variant| variant.server)
+                .collect()
+        };
+        for id in ['a', 'b', 'c', 'f'] {
+            assert!(servers(id).contains(&Server::Raw), "({id})");
+            assert!(servers(id).contains(&Server::RawMio), "({id})");
+            assert!(servers(id).contains(&Server::RawReadiness), "({id})");
+        }
+        for id in ['d', 'e'] {
+            assert!(servers(id).contains(&Server::Raw), "({id})");
+            assert!(!servers(id).contains(&Server::RawMio), "({id})");
+        }
+        for id in "abcdefg".chars() {
+            assert!(servers(id).contains(&Server::SockeyeTokio), "({id})");
+        }
+        for id in "hijklmno".chars() {
+            assert!(!servers(id).iter().any(|server| matches!(
+                server,
+                Server::RawMio | Server::RawReadiness | Server::SockeyeTokio
+            )));
+        }
+        let g = &full[6];
+        let names: Vec<String> = g.variants.iter().map(|v| v.name(&g.workload)).collect();
+        assert!(
+            names.contains(&"sockeye (tokio), deflate".to_owned()),
+            "{names:?}"
+        );
+        assert!(Server::RawMio.is_raw() && Server::RawReadiness.is_raw());
+        assert!(!Server::RawMio.is_peer() && !Server::SockeyeTokio.is_peer());
+        assert!(Server::SockeyeTokio.is_sockeye() && Server::SockeyeTokio.supports_deflate());
+        assert_eq!(Server::from_key("raw-mio"), Some(Server::RawMio));
+        assert_eq!(
+            Server::from_key("sockeye-tokio"),
+            Some(Server::SockeyeTokio)
+        );
+        let f = full[5].clone().with_idle_connections(100_000);
+        assert_eq!(
+            f.workload,
+            Workload::Idle {
+                connections: 100_000
+            }
+        );
+        assert_eq!(f.title, "100,000 idle connections: server memory");
+        // Only f takes the count.
+        let o = full[14].clone().with_idle_connections(5);
+        assert_eq!(o.workload.connections(), 1000);
     }
 }

@@ -96,9 +96,16 @@ impl ScenarioResult {
         self.primary(row)
     }
 
-    /// Raw TCP's primary figure.
+    /// Raw TCP's primary figure (the tokio echo, a task per connection:
+    /// what issue 7's targets are relative to).
     pub fn raw(&self) -> Option<f64> {
         self.row(Server::Raw).and_then(|row| self.primary(row))
+    }
+
+    /// The mio raw echo's primary figure: the floor for an event-loop
+    /// server (one loop, connections in a slab, no task per connection).
+    pub fn mio_floor(&self) -> Option<f64> {
+        self.row(Server::RawMio).and_then(|row| self.primary(row))
     }
 
     /// sockeye's primary figure.
@@ -305,10 +312,19 @@ pub fn markdown(info: &RunInfo, results: &[ScenarioResult]) -> String {
 /// The one-table overview: sockeye, the best peer and raw TCP per scenario.
 fn summary(out: &mut String, results: &[ScenarioResult]) {
     out.push_str("## Summary\n\n");
+    let floor = results.iter().any(|result| result.mio_floor().is_some());
     out.push_str(
         "| scenario | measure (lower is better) | raw TCP | sockeye | best peer | sockeye vs raw | \
-         sockeye vs best peer | target |\n|---|---|---|---|---|---|---|---|\n",
+         sockeye vs best peer | target |",
     );
+    if floor {
+        out.push_str(" mio floor | sockeye vs mio floor |");
+    }
+    out.push_str("\n|---|---|---|---|---|---|---|---|");
+    if floor {
+        out.push_str("---|---|");
+    }
+    out.push('\n');
     for result in results {
         let raw = result.raw();
         let sockeye = result.sockeye();
@@ -322,7 +338,7 @@ fn summary(out: &mut String, results: &[ScenarioResult]) {
             Some((text, false)) => format!("**missed**: {text}"),
             None => "reported only".to_owned(),
         };
-        let _ = writeln!(
+        let _ = write!(
             out,
             "| ({}) {} | {} | {} | {} | {} | {} | {} | {} |",
             result.scenario.id,
@@ -338,18 +354,37 @@ fn summary(out: &mut String, results: &[ScenarioResult]) {
             ratio(sockeye, best.map(|(_, value)| value)),
             target,
         );
+        if floor {
+            let mio = result.mio_floor();
+            let _ = write!(out, " {} | {} |", figure(mio), ratio(sockeye, mio));
+        }
+        out.push('\n');
     }
     out.push('\n');
+    if floor {
+        out.push_str(
+            "\"raw TCP\" is the tokio echo (a task per connection), which issue 7's targets are \
+             relative to; \"mio floor\" is the raw echo on one mio event loop (connections in a \
+             slab, one shared read buffer), the floor for an event-loop server.\n\n",
+        );
+    }
 }
 
 fn scenario_section(out: &mut String, result: &ScenarioResult) {
     let scenario = &result.scenario;
     let _ = writeln!(out, "## ({}) {}\n", scenario.id, scenario.title);
     let raw = result.raw();
+    let floor = result.mio_floor();
     let best = result.best_peer().map(|(_, value)| value);
     let versus = |value: Option<f64>, base: Option<f64>| match (value, base) {
         (Some(value), Some(base)) if base > 0.0 => format!("{:.2}x", value / base),
         _ => "-".to_owned(),
+    };
+    // The "vs mio floor" column's cell (with its leading space and
+    // trailing bar), where the mio floor ran.
+    let versus_floor = |value: Option<f64>| match floor {
+        Some(_) => format!(" {} |", versus(value, floor)),
+        None => String::new(),
     };
     match scenario.focus {
         Focus::Throughput | Focus::Bandwidth | Focus::Fanout => {
@@ -360,9 +395,15 @@ fn scenario_section(out: &mut String, result: &ScenarioResult) {
             };
             let _ = writeln!(
                 out,
-                "| server | {rate} | {} | vs raw TCP | vs best peer | p50 / p99 µs | server busy | \
-                 server waited | generator busy / waited |\n|---|---|---|---|---|---|---|---|---|",
-                result.primary_unit()
+                "| server | {rate} | {} | vs raw TCP |{} vs best peer | p50 / p99 µs | server busy | \
+                 server waited | generator busy / waited |\n|---|---|---|---|{}---|---|---|---|---|",
+                result.primary_unit(),
+                if floor.is_some() {
+                    " vs mio floor |"
+                } else {
+                    ""
+                },
+                if floor.is_some() { "---|" } else { "" },
             );
             for row in &result.rows {
                 let primary = result.primary(row);
@@ -376,10 +417,11 @@ fn scenario_section(out: &mut String, result: &ScenarioResult) {
                 };
                 let _ = writeln!(
                     out,
-                    "| {} | {rate} | {} | {} | {} | {} / {} | {} | {} | {} / {} |",
+                    "| {} | {rate} | {} | {} |{} {} | {} / {} | {} | {} | {} / {} |",
                     row_name(row),
                     figure(primary),
                     versus(primary, raw),
+                    versus_floor(primary),
                     versus(primary, best),
                     figure(row.median(|m| m.p50_us)),
                     figure(row.median(|m| m.p99_us)),
@@ -483,18 +525,26 @@ fn scenario_section(out: &mut String, result: &ScenarioResult) {
             }
         }
         Focus::Memory => {
-            out.push_str(
-                "| server | KiB per idle connection | vs raw TCP | vs best peer | RSS before | \
-                 RSS with the connections |\n|---|---|---|---|---|---|\n",
+            let _ = writeln!(
+                out,
+                "| server | KiB per idle connection | vs raw TCP |{} vs best peer | RSS before | \
+                 RSS with the connections |\n|---|---|---|{}---|---|---|",
+                if floor.is_some() {
+                    " vs mio floor |"
+                } else {
+                    ""
+                },
+                if floor.is_some() { "---|" } else { "" },
             );
             for row in &result.rows {
                 let primary = result.primary(row);
                 let _ = writeln!(
                     out,
-                    "| {} | {} | {} | {} | {} | {} |",
+                    "| {} | {} | {} |{} {} | {} | {} |",
                     row_name(row),
                     figure(primary),
                     versus(primary, raw),
+                    versus_floor(primary),
                     versus(primary, best),
                     mib(row.median(|m| m.rss_before_kib as f64)),
                     mib(row.median(|m| m.rss_after_kib as f64)),
@@ -622,7 +672,7 @@ fn generator_rate_note(result: &ScenarioResult) -> Option<String> {
     let rates: Vec<(&str, f64)> = result
         .rows
         .iter()
-        .filter(|row| row.variant.server != Server::Raw)
+        .filter(|row| !row.variant.server.is_raw())
         .filter_map(|row| Some((row.name.as_str(), row.median(|m| m.msgs_per_sec)?)))
         .collect();
     let (name, fastest) = rates.iter().copied().max_by(|a, b| a.1.total_cmp(&b.1))?;
@@ -749,6 +799,7 @@ mod tests {
         let result = result_of(0, |server| {
             let cpu = match server {
                 Server::Raw => 1.0,
+                Server::RawMio => 0.8,
                 Server::Sockeye => 2.0,
                 Server::Yawc => 4.0,
                 _ => 6.0,
@@ -772,6 +823,17 @@ mod tests {
         let page = markdown(&info, &[result]);
         assert!(page.contains("| (a) 100 connections, 20 B text, pipeline 8 | CPU µs/msg | 1.05 | 2.10 | 4.20 (yawc) | 2.00x | 0.50x | **missed**"), "{page}");
         assert!(page.contains("![CPU per message"));
+        // The mio floor: its own columns, beside raw TCP's.
+        assert!(
+            page.contains("| target | mio floor | sockeye vs mio floor |\n"),
+            "{page}"
+        );
+        assert!(page.contains(" | 0.840 | 2.50x |\n"), "{page}");
+        assert!(page.contains("| 2.10 | 2.00x | 2.50x | 0.50x |"), "{page}");
+        assert!(
+            page.contains("| raw TCP (mio) | 62,500 | 0.840 | 0.80x | 1.00x | 0.20x |"),
+            "{page}"
+        );
         assert!(!page.contains("the generator set the rate"), "{page}");
         assert_eq!(thousands(1_234_567.4), "1,234,567");
         assert_eq!(thousands(999.0), "999");

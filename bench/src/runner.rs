@@ -50,6 +50,9 @@ pub struct Tools {
     /// The backplanes two-node runs can use (`sockeye serve --backplane`
     /// and the broker installed).
     pub backplanes: Vec<Backplane>,
+    /// Whether `sockeye serve` has `--runtime` (sockeye's tokio front-end,
+    /// [`Server::SockeyeTokio`], runs only then).
+    pub sockeye_runtime: bool,
 }
 
 /// Source addresses the generator spreads fan-out connections over when
@@ -117,7 +120,7 @@ pub fn measure(
             .map(|server| format!("ws://127.0.0.1:{}/", server.port)),
     );
     push_all(&mut args, &["--threads", "1", "--json"]);
-    let raw = variant.server == Server::Raw;
+    let raw = variant.server.is_raw();
     if variant.http2 {
         let streams = crate::plan::HTTP2_STREAMS.to_string();
         push_all(&mut args, &["--http2", "--streams", &streams]);
@@ -642,10 +645,15 @@ fn server_command(
             (program, args)
         }
         Server::Raw => peer("raw"),
+        Server::RawMio | Server::RawReadiness if workload.is_fanout() => {
+            return Err(format!("{} has no broadcast mode", variant.server.name()));
+        }
+        Server::RawMio => peer("raw-mio"),
+        Server::RawReadiness => peer("raw-readiness"),
         Server::Tungstenite => peer("tokio-tungstenite"),
         Server::Fastwebsockets => peer("fastwebsockets"),
         Server::Yawc => peer("yawc"),
-        Server::Sockeye => {
+        Server::Sockeye | Server::SockeyeTokio => {
             let mode = if workload.is_fanout() {
                 "--broadcast"
             } else {
@@ -673,6 +681,9 @@ fn server_command(
             if variant.http2 {
                 let streams = crate::plan::HTTP2_STREAMS.to_string();
                 push_all(&mut args, &["--h2c", "--max-streams", &streams]);
+            }
+            if variant.server == Server::SockeyeTokio {
+                push_all(&mut args, &["--runtime", "tokio"]);
             }
             (tools.sockeye.clone(), args)
         }

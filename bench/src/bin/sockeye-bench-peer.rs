@@ -1,6 +1,7 @@
 //! `sockeye-bench-peer --peer NAME [--listen ADDR] [--deflate]`: one of the
-//! benchmark's echo servers built on another implementation (or the raw
-//! TCP floor), on a single-threaded tokio runtime. Prints
+//! benchmark's echo servers built on another implementation (or a raw
+//! TCP floor), on a single-threaded tokio runtime (`raw-mio`: on one mio
+//! event loop, no runtime). Prints
 //! `listening on ADDR` on stdout once it accepts connections.
 //! `--peer raw --broadcast` is the raw TCP fan-out floor instead: it
 //! copies each connection's frames, unmasked, to every other connection.
@@ -14,7 +15,8 @@ use sockeye_bench::peers::Peer;
 #[derive(Debug, Parser)]
 #[command(name = "sockeye-bench-peer")]
 struct Args {
-    /// The implementation: raw, tokio-tungstenite, fastwebsockets, yawc.
+    /// The implementation: raw, raw-mio, raw-readiness, tokio-tungstenite,
+    /// fastwebsockets, yawc.
     #[arg(long, value_parser = parse_peer)]
     peer: Peer,
     /// The address to listen on (port 0 picks a free port).
@@ -32,7 +34,8 @@ struct Args {
 
 fn parse_peer(name: &str) -> Result<Peer, String> {
     Peer::from_name(name).ok_or_else(|| {
-        format!("unknown peer {name:?} (raw, tokio-tungstenite, fastwebsockets, yawc)")
+        let names: Vec<&str> = Peer::ALL.iter().map(|peer| peer.name()).collect();
+        format!("unknown peer {name:?} ({})", names.join(", "))
     })
 }
 
