@@ -339,17 +339,17 @@ impl Incoming {
 }
 
 /// The runner's socket to one testee connection.
-struct TcpTestee {
+pub(crate) struct TcpTestee {
     stream: TcpStream,
     incoming: Arc<Incoming>,
     reader: Option<JoinHandle<()>>,
     shared: Arc<Shared>,
     /// The case's event-loop server, stopped when the case ends.
-    server: Option<sockeye::event_loop::Running>,
+    pub(crate) server: Option<sockeye::event_loop::Running>,
 }
 
 impl TcpTestee {
-    fn new(stream: TcpStream, shared: Arc<Shared>) -> io::Result<TcpTestee> {
+    pub(crate) fn new(stream: TcpStream, shared: Arc<Shared>) -> io::Result<TcpTestee> {
         stream.set_nodelay(true)?;
         stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
         let mut reading = stream.try_clone()?;

@@ -9,9 +9,10 @@
 //!   answered `Dropped` earlier: an echo server must not lose messages.
 //! - `Handler::refused` ends it as [`Ending::Refused`].
 //! - A connection dropped without `Handler::close` ends as
-//!   [`Ending::Panicked`] when its loop's thread is unwinding (a panic in
-//!   the loop or the handler), else as [`Ending::Failed`]: the loop
-//!   promises `Handler::close` for every connection it opened.
+//!   [`Ending::Panicked`]: the loop does that when a callback panicked
+//!   (it closes the connection with 1011 and goes on), and unwinding does
+//!   it when a panic ends the loop's thread. (The panic's message is on
+//!   stderr.)
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -150,23 +151,24 @@ impl Drop for Conn {
         let Some(session) = self.session.take() else {
             return;
         };
-        session.finish(if std::thread::panicking() {
-            Ending::Panicked(
-                "the event loop's thread panicked (its message is on stderr); \
-                 unwinding dropped this connection without Handler::close"
-                    .into(),
-            )
+        session.finish(Ending::Panicked(if std::thread::panicking() {
+            "the event loop's thread panicked (its message is on stderr); \
+             unwinding dropped this connection without Handler::close"
+                .into()
         } else {
-            Ending::Failed("the loop dropped the connection without Handler::close".into())
-        });
+            "the loop dropped the connection without Handler::close, as it does \
+             after a callback panicked (its message is on stderr)"
+                .into()
+        }));
     }
 }
 
 #[cfg(test)]
 mod tests {
     //! The event-loop target must be able to fail: a lost echo, a
-    //! refusal, a panic in the loop and a client-role case each fail the
-    //! case, saying why, and a panic fails the factory's `stop`.
+    //! refusal, a panicking callback, a panic that ends a loop and a
+    //! client-role case each fail the case, saying why, and a loop ended
+    //! by a panic fails the factory's `stop`.
 
     use super::*;
     use crate::cases;
@@ -221,11 +223,32 @@ mod tests {
         tcp.stop().expect("the loops stop");
     }
 
+    /// Sends each message once more before echoing it.
+    struct Doubling(Echo);
+
+    impl Handler for Doubling {
+        type Data = Conn;
+
+        fn open(&mut self, socket: &mut Socket<'_>, opening: &Opening<'_>) -> Conn {
+            self.0.open(socket, opening)
+        }
+
+        fn message(&mut self, socket: &mut Socket<'_>, conn: &mut Conn, message: Message) {
+            let _ = socket.send(message.clone());
+            self.0.message(socket, conn, message);
+        }
+
+        fn close(&mut self, id: ConnId, conn: Conn, closed: &Closed) {
+            self.0.close(id, conn, closed);
+        }
+    }
+
     #[test]
     fn a_dropped_echo_is_caught() {
-        // Nothing may be buffered: every `Socket::send` answers Dropped.
-        let server = ServerBuilder::new().config(Config::new().max_buffered_bytes(0));
-        let tcp = factory(server, |sessions| Echo { sessions });
+        // One byte may be buffered: the echo after the extra copy is
+        // refused.
+        let server = ServerBuilder::new().config(Config::new().max_buffered_bytes(1));
+        let tcp = factory(server, |sessions| Doubling(Echo { sessions }));
         let result = run(&tcp, "1.1.2", Role::Server);
         assert_caught(&result, "the testee failed its echo application");
         assert_caught(&result, "Socket::send answered Dropped");
@@ -240,32 +263,50 @@ mod tests {
         assert_caught(&result, "the testee said");
     }
 
-    /// Panics on the first message.
-    struct Panicky(Echo);
+    /// Panics on the first message, or in `close`.
+    struct Panicky {
+        echo: Echo,
+        in_close: bool,
+    }
 
     impl Handler for Panicky {
         type Data = Conn;
 
         fn open(&mut self, socket: &mut Socket<'_>, opening: &Opening<'_>) -> Conn {
-            self.0.open(socket, opening)
+            self.echo.open(socket, opening)
         }
 
-        fn message(&mut self, _socket: &mut Socket<'_>, _conn: &mut Conn, _message: Message) {
-            panic!("the handler panics, as asked");
+        fn message(&mut self, socket: &mut Socket<'_>, conn: &mut Conn, message: Message) {
+            assert!(self.in_close, "the handler panics in message, as asked");
+            self.echo.message(socket, conn, message);
         }
 
         fn close(&mut self, id: ConnId, conn: Conn, closed: &Closed) {
-            self.0.close(id, conn, closed);
-        }
-
-        fn refused(&mut self, remote: SocketAddr, error: &sockeye::Error) {
-            self.0.refused(remote, error);
+            assert!(!self.in_close, "the handler panics in close, as asked");
+            self.echo.close(id, conn, closed);
         }
     }
 
     #[test]
-    fn a_panic_in_the_loop_is_caught() {
-        let mut tcp = factory(ServerBuilder::new(), |sessions| Panicky(Echo { sessions }));
+    fn a_panicking_callback_is_caught() {
+        // The loop survives it: it closes the connection with 1011 and
+        // drops it without `Handler::close`.
+        let mut tcp = factory(ServerBuilder::new(), |sessions| Panicky {
+            echo: Echo { sessions },
+            in_close: false,
+        });
+        let result = run(&tcp, "1.1.2", Role::Server);
+        assert_caught(&result, "the testee panicked");
+        tcp.stop().expect("the loops stop");
+    }
+
+    #[test]
+    fn a_panic_that_ends_a_loop_is_caught() {
+        // `close` is not guarded: the panic unwinds the loop's thread.
+        let mut tcp = factory(ServerBuilder::new(), |sessions| Panicky {
+            echo: Echo { sessions },
+            in_close: true,
+        });
         let result = run(&tcp, "1.1.2", Role::Server);
         assert_caught(&result, "the testee panicked");
         let stopped = tcp.stop();

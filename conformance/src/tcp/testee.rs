@@ -26,8 +26,7 @@ pub(crate) enum Ending {
     Panicked(String),
     /// The connection ended, but the front-end failed the echo
     /// application on the way: it refused to queue an echo (the event
-    /// loop's `Socket::send` answered `Dropped`), or dropped the
-    /// connection without telling it (no `Handler::close`).
+    /// loop's `Socket::send` answered `Dropped`).
     Failed(String),
 }
 
