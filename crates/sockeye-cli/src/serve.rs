@@ -217,24 +217,8 @@ async fn run(args: ServeArgs) -> Result<(), Failure> {
     // The drain: still accepting, so that WebSocket requests get 503
     // (with Retry-After) rather than a refused connection, until the
     // WebSockets are closed or the deadline passes.
-    let code = CloseCode::new(args.drain_code);
-    let window = args.drain_window.0.unwrap_or(Duration::ZERO);
     let drain = shared.server.drain_handle();
-    note!(
-        "sockeye: shutting down: closing {} WebSocket connection(s) with {code} over {window:?}",
-        shared.server.open_connections()
-    );
-    drain.start(
-        DrainConfig::new()
-            .code(code)
-            .reason(if code == CloseCode::SERVICE_RESTART {
-                "server restarting"
-            } else {
-                "server shutting down"
-            })
-            .window(window)
-            .timeout(args.drain_timeout),
-    );
+    drain.start(drain_config(&args, &shared.server));
     let deadline = tokio::time::Instant::now() + args.drain_timeout;
     let mut drained = std::pin::pin!(drain.wait());
     let report = loop {
@@ -259,6 +243,26 @@ async fn run(args: ServeArgs) -> Result<(), Failure> {
     }
     note!("sockeye: stopped");
     Ok(())
+}
+
+/// The drain the signals start (`--drain-code`, `--drain-window`,
+/// `--drain-timeout`), for both front-ends; says what it is about to do.
+fn drain_config(args: &ServeArgs, server: &ServerBuilder) -> DrainConfig {
+    let code = CloseCode::new(args.drain_code);
+    let window = args.drain_window.0.unwrap_or(Duration::ZERO);
+    note!(
+        "sockeye: shutting down: closing {} WebSocket connection(s) with {code} over {window:?}",
+        server.open_connections()
+    );
+    DrainConfig::new()
+        .code(code)
+        .reason(if code == CloseCode::SERVICE_RESTART {
+            "server restarting"
+        } else {
+            "server shutting down"
+        })
+        .window(window)
+        .timeout(args.drain_timeout)
 }
 
 /// The listen address: an IP address and port, or a host name and port.

@@ -12,13 +12,12 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Request, Response};
 use sockeye::event_loop::{ConnId, EventLoop, Handler, LoopContext, Opening, Socket};
 use sockeye::hub::SlowPolicy;
-use sockeye::{CloseCode, Closed, DeflateConfig, DrainConfig, Message, ServerBuilder};
+use sockeye::{CloseCode, Closed, DeflateConfig, Message, ServerBuilder};
 use tracing::{debug, info};
 
 use super::{Mode, ServeArgs};
@@ -116,24 +115,8 @@ pub(super) async fn run(args: ServeArgs, threads: usize) -> Result<(), Failure> 
     }
     interrupts.recv().await;
 
-    let code = CloseCode::new(args.drain_code);
-    let window = args.drain_window.0.unwrap_or(Duration::ZERO);
     let drain = server.drain_handle();
-    note!(
-        "sockeye: shutting down: closing {} WebSocket connection(s) with {code} over {window:?}",
-        server.open_connections()
-    );
-    drain.start(
-        DrainConfig::new()
-            .code(code)
-            .reason(if code == CloseCode::SERVICE_RESTART {
-                "server restarting"
-            } else {
-                "server shutting down"
-            })
-            .window(window)
-            .timeout(args.drain_timeout),
-    );
+    drain.start(super::drain_config(&args, &server));
     let report = drain.wait().await;
     note!("sockeye: shutdown: {report} in {:.2?}", report.elapsed);
     let handle = running.handle();
