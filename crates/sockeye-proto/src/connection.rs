@@ -165,9 +165,6 @@ pub struct Connection {
     /// The engine wants the transport shut down once output is written.
     close_transport: bool,
     timers: Timers,
-    /// The Close frame [`Connection::close_at`] scheduled; boxed, as idle
-    /// connections should be small.
-    scheduled_close: Option<Box<CloseFrame>>,
     /// Data messages handed out by `next_event`, and queued to send: plain
     /// fields, which a front-end reads at coarse points to add to a
     /// server's shared counters.
@@ -199,7 +196,6 @@ impl Connection {
             closed_reported: false,
             close_transport: false,
             timers: Timers::default(),
-            scheduled_close: None,
             messages_received: 0,
             messages_sent: 0,
         }
@@ -400,7 +396,7 @@ impl Connection {
                 .config
                 .get_message_timeout(self.role)
                 .filter(|_| open && self.peer_message_started()),
-            scheduled_close: open,
+            scheduled_close: self.scheduled_close(),
         };
         self.timers.arm(now, armed)
     }
@@ -464,11 +460,7 @@ impl Connection {
             self.end(Error::Timeout(Timeout::Keepalive), Initiator::Local);
             return;
         }
-        if self.timers.take_scheduled_close_due(now) {
-            let frame = self.scheduled_close.take().map_or_else(
-                || CloseFrame::new(CloseCode::NORMAL, Utf8Bytes::default()),
-                |frame| *frame,
-            );
+        if let Some(frame) = self.take_scheduled_close_due(now) {
             // Like `send_close`: a Ping still queued may go first, and the
             // closing handshake is bounded by the close timer.
             self.start_closing(frame);
