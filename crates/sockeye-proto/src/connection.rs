@@ -289,11 +289,7 @@ impl Connection {
     ///
     /// [`MAX_TRACED_FRAMES`]: crate::frame::MAX_TRACED_FRAMES
     pub fn trace_frames(&mut self, on: bool) {
-        match (on, self.outgoing.trace.is_some()) {
-            (true, false) => self.outgoing.trace = Some(Box::default()),
-            (false, true) => self.outgoing.trace = None,
-            _ => {}
-        }
+        self.outgoing.set_trace(on);
     }
 
     /// Moves the frames recorded since the last call into `into`, oldest
@@ -301,10 +297,7 @@ impl Connection {
     /// [`MAX_TRACED_FRAMES`](crate::frame::MAX_TRACED_FRAMES)). Nothing
     /// unless [`trace_frames`](Connection::trace_frames) is on.
     pub fn drain_frame_trace(&mut self, into: &mut Vec<TracedFrame>) -> u64 {
-        match &mut self.outgoing.trace {
-            Some(trace) => trace.drain(into),
-            None => 0,
-        }
+        self.outgoing.trace().map_or(0, |trace| trace.drain(into))
     }
 
     /// Bytes queued and not yet taken with [`Connection::poll_transmit`].

@@ -290,7 +290,7 @@ impl Connection {
                 return Ok(Step::NeedMore);
             };
             let (len, text, compressed) = self.check_header(&header)?;
-            if let Some(trace) = &mut self.outgoing.trace {
+            if let Some(trace) = self.outgoing.trace() {
                 trace.record(false, header);
             }
             self.input.advance(header_len);
