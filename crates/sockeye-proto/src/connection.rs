@@ -155,8 +155,10 @@ pub struct Connection {
     /// The negotiated permessage-deflate parameters (kept after the end).
     deflate_params: Option<DeflateParams>,
     eof: bool,
-    /// The input buffer's length when `next_event` last returned.
-    input_len_seen: usize,
+    /// The input buffer's length when `next_event` last returned, held at
+    /// `u32::MAX`: bytes appended past 4 GiB all count as input arriving.
+    /// 32 bits, as every connection carries it (issue 18).
+    input_len_seen: u32,
     outgoing: Outgoing,
     /// How the connection is ending, from the first Close or failure on.
     ending: Option<Box<Ending>>,

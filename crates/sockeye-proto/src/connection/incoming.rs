@@ -261,7 +261,7 @@ impl Connection {
     pub fn next_event(&mut self) -> Option<Event> {
         // Bytes appended through `receive_buffer` since the last call are
         // input too, for the idle timer.
-        if self.input.len() > self.input_len_seen {
+        if self.input.len() > self.input_len_seen as usize {
             self.timers.input_arrived();
         }
         let event = self.next_event_inner();
@@ -273,7 +273,7 @@ impl Connection {
             // input buffer (delivered payloads keep their part of it).
             self.input = BytesMut::new();
         }
-        self.input_len_seen = self.input.len();
+        self.input_len_seen = u32::try_from(self.input.len()).unwrap_or(u32::MAX);
         event
     }
 
