@@ -219,7 +219,9 @@ impl Connection {
         self.frame = None;
         self.message = None;
         // zlib's state is large; nothing is compressed or inflated now.
-        self.deflate = None;
+        if let Some(deflate) = &mut self.deflate {
+            deflate.release();
+        }
     }
 
     pub(super) fn report_closed(&mut self) -> Option<Event> {
