@@ -481,3 +481,22 @@ impl Connection {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every connection a server holds carries a `Connection`, idle ones
+    /// included, and issue 18 budgets an idle connection at 0.3 KiB in
+    /// all (uWebSockets needs 0.27): the engine's share is at most 200
+    /// bytes. Growing it is a decision, not an accident: find the bytes
+    /// elsewhere, or box what idle connections do not use.
+    #[test]
+    fn an_idle_connection_fits_its_budget() {
+        assert!(
+            size_of::<Connection>() <= 200,
+            "size_of::<Connection>() is {}",
+            size_of::<Connection>()
+        );
+    }
+}
