@@ -1,10 +1,13 @@
 //! Microbenchmarks of the receive path's kernels, each beside a plain
-//! memcpy of the same bytes: unmasking, UTF-8 validation and frame parsing.
+//! memcpy of the same bytes: unmasking, UTF-8 validation and frame parsing;
+//! and the engine's whole per-message path, a server echoing messages.
 //!
 //! Run with `cargo bench -p sockeye-proto --bench kernels`; criterion
 //! prints throughput in GiB/s.
 
 use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Instant;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use sockeye_proto::frame::mask::{apply_mask, apply_mask_reference};
@@ -106,5 +109,62 @@ fn parse(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, memcpy_and_mask, utf8, parse);
+/// A server's whole per-message path as a front-end drives it: bytes in,
+/// each message sent back, the replies taken for one vectored write and the
+/// timers polled (a server's defaults run keepalive and message timers).
+/// `batch`: the client's messages arrive in one read; `per_read`: one read
+/// each, so every message also pays for a read cycle (the input and output
+/// buffers taken and given back); `per_read_ping`: each read also holds a
+/// Ping, whose Pong overtakes the corked reply.
+fn echo(c: &mut Criterion) {
+    let mut group = c.benchmark_group("echo");
+    let config = Arc::new(Config::default());
+    let now = Instant::now();
+    let ping = {
+        let mut client = Connection::new(Role::Client, Config::default());
+        client.send_ping(&b"ping"[..]).unwrap();
+        let mut wire = Vec::new();
+        client.data_to_send(&mut wire);
+        wire
+    };
+    for (count, size) in [(1000, 20), (1000, 1024), (1, 1 << 20)] {
+        let frames: Vec<Vec<u8>> = (0..count).map(|_| client_stream(1, size)).collect();
+        let wire = frames.concat();
+        let with_pings: Vec<Vec<u8>> = frames
+            .iter()
+            .map(|frame| [&frame[..], &ping[..]].concat())
+            .collect();
+        group.throughput(Throughput::Elements(count as u64));
+        let name = format!("{count}x{size}");
+        let reads: [(&str, &[Vec<u8>]); 3] = [
+            ("batch", std::slice::from_ref(&wire)),
+            ("per_read", &frames),
+            ("per_read_ping", &with_pings),
+        ];
+        for (mode, reads) in reads {
+            group.bench_function(BenchmarkId::new(mode, &name), |b| {
+                b.iter(|| {
+                    let mut server = Connection::new(Role::Server, config.clone());
+                    let mut sent = 0;
+                    for read in reads {
+                        server.receive_data(black_box(read));
+                        while let Some(event) = server.next_event() {
+                            if let Event::Message(message) = event {
+                                server.send(message).unwrap();
+                            }
+                        }
+                        while let Some(chunk) = server.poll_transmit() {
+                            sent += chunk.len();
+                        }
+                        black_box(server.poll_timeout(now));
+                    }
+                    assert!(sent > count * size);
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, memcpy_and_mask, utf8, parse, echo);
 criterion_main!(benches);

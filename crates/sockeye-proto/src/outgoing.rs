@@ -1,7 +1,7 @@
 //! The outgoing queue: frames encoded for the wire, in the order they may
 //! leave (RFC 6455 sections 5.2-5.5).
 //!
-//! Three things shape it:
+//! Four things shape it:
 //! - **Corking.** Small frames are appended to one buffer, so every reply
 //!   produced while processing a read leaves in one write.
 //! - **No payload copies on the server.** A large unmasked payload is not
@@ -11,10 +11,14 @@
 //!   next frame boundary (never inside a frame), so a Pong is not stuck
 //!   behind megabytes of data. Close frames are queued with the data: a
 //!   Close must come after every message sent before it.
+//! - **Small while idle.** Every connection carries the queue, and an idle
+//!   one should cost little (issue 18 budgets 0.3 KiB): the queue is one
+//!   buffer, unallocated while empty, and one pointer to what only a busy
+//!   queue needs (see [`Outgoing`]).
 
 use std::collections::VecDeque;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 use crate::frame::mask::apply_mask;
 use crate::frame::{FrameHeader, FrameTrace, MAX_HEADER_LEN, OpCode};
@@ -29,12 +33,31 @@ const INLINE_PAYLOAD_MAX: usize = 4096;
 /// the replies corked together do not grow it step by step.
 const BUFFER_CHUNK: usize = 4096;
 
+/// A Ping or Pong overtakes at most this much data in the tail by moving
+/// it (a buffer's first allocation: moving that is about as cheap as
+/// allocating a spill); behind more, it is queued in a spill.
+const OVERTAKE_MAX: usize = BUFFER_CHUNK;
+
 /// Makes room for `additional` bytes in `buffer`. An idle connection's
 /// buffers have no capacity (see [`Outgoing::poll_transmit`]); the first
 /// frame allocates a whole chunk.
 fn reserve(buffer: &mut BytesMut, additional: usize) {
     if buffer.capacity() == 0 {
         *buffer = BytesMut::with_capacity(additional.max(BUFFER_CHUNK));
+    }
+}
+
+/// Appends a frame whose payload is copied (and masked, with `mask`).
+// Inlined: every small frame takes this path, and for a short frame the
+// call cost as much as the copy.
+#[inline(always)]
+fn write_frame(buffer: &mut BytesMut, head: &[u8], mask: Option<[u8; 4]>, payload: &[u8]) {
+    reserve(buffer, head.len() + payload.len());
+    buffer.extend_from_slice(head);
+    let start = buffer.len();
+    buffer.extend_from_slice(payload);
+    if let Some(key) = mask {
+        apply_mask(&mut buffer[start..], key, 0);
     }
 }
 
@@ -47,25 +70,55 @@ struct Chunk {
     glued: bool,
 }
 
-/// Encoded frames waiting to be written.
+/// Encoded frames waiting to be written, in this order: Pings and Pongs
+/// (at the next frame boundary), then the chunks, then the tail.
+///
+/// The common cases need only the tail: replies corked there, and Pings and
+/// Pongs queued at its front, ahead of the few replies already corked. What
+/// only a busy queue needs (Pings and Pongs behind more data than that,
+/// large payloads' chunks) and the frame trace are boxed in a [`Spill`],
+/// allocated when first needed and freed once everything was taken.
 #[derive(Debug, Default)]
 pub(crate) struct Outgoing {
-    /// Ping and Pong frames, sent first at the next frame boundary.
-    control: BytesMut,
-    /// Data and Close frames, frozen into chunks.
-    chunks: VecDeque<Chunk>,
-    /// Data and Close frames not yet frozen: where small frames cork.
+    /// Frames not yet frozen, where small frames cork: first `tail_control`
+    /// bytes of Pings and Pongs, then data and Close frames.
     tail: BytesMut,
+    spill: Option<Box<Spill>>,
+    /// Bytes of Pings and Pongs at the front of `tail`; always 0 while
+    /// there is a spill, which holds them instead.
+    tail_control: u32,
+}
+
+/// What only a busy outgoing queue needs.
+#[derive(Debug, Default)]
+struct Spill {
+    /// Ping and Pong frames queued once there was a spill, or behind more
+    /// than [`OVERTAKE_MAX`] bytes of data; sent first at the next frame
+    /// boundary.
+    control: BytesMut,
+    /// Data and Close frames frozen into chunks, sent before the tail.
+    chunks: VecDeque<Chunk>,
+    /// Bytes in `chunks`.
+    chunked: usize,
     /// The last chunk handed out was glued to the next one.
     mid_frame: bool,
-    /// Bytes queued in all three places.
-    queued: usize,
-    /// Frames in and out, when traced (boxed: off, it costs a pointer).
-    pub(crate) trace: Option<Box<FrameTrace>>,
+    /// Frames in and out, when traced.
+    trace: Option<FrameTrace>,
+}
+
+impl Spill {
+    fn push_chunk(&mut self, bytes: Bytes, glued: bool) {
+        self.chunked += bytes.len();
+        self.chunks.push_back(Chunk { bytes, glued });
+    }
+
+    fn is_empty(&self) -> bool {
+        self.control.is_empty() && self.chunks.is_empty()
+    }
 }
 
 impl Outgoing {
-    /// Queues a frame. Control frames (Ping, Pong) go to the priority queue;
+    /// Queues a frame. Control frames (Ping, Pong) go ahead of data;
     /// everything else keeps its order.
     pub(crate) fn push_frame(
         &mut self,
@@ -85,116 +138,176 @@ impl Outgoing {
         };
         let mut head = [0u8; MAX_HEADER_LEN];
         let head_len = header.encode(&mut head);
-        if let Some(trace) = &mut self.trace {
+        if let Some(trace) = self.trace() {
             trace.record(true, header);
         }
-        self.queued += head_len + payload.len();
-        let priority = matches!(opcode, OpCode::Ping | OpCode::Pong);
-        let buffer = if priority {
-            &mut self.control
-        } else {
-            &mut self.tail
-        };
-        let inline = mask.is_some() || priority || payload.len() <= INLINE_PAYLOAD_MAX;
-        reserve(buffer, head_len + if inline { payload.len() } else { 0 });
-        buffer.extend_from_slice(&head[..head_len]);
-        match mask {
-            Some(key) => {
-                let start = buffer.len();
-                buffer.extend_from_slice(payload);
-                apply_mask(&mut buffer[start..], key, 0);
-            }
-            None if priority || payload.len() <= INLINE_PAYLOAD_MAX => {
-                buffer.extend_from_slice(payload);
-            }
-            None => {
-                let head = self.tail.split().freeze();
-                self.chunks.push_back(Chunk {
-                    bytes: head,
-                    glued: true,
-                });
-                self.chunks.push_back(Chunk {
-                    bytes: payload.clone(),
-                    glued: false,
-                });
-            }
+        if matches!(opcode, OpCode::Ping | OpCode::Pong) {
+            self.push_control(&head[..head_len], mask, payload);
+            return;
         }
+        if mask.is_some() || payload.len() <= INLINE_PAYLOAD_MAX {
+            write_frame(&mut self.tail, &head[..head_len], mask, payload);
+            return;
+        }
+        reserve(&mut self.tail, head_len);
+        self.tail.extend_from_slice(&head[..head_len]);
+        let (spill, tail) = self.spill();
+        spill.push_chunk(tail.split().freeze(), true);
+        spill.push_chunk(payload.clone(), false);
+    }
+
+    /// Queues a Ping or Pong ahead of the data. Without a spill, and behind
+    /// at most [`OVERTAKE_MAX`] bytes of data, it goes to the front of the
+    /// tail, after the Pings and Pongs already there: moving a little data
+    /// along costs less than allocating a spill, and an idle connection
+    /// answering a Ping moves nothing. Otherwise it goes to the spill.
+    fn push_control(&mut self, head: &[u8], mask: Option<[u8; 4]>, payload: &[u8]) {
+        let len = head.len() + payload.len();
+        let front = self.tail_control as usize;
+        let data = self.tail.len() - front;
+        let tail_control = u32::try_from(len)
+            .ok()
+            .and_then(|len| self.tail_control.checked_add(len));
+        match tail_control {
+            Some(tail_control) if self.spill.is_none() && data <= OVERTAKE_MAX => {
+                write_frame(&mut self.tail, head, mask, payload);
+                if data > 0 {
+                    self.tail[front..].rotate_right(len);
+                }
+                self.tail_control = tail_control;
+            }
+            _ => write_frame(&mut self.spill().0.control, head, mask, payload),
+        }
+    }
+
+    /// The spill, allocated on first use, and the tail. The Pings and
+    /// Pongs at the front of the tail move into the spill, so that they
+    /// stay ahead of whatever is queued next.
+    fn spill(&mut self) -> (&mut Spill, &mut BytesMut) {
+        let Outgoing {
+            tail,
+            spill,
+            tail_control,
+        } = self;
+        let spill = spill.get_or_insert_with(|| {
+            let control = match std::mem::take(tail_control) {
+                0 => BytesMut::new(),
+                len => tail.split_to(len as usize),
+            };
+            Box::new(Spill {
+                control,
+                ..Spill::default()
+            })
+        });
+        (spill, tail)
     }
 
     /// Queues a frame encoded elsewhere (unmasked, whole), after the data
     /// already queued: copied when small, shared when large.
     pub(crate) fn push_encoded(&mut self, frame: &Bytes) {
-        if let Some(trace) = &mut self.trace
+        if let Some(trace) = self.trace()
             && let Ok(Some((header, _))) = FrameHeader::parse(frame)
         {
             trace.record(true, header);
         }
-        self.queued += frame.len();
         if frame.len() <= INLINE_PAYLOAD_MAX {
             reserve(&mut self.tail, frame.len());
             self.tail.extend_from_slice(frame);
             return;
         }
-        if !self.tail.is_empty() {
-            let corked = self.tail.split().freeze();
-            self.chunks.push_back(Chunk {
-                bytes: corked,
-                glued: false,
-            });
+        let (spill, tail) = self.spill();
+        if !tail.is_empty() {
+            spill.push_chunk(tail.split().freeze(), false);
         }
-        self.chunks.push_back(Chunk {
-            bytes: frame.clone(),
-            glued: false,
-        });
+        spill.push_chunk(frame.clone(), false);
     }
 
     /// The next chunk to write, in wire order.
     pub(crate) fn poll_transmit(&mut self) -> Option<Bytes> {
-        let bytes = if !self.mid_frame && !self.control.is_empty() {
-            self.control.split().freeze()
-        } else if let Some(chunk) = self.chunks.pop_front() {
-            self.mid_frame = chunk.glued;
-            chunk.bytes
-        } else if !self.tail.is_empty() {
-            self.tail.split().freeze()
-        } else {
-            // Everything was taken: give the spare capacity back, so an
-            // idle connection holds no output buffer (it is shared with the
-            // chunks being written, and freed with them).
-            self.tail = BytesMut::new();
-            self.control = BytesMut::new();
-            self.chunks = VecDeque::new();
-            return None;
-        };
-        self.queued -= bytes.len();
-        Some(bytes)
+        if self.tail_control > 0 {
+            // No spill, so no chunk was cut inside a frame: the Pings and
+            // Pongs at the tail's front go first.
+            let control = self.tail.split_to(self.tail_control as usize);
+            self.tail_control = 0;
+            return Some(control.freeze());
+        }
+        if let Some(spill) = &mut self.spill {
+            if !spill.mid_frame && !spill.control.is_empty() {
+                return Some(spill.control.split().freeze());
+            }
+            if let Some(chunk) = spill.chunks.pop_front() {
+                spill.mid_frame = chunk.glued;
+                spill.chunked -= chunk.bytes.len();
+                return Some(chunk.bytes);
+            }
+        }
+        if !self.tail.is_empty() {
+            return Some(self.tail.split().freeze());
+        }
+        // Everything was taken: give the spare capacity back, so an idle
+        // connection holds no output buffer (it is shared with the chunks
+        // being written, and freed with them).
+        self.tail = BytesMut::new();
+        match &mut self.spill {
+            Some(spill) if spill.trace.is_some() => {
+                spill.control = BytesMut::new();
+                spill.chunks = VecDeque::new();
+                spill.mid_frame = false;
+            }
+            _ => self.spill = None,
+        }
+        None
     }
 
     /// Bytes waiting to be taken.
     pub(crate) fn len(&self) -> usize {
-        self.queued
+        self.tail.len()
+            + self
+                .spill
+                .as_ref()
+                .map_or(0, |spill| spill.control.len() + spill.chunked)
     }
 
     /// Bytes of Pings and Pongs waiting to be taken.
     pub(crate) fn control_len(&self) -> usize {
-        self.control.len()
+        self.tail_control as usize + self.spill.as_ref().map_or(0, |spill| spill.control.len())
     }
 
     /// Drops queued Pings and Pongs (once a Close is queued they are moot).
     pub(crate) fn clear_control(&mut self) {
-        self.queued -= self.control.len();
-        self.control.clear();
+        self.tail
+            .advance(std::mem::take(&mut self.tail_control) as usize);
+        if let Some(spill) = &mut self.spill {
+            spill.control.clear();
+        }
     }
 
     /// Whether the last chunk handed out ended inside a frame (a header
     /// whose payload is the next chunk).
     pub(crate) fn mid_frame(&self) -> bool {
-        self.mid_frame
+        self.spill.as_ref().is_some_and(|spill| spill.mid_frame)
     }
 
     /// Drops everything not yet handed out, and its memory.
     pub(crate) fn clear(&mut self) {
         *self = Outgoing::default();
+    }
+
+    /// The frame trace, if tracing is on.
+    pub(crate) fn trace(&mut self) -> Option<&mut FrameTrace> {
+        self.spill.as_mut()?.trace.as_mut()
+    }
+
+    /// Starts or stops the frame trace.
+    pub(crate) fn set_trace(&mut self, on: bool) {
+        if on {
+            self.spill().0.trace.get_or_insert_default();
+        } else if let Some(spill) = &mut self.spill {
+            spill.trace = None;
+            if spill.is_empty() {
+                self.spill = None;
+            }
+        }
     }
 }
 
@@ -243,8 +356,7 @@ mod tests {
         let chunks = drain(&mut out);
         assert_eq!(chunks.len(), 4);
         assert_eq!(out.tail.capacity(), 0);
-        assert_eq!(out.control.capacity(), 0);
-        assert_eq!(out.chunks.capacity(), 0);
+        assert!(out.spill.is_none());
         // And the next frame finds a whole chunk again.
         out.push_frame(
             Role::Client,
@@ -289,6 +401,93 @@ mod tests {
         assert_eq!(out.poll_transmit().unwrap().len(), 4);
         assert_eq!(out.poll_transmit().unwrap().len(), 10_000);
         assert!(out.poll_transmit().is_none());
+    }
+
+    fn push(out: &mut Outgoing, opcode: OpCode, payload: &'static [u8]) {
+        out.push_frame(Role::Server, opcode, true, 0, &Bytes::from_static(payload));
+    }
+
+    #[test]
+    fn a_pong_with_nothing_else_queued_needs_no_spill() {
+        let mut out = Outgoing::default();
+        push(&mut out, OpCode::Pong, b"1");
+        push(&mut out, OpCode::Text, b"a");
+        push(&mut out, OpCode::Text, b"b");
+        assert!(out.spill.is_none());
+        assert_eq!((out.len(), out.control_len()), (9, 3));
+        assert_eq!(&out.poll_transmit().unwrap()[..], b"\x8a\x011");
+        assert_eq!(&out.poll_transmit().unwrap()[..], b"\x81\x01a\x81\x01b");
+        assert!(out.poll_transmit().is_none());
+    }
+
+    #[test]
+    fn pongs_queued_behind_corked_data_still_go_first_in_order() {
+        let mut out = Outgoing::default();
+        push(&mut out, OpCode::Pong, b"1");
+        push(&mut out, OpCode::Text, b"a");
+        // A little data waits in the tail: the Pong moves ahead of it.
+        push(&mut out, OpCode::Pong, b"2");
+        push(&mut out, OpCode::Text, b"b");
+        push(&mut out, OpCode::Ping, b"3");
+        assert!(out.spill.is_none());
+        assert_eq!((out.len(), out.control_len()), (15, 9));
+        assert_eq!(
+            &out.poll_transmit().unwrap()[..],
+            b"\x8a\x011\x8a\x012\x89\x013"
+        );
+        assert_eq!(&out.poll_transmit().unwrap()[..], b"\x81\x01a\x81\x01b");
+        assert!(out.poll_transmit().is_none());
+    }
+
+    #[test]
+    fn pongs_behind_much_corked_data_are_spilled_and_still_go_first() {
+        let mut out = Outgoing::default();
+        push(&mut out, OpCode::Pong, b"1");
+        for _ in 0..OVERTAKE_MAX / 3 + 1 {
+            push(&mut out, OpCode::Text, b"a");
+        }
+        // Too much data to move: this Pong, and the one at the tail's
+        // front with it, go to the spill, still ahead of the data.
+        push(&mut out, OpCode::Pong, b"2");
+        push(&mut out, OpCode::Text, b"b");
+        push(&mut out, OpCode::Ping, b"3");
+        assert!(out.spill.is_some());
+        assert_eq!(out.control_len(), 9);
+        assert_eq!(
+            &out.poll_transmit().unwrap()[..],
+            b"\x8a\x011\x8a\x012\x89\x013"
+        );
+        let data = out.poll_transmit().unwrap();
+        assert_eq!(data.len(), 3 * (OVERTAKE_MAX / 3 + 2));
+        assert!(data.ends_with(b"\x81\x01a\x81\x01b"));
+        assert!(out.poll_transmit().is_none());
+        assert!(out.spill.is_none());
+    }
+
+    #[test]
+    fn clearing_control_frames_keeps_the_data() {
+        let mut out = Outgoing::default();
+        push(&mut out, OpCode::Pong, b"1");
+        push(&mut out, OpCode::Text, b"a");
+        out.clear_control();
+        push(&mut out, OpCode::Pong, b"2");
+        push(&mut out, OpCode::Text, b"b");
+        out.clear_control();
+        assert_eq!((out.len(), out.control_len()), (6, 0));
+        assert_eq!(drain(&mut out).concat(), b"\x81\x01a\x81\x01b");
+    }
+
+    #[test]
+    fn a_traced_queue_keeps_its_trace_when_drained() {
+        let mut out = Outgoing::default();
+        out.set_trace(true);
+        push(&mut out, OpCode::Text, b"a");
+        assert_eq!(drain(&mut out).len(), 1);
+        let mut frames = Vec::new();
+        assert_eq!(out.trace().unwrap().drain(&mut frames), 0);
+        assert_eq!(frames.len(), 1);
+        out.set_trace(false);
+        assert!(out.spill.is_none());
     }
 
     #[test]

@@ -10,7 +10,15 @@
 //! once), and every deadline is set at least [`MIN_DELAY`] ahead; a
 //! front-end that sleeps until the deadline it was given never loops
 //! without waiting.
+//!
+//! Deadlines are stored compactly, as every connection carries them while
+//! idle (issue 18 budgets an idle connection at 0.3 KiB): each is a
+//! [`Deadline`], 8 bytes of nanoseconds from one process-wide origin
+//! instead of an `Option<Instant>`'s 16, and timers that never run at the
+//! same time share one. Deadlines are only ever compared with the `now` the
+//! front-end passes in and handed back out as `Instant`s, exactly.
 
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -19,9 +27,69 @@ use bytes::Bytes;
 /// config cannot hand out a deadline equal to `now`.
 pub(crate) const MIN_DELAY: Duration = Duration::from_millis(1);
 
-/// `now + delay`, at least [`MIN_DELAY`] ahead.
-fn after(now: Instant, delay: Duration) -> Instant {
-    now + delay.max(MIN_DELAY)
+/// The origin [`Deadline`]s count from: the first `now` any connection was
+/// given. Shared by the whole process so that no connection spends 16 bytes
+/// on an origin of its own. It is the front-end's time, never the clock's,
+/// and any origin gives the same results, as conversions are exact.
+static ORIGIN: OnceLock<Instant> = OnceLock::new();
+
+/// A point in time, or none: signed nanoseconds from [`ORIGIN`], exact for
+/// any instant within 292 years of it (beyond, it is held at 292 years).
+/// "None" is the largest value, so that the earliest of several deadlines
+/// is their minimum and no `now` ever reaches it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Deadline(i64);
+
+impl Default for Deadline {
+    fn default() -> Deadline {
+        Deadline::NONE
+    }
+}
+
+impl Deadline {
+    const NONE: Deadline = Deadline(i64::MAX);
+    /// The latest representable time, one short of [`Deadline::NONE`].
+    const LAST: i64 = i64::MAX - 1;
+
+    fn at(instant: Instant) -> Deadline {
+        let origin = *ORIGIN.get_or_init(|| instant);
+        let nanos = |span: Duration| i64::try_from(span.as_nanos()).unwrap_or(i64::MAX);
+        Deadline(match instant.checked_duration_since(origin) {
+            Some(after) => nanos(after).min(Deadline::LAST),
+            None => -nanos(origin.duration_since(instant)),
+        })
+    }
+
+    fn instant(self) -> Option<Instant> {
+        if self == Deadline::NONE {
+            return None;
+        }
+        // Set: this deadline was made from an instant.
+        let origin = *ORIGIN.get()?;
+        let span = Duration::from_nanos(self.0.unsigned_abs());
+        // Never fails: the result lies between the origin and an instant
+        // this deadline was made from.
+        if self.0 >= 0 {
+            origin.checked_add(span)
+        } else {
+            origin.checked_sub(span)
+        }
+    }
+
+    fn is_none(self) -> bool {
+        self == Deadline::NONE
+    }
+
+    /// Whether `now` is at or past this deadline (never, for none).
+    fn passed(self, now: Deadline) -> bool {
+        now >= self
+    }
+
+    /// `delay` after this time, at least [`MIN_DELAY`] after.
+    fn after(self, delay: Duration) -> Deadline {
+        let delay = i64::try_from(delay.max(MIN_DELAY).as_nanos()).unwrap_or(i64::MAX);
+        Deadline(self.0.saturating_add(delay).min(Deadline::LAST))
+    }
 }
 
 /// Which timers apply in the connection's current state, and for how long.
@@ -37,109 +105,101 @@ pub(crate) struct Armed {
     /// The message-completion timeout, while the peer has a frame or
     /// message started and not finished.
     pub(crate) message: Option<Duration>,
-    /// Whether a scheduled close still applies (while open).
-    pub(crate) scheduled_close: bool,
+    /// When the application asked the connection to close by itself (see
+    /// `Connection::close_at`), while that still applies: an absolute time
+    /// the connection keeps, and that counts as a deadline as it is.
+    pub(crate) scheduled_close: Option<Instant>,
 }
 
 /// Deadlines, armed lazily by [`Timers::arm`] with the first `now` after
 /// they become relevant.
 #[derive(Debug, Default)]
 pub(crate) struct Timers {
-    /// When the next keepalive Ping is due; `None` while one waits for its
-    /// Pong (the next one is scheduled when the Pong comes).
-    next_ping: Option<Instant>,
-    pong_deadline: Option<Instant>,
-    close_deadline: Option<Instant>,
+    /// When the next keepalive Ping is due or, while `awaiting_pong`, when
+    /// its Pong is: one at a time, as a Ping waiting for its Pong schedules
+    /// no other (the next is scheduled when the Pong comes).
+    keepalive: Deadline,
+    idle: Deadline,
+    /// The message-completion deadline while open, the closing-handshake
+    /// deadline after (`close_armed` tells which): the one is armed only
+    /// while open, the other only once closing.
+    message_or_close: Deadline,
+    /// Numbers the keepalive Pings, which carry it as their payload. 32
+    /// bits: at one Ping a second it wraps after 136 years.
+    pings_sent: u32,
+    awaiting_pong: bool,
+    /// `message_or_close` holds the closing-handshake deadline.
+    close_armed: bool,
     /// The close timer fired: it is never armed again.
     close_fired: bool,
-    idle_deadline: Option<Instant>,
     /// Input arrived since the idle deadline was last set.
     activity: bool,
-    message_deadline: Option<Instant>,
-    /// When the application asked the connection to close by itself (see
-    /// `Connection::close_at`); an absolute time, not a delay.
-    scheduled_close: Option<Instant>,
-    pings_sent: u64,
 }
 
 impl Timers {
     /// Arms the timers that apply and returns the earliest deadline.
     pub(crate) fn arm(&mut self, now: Instant, armed: Armed) -> Option<Instant> {
+        // Converted only when a timer is set: most calls (one per read, for
+        // a front-end) find the timers that apply set already.
+        let mut converted = None;
+        let mut now = || *converted.get_or_insert_with(|| Deadline::at(now));
         match armed.idle {
-            Some(timeout) if self.activity || self.idle_deadline.is_none() => {
-                self.idle_deadline = Some(after(now, timeout));
+            Some(timeout) if self.activity || self.idle.is_none() => {
+                self.idle = now().after(timeout);
                 self.activity = false;
             }
             Some(_) => {}
-            None => self.idle_deadline = None,
+            None => self.idle = Deadline::NONE,
         }
         match armed.keepalive {
-            Some(interval) => {
-                if self.next_ping.is_none() && self.pong_deadline.is_none() {
-                    self.next_ping = Some(after(now, interval));
+            Some(interval) if self.keepalive.is_none() => self.keepalive = now().after(interval),
+            Some(_) => {}
+            None => {
+                self.keepalive = Deadline::NONE;
+                self.awaiting_pong = false;
+            }
+        }
+        // Should both be armed (the connection never does), the close
+        // timer takes the slot.
+        match (armed.close, armed.message) {
+            (Some(timeout), _) if !self.close_fired => {
+                if !self.close_armed {
+                    self.message_or_close = now().after(timeout);
+                    self.close_armed = true;
                 }
             }
-            None => {
-                self.next_ping = None;
-                self.pong_deadline = None;
+            (_, Some(timeout)) => {
+                if self.close_armed || self.message_or_close.is_none() {
+                    self.message_or_close = now().after(timeout);
+                    self.close_armed = false;
+                }
+            }
+            (_, None) => {
+                self.message_or_close = Deadline::NONE;
+                self.close_armed = false;
             }
         }
-        match armed.close {
-            Some(timeout) if !self.close_fired => {
-                self.close_deadline.get_or_insert(after(now, timeout));
-            }
-            _ => self.close_deadline = None,
+        let scheduled_close = armed.scheduled_close.map_or(Deadline::NONE, Deadline::at);
+        let earliest = self
+            .keepalive
+            .min(self.idle)
+            .min(self.message_or_close)
+            .min(scheduled_close);
+        // The scheduled close is handed out as the caller gave it: a
+        // deadline holds it exactly only within 292 years of the origin.
+        match armed.scheduled_close {
+            Some(at) if earliest == scheduled_close => Some(at),
+            _ => earliest.instant(),
         }
-        match armed.message {
-            Some(timeout) => {
-                self.message_deadline.get_or_insert(after(now, timeout));
-            }
-            None => self.message_deadline = None,
-        }
-        if !armed.scheduled_close {
-            self.scheduled_close = None;
-        }
-        [
-            self.next_ping,
-            self.pong_deadline,
-            self.close_deadline,
-            self.idle_deadline,
-            self.message_deadline,
-            self.scheduled_close,
-        ]
-        .into_iter()
-        .flatten()
-        .min()
-    }
-
-    /// Schedules the close at `at`, replacing any earlier schedule. The
-    /// time is the caller's: it is handed out as a deadline as it is, and
-    /// one already past fires at the next `handle_timeout`, which consumes
-    /// it, so the invariant holds.
-    pub(crate) fn schedule_close(&mut self, at: Instant) {
-        self.scheduled_close = Some(at);
-    }
-
-    /// When the scheduled close is due, if one is scheduled.
-    pub(crate) fn scheduled_close(&self) -> Option<Instant> {
-        self.scheduled_close
-    }
-
-    /// Whether the scheduled close is due by `now`; if so, it is consumed.
-    pub(crate) fn take_scheduled_close_due(&mut self, now: Instant) -> bool {
-        let due = self.scheduled_close.is_some_and(|at| now >= at);
-        if due {
-            self.scheduled_close = None;
-        }
-        due
     }
 
     /// Whether the closing-handshake deadline passed; if so, the close
     /// timer is spent.
     pub(crate) fn take_close_expired(&mut self, now: Instant) -> bool {
-        let expired = self.close_deadline.is_some_and(|deadline| now >= deadline);
+        let expired = self.close_armed && self.message_or_close.passed(Deadline::at(now));
         if expired {
-            self.close_deadline = None;
+            self.message_or_close = Deadline::NONE;
+            self.close_armed = false;
             self.close_fired = true;
         }
         expired
@@ -159,46 +219,54 @@ impl Timers {
 
     /// Whether the peer has been silent past the idle timeout.
     pub(crate) fn idle_expired(&self, now: Instant) -> bool {
-        !self.activity && self.idle_deadline.is_some_and(|deadline| now >= deadline)
+        !self.activity && self.idle.passed(Deadline::at(now))
     }
 
     /// Whether a started frame or message is overdue.
     pub(crate) fn message_expired(&self, now: Instant) -> bool {
-        self.message_deadline
-            .is_some_and(|deadline| now >= deadline)
+        !self.close_armed && self.message_or_close.passed(Deadline::at(now))
     }
 
     /// A frame or message the peer started is complete: the next one gets
     /// its own deadline.
     pub(crate) fn message_completed(&mut self) {
-        self.message_deadline = None;
+        if !self.close_armed {
+            self.message_or_close = Deadline::NONE;
+        }
     }
 
     /// Whether a keepalive Pong is overdue.
     pub(crate) fn pong_overdue(&self, now: Instant) -> bool {
-        self.pong_deadline.is_some_and(|deadline| now >= deadline)
+        self.awaiting_pong && self.keepalive.passed(Deadline::at(now))
     }
 
     /// If a keepalive Ping is due, starts waiting for its Pong (with
     /// `timeout`) and returns the payload to send. No other Ping is due
     /// until the Pong arrives.
     pub(crate) fn ping_due(&mut self, now: Instant, timeout: Duration) -> Option<Bytes> {
-        if self.next_ping.is_none_or(|at| now < at) {
+        let now = Deadline::at(now);
+        if self.awaiting_pong || !self.keepalive.passed(now) {
             return None;
         }
-        self.next_ping = None;
-        self.pings_sent += 1;
-        self.pong_deadline = Some(after(now, timeout));
-        Some(Bytes::copy_from_slice(&self.pings_sent.to_be_bytes()))
+        self.pings_sent = self.pings_sent.wrapping_add(1);
+        self.keepalive = now.after(timeout);
+        self.awaiting_pong = true;
+        Some(Bytes::copy_from_slice(&self.ping_payload()))
+    }
+
+    /// The payload of the last keepalive Ping: its number, in the 8 bytes
+    /// it always had.
+    fn ping_payload(&self) -> [u8; 8] {
+        u64::from(self.pings_sent).to_be_bytes()
     }
 
     /// A Pong arrived: it answers the keepalive Ping if it echoes its
     /// payload (RFC 6455 section 5.5.3); the next Ping is then scheduled
     /// one interval after the next [`Timers::arm`].
     pub(crate) fn pong_received(&mut self, payload: &[u8]) {
-        // The outstanding Ping's payload is its number.
-        if self.pong_deadline.is_some() && payload == self.pings_sent.to_be_bytes() {
-            self.pong_deadline = None;
+        if self.awaiting_pong && payload == self.ping_payload() {
+            self.keepalive = Deadline::NONE;
+            self.awaiting_pong = false;
         }
     }
 }
@@ -240,7 +308,7 @@ mod tests {
             close: Some(Duration::ZERO),
             idle: Some(Duration::ZERO),
             message: Some(Duration::ZERO),
-            scheduled_close: false,
+            scheduled_close: None,
         };
         assert_eq!(timers.arm(t0, armed), Some(t0 + MIN_DELAY));
     }
@@ -261,22 +329,74 @@ mod tests {
     }
 
     #[test]
-    fn a_scheduled_close_is_a_deadline_until_taken_or_disarmed() {
+    fn a_scheduled_close_is_handed_out_as_it_was_given() {
         let t0 = Instant::now();
-        let at = t0 + Duration::from_millis(300);
+        let at = t0 + Duration::from_nanos(300_000_123);
         let open = Armed {
-            scheduled_close: true,
+            keepalive: Some(Duration::from_secs(1)),
+            scheduled_close: Some(at),
             ..Armed::default()
         };
         let mut timers = Timers::default();
-        timers.schedule_close(at);
         assert_eq!(timers.arm(t0, open), Some(at));
-        assert!(!timers.take_scheduled_close_due(t0));
-        assert!(timers.take_scheduled_close_due(at));
-        assert_eq!(timers.arm(at, open), None);
-        // No longer open: the schedule is dropped.
-        timers.schedule_close(at);
-        assert_eq!(timers.arm(t0, Armed::default()), None);
-        assert_eq!(timers.scheduled_close(), None);
+        // Past already: still handed out, for `handle_timeout` to consume.
+        let past = t0 - Duration::from_secs(5);
+        let armed = Armed {
+            scheduled_close: Some(past),
+            ..open
+        };
+        assert_eq!(timers.arm(t0, armed), Some(past));
+    }
+
+    #[test]
+    fn deadlines_are_exact_on_either_side_of_the_origin() {
+        let t0 = Instant::now();
+        // An hour back is before the origin, which this process set.
+        let instants = [
+            Some(t0),
+            t0.checked_add(Duration::from_nanos(1)),
+            t0.checked_add(Duration::from_secs(86_400 * 365 * 100) + Duration::from_nanos(7)),
+            t0.checked_sub(Duration::from_nanos(1)),
+            t0.checked_sub(Duration::from_secs(3600) + Duration::from_nanos(3)),
+        ];
+        for instant in instants.into_iter().flatten() {
+            let deadline = Deadline::at(instant);
+            assert_eq!(deadline.instant(), Some(instant));
+            assert!(deadline.passed(Deadline::at(instant)));
+            assert!(!deadline.passed(Deadline(deadline.0 - 1)));
+        }
+        assert_eq!(Deadline::NONE.instant(), None);
+        assert!(!Deadline::NONE.passed(Deadline(Deadline::LAST)));
+        // A delay too long to count in nanoseconds is held, not wrapped.
+        let far = Deadline::at(t0).after(Duration::MAX);
+        assert_eq!(far, Deadline(Deadline::LAST));
+    }
+
+    #[test]
+    fn the_close_timer_takes_over_from_the_message_timer() {
+        let t0 = Instant::now();
+        let mut timers = Timers::default();
+        let open = Armed {
+            message: Some(Duration::from_secs(60)),
+            ..Armed::default()
+        };
+        assert_eq!(timers.arm(t0, open), Some(t0 + Duration::from_secs(60)));
+        // Closing, before the timers are armed again: the message deadline
+        // is not taken for the close timer's.
+        let late = t0 + Duration::from_secs(61);
+        assert!(!timers.take_close_expired(late));
+        let closing = Armed {
+            close: Some(Duration::from_secs(10)),
+            ..Armed::default()
+        };
+        assert_eq!(
+            timers.arm(late, closing),
+            Some(late + Duration::from_secs(10))
+        );
+        // A frame completed while closing leaves the close timer running.
+        timers.message_completed();
+        assert!(!timers.message_expired(late + Duration::from_secs(20)));
+        assert!(timers.take_close_expired(late + Duration::from_secs(10)));
+        assert_eq!(timers.arm(late, closing), None);
     }
 }

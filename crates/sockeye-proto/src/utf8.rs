@@ -41,7 +41,9 @@ impl std::error::Error for InvalidUtf8 {}
 pub struct Utf8Validator {
     /// The start of a code point split at the end of the last piece.
     partial: [u8; 4],
-    partial_len: usize,
+    /// A byte, not a `usize`: every connection carries a validator, idle
+    /// ones included (issue 18 budgets those at 0.3 KiB).
+    partial_len: u8,
 }
 
 impl Utf8Validator {
@@ -54,15 +56,17 @@ impl Utf8Validator {
     /// far cannot be the prefix of any valid UTF-8 text.
     pub fn feed(&mut self, mut piece: &[u8]) -> Result<(), InvalidUtf8> {
         if self.partial_len > 0 {
-            let needed = sequence_len(self.partial[0]) - self.partial_len;
+            let partial_len = usize::from(self.partial_len);
+            let needed = sequence_len(self.partial[0]) - partial_len;
             let take = needed.min(piece.len());
-            self.partial[self.partial_len..self.partial_len + take].copy_from_slice(&piece[..take]);
-            match std::str::from_utf8(&self.partial[..self.partial_len + take]) {
+            self.partial[partial_len..partial_len + take].copy_from_slice(&piece[..take]);
+            match std::str::from_utf8(&self.partial[..partial_len + take]) {
                 Ok(_) => self.partial_len = 0,
                 Err(error) if error.error_len().is_none() => {
                     // Still a valid prefix: the piece was too short to
-                    // finish the code point, so it is used up.
-                    self.partial_len += take;
+                    // finish the code point (so at most 3 bytes), and it
+                    // is used up.
+                    self.partial_len = (partial_len + take) as u8;
                     return Ok(());
                 }
                 Err(_) => return Err(InvalidUtf8),
@@ -82,9 +86,10 @@ impl Utf8Validator {
         match simdutf8::compat::from_utf8(piece) {
             Ok(_) => Ok(()),
             Err(error) if error.error_len().is_none() => {
+                // A valid prefix of a code point: at most 3 bytes.
                 let tail = &piece[error.valid_up_to()..];
                 self.partial[..tail.len()].copy_from_slice(tail);
-                self.partial_len = tail.len();
+                self.partial_len = tail.len() as u8;
                 Ok(())
             }
             Err(_) => Err(InvalidUtf8),

@@ -13,10 +13,14 @@ use crate::frame::OpCode;
 use crate::message::Utf8Bytes;
 use crate::role::Role;
 
-/// How a connection is ending. Boxed in [`Connection`]: most of a
-/// connection's life has none of it, and idle connections should be small.
+/// How a connection is ending, or is scheduled to. Boxed in
+/// [`Connection`]: most of a connection's life has none of it, and idle
+/// connections should be small.
 #[derive(Debug, Default)]
 pub(super) struct Ending {
+    /// The closing handshake [`Connection::close_at`] scheduled, and when:
+    /// dropped once the connection starts closing some other way.
+    pub(super) scheduled: Option<(Instant, CloseFrame)>,
     /// The Close frame we sent: `None` before, `Some(None)` for an empty one.
     pub(super) close_sent: Option<Option<CloseFrame>>,
     pub(super) close_received: Option<Option<CloseFrame>>,
@@ -62,19 +66,27 @@ impl Connection {
     pub fn close_at(&mut self, at: Instant, code: CloseCode, reason: &str) -> Result<(), Error> {
         self.check_open()?;
         let frame = Self::close_frame(code, reason)?;
-        self.scheduled_close = Some(Box::new(frame));
-        self.timers.schedule_close(at);
+        self.ending().scheduled = Some((at, frame));
         Ok(())
     }
 
     /// When the close scheduled by [`Connection::close_at`] is due, while
     /// it still is.
     pub fn scheduled_close(&self) -> Option<Instant> {
-        if self.state == State::Open {
-            self.timers.scheduled_close()
-        } else {
-            None
+        match &self.ending {
+            Some(ending) if self.state == State::Open => {
+                ending.scheduled.as_ref().map(|(at, _)| *at)
+            }
+            _ => None,
         }
+    }
+
+    /// The close [`Connection::close_at`] scheduled, if it is due by `now`:
+    /// taken, so that it is handled once.
+    pub(super) fn take_scheduled_close_due(&mut self, now: Instant) -> Option<CloseFrame> {
+        let ending = self.ending.as_mut()?;
+        let (_, frame) = ending.scheduled.take_if(|(at, _)| now >= *at)?;
+        Some(frame)
     }
 
     /// Ends the connection at once and gives its memory back: drops the
@@ -131,7 +143,7 @@ impl Connection {
         self.queue_close(Some(frame));
         self.ending().initiated_by = Some(Initiator::Local);
         self.state = State::Closing;
-        self.scheduled_close = None;
+        self.ending().scheduled = None;
     }
 
     pub(super) fn queue_close(&mut self, frame: Option<CloseFrame>) {
@@ -200,12 +212,16 @@ impl Connection {
 
     fn enter_closed(&mut self) {
         self.state = State::Closed;
-        self.scheduled_close = None;
+        if let Some(ending) = &mut self.ending {
+            ending.scheduled = None;
+        }
         self.input = BytesMut::new();
         self.frame = None;
         self.message = None;
         // zlib's state is large; nothing is compressed or inflated now.
-        self.deflate = None;
+        if let Some(deflate) = &mut self.deflate {
+            deflate.release();
+        }
     }
 
     pub(super) fn report_closed(&mut self) -> Option<Event> {

@@ -25,26 +25,49 @@ use crate::utf8::Utf8Validator;
 /// and so sees it before it would flush its replies.
 const ROOM_AFTER_FRAME: usize = 4096;
 
-/// A frame whose header has been read and whose payload is arriving.
+/// A frame whose header has been read and whose payload is arriving: what
+/// processing the payload needs, not the whole header, as every connection
+/// carries one, idle ones included (issue 18 budgets those at 0.3 KiB).
 #[derive(Debug)]
 pub(super) struct IncomingFrame {
-    pub(super) header: FrameHeader,
     /// The payload length, checked against the limits.
     pub(super) len: usize,
     /// Payload bytes already unmasked (and validated, for text).
     pub(super) processed: usize,
-    /// The payload belongs to a text message and is validated as UTF-8.
-    pub(super) text: bool,
-    /// The payload belongs to a compressed message: it is inflated as it
-    /// arrives, and the input buffer is consumed as it goes.
-    pub(super) compressed: bool,
+    /// The masking key; all zeros for an unmasked frame, since unmasking
+    /// with that key leaves the bytes as they are.
+    pub(super) mask: [u8; 4],
+    pub(super) opcode: OpCode,
+    pub(super) fin: bool,
+    pub(super) payload: Payload,
+}
+
+/// What is done with a frame's payload as it arrives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Payload {
+    /// Kept in the input buffer as it is.
+    Plain,
+    /// Kept, and validated as UTF-8: it belongs to a text message.
+    Text,
+    /// Inflated as it arrives, and consumed from the input buffer as it
+    /// goes: it belongs to a compressed message.
+    Compressed,
 }
 
 impl IncomingFrame {
     /// Payload bytes still to come into the input buffer.
     fn missing(&self, input: usize) -> usize {
-        let held = if self.compressed { self.processed } else { 0 };
+        let held = if self.payload == Payload::Compressed {
+            self.processed
+        } else {
+            0
+        };
         self.len.saturating_sub(held + input)
+    }
+
+    /// Whether the frame was masked with a key that changes its bytes.
+    pub(super) fn masked(&self) -> bool {
+        self.mask != [0; 4]
     }
 }
 
@@ -181,7 +204,7 @@ impl Connection {
     /// [`Config::max_frame_size`]: crate::Config::max_frame_size
     pub fn frame_bytes_missing(&self) -> usize {
         match &self.frame {
-            Some(frame) if !frame.compressed => frame.missing(self.input.len()),
+            Some(frame) if frame.payload != Payload::Compressed => frame.missing(self.input.len()),
             _ => 0,
         }
     }
@@ -238,7 +261,7 @@ impl Connection {
     pub fn next_event(&mut self) -> Option<Event> {
         // Bytes appended through `receive_buffer` since the last call are
         // input too, for the idle timer.
-        if self.input.len() > self.input_len_seen {
+        if self.input.len() > self.input_len_seen as usize {
             self.timers.input_arrived();
         }
         let event = self.next_event_inner();
@@ -250,7 +273,7 @@ impl Connection {
             // input buffer (delivered payloads keep their part of it).
             self.input = BytesMut::new();
         }
-        self.input_len_seen = self.input.len();
+        self.input_len_seen = u32::try_from(self.input.len()).unwrap_or(u32::MAX);
         event
     }
 
@@ -290,7 +313,7 @@ impl Connection {
                 return Ok(Step::NeedMore);
             };
             let (len, text, compressed) = self.check_header(&header)?;
-            if let Some(trace) = &mut self.outgoing.trace {
+            if let Some(trace) = self.outgoing.trace() {
                 trace.record(false, header);
             }
             self.input.advance(header_len);
@@ -301,26 +324,31 @@ impl Connection {
                 self.start_compressed_frame(&header, text);
             }
             self.frame = Some(IncomingFrame {
-                header,
                 len,
                 processed: 0,
-                text,
-                compressed,
+                mask: header.mask.unwrap_or_default(),
+                opcode: header.opcode,
+                fin: header.fin,
+                payload: match (compressed, text) {
+                    (true, _) => Payload::Compressed,
+                    (false, true) => Payload::Text,
+                    (false, false) => Payload::Plain,
+                },
             });
         }
         let Some(frame) = self.frame.as_mut() else {
             return Ok(Step::NeedMore);
         };
-        if frame.compressed {
+        if frame.payload == Payload::Compressed {
             return self.inflate_frame();
         }
         let available = self.input.len().min(frame.len);
         if available > frame.processed {
             let fresh = &mut self.input[frame.processed..available];
-            if let Some(key) = frame.header.mask {
-                apply_mask(fresh, key, frame.processed);
+            if frame.masked() {
+                apply_mask(fresh, frame.mask, frame.processed);
             }
-            if frame.text {
+            if frame.payload == Payload::Text {
                 self.utf8
                     .feed(fresh)
                     .map_err(|_| ProtocolError::InvalidUtf8)?;
@@ -330,10 +358,13 @@ impl Connection {
         if frame.processed < frame.len {
             return Ok(Step::NeedMore);
         }
-        let Some(IncomingFrame { header, len, .. }) = self.frame.take() else {
+        let Some(IncomingFrame {
+            opcode, fin, len, ..
+        }) = self.frame.take()
+        else {
             return Ok(Step::NeedMore);
         };
-        self.finish_frame(header, len)
+        self.finish_frame(opcode, fin, len)
     }
 
     /// Checks a header against the role, the state and the limits before
@@ -414,19 +445,24 @@ impl Connection {
 
     /// Acts on a frame whose payload has fully arrived (unmasked and, for
     /// text, validated) at the front of the input buffer.
-    fn finish_frame(&mut self, header: FrameHeader, len: usize) -> Result<Step, ProtocolError> {
-        match header.opcode {
-            OpCode::Text | OpCode::Binary if header.fin => {
+    fn finish_frame(
+        &mut self,
+        opcode: OpCode,
+        fin: bool,
+        len: usize,
+    ) -> Result<Step, ProtocolError> {
+        match opcode {
+            OpCode::Text | OpCode::Binary if fin => {
                 let payload = self.input.split_to(len).freeze();
                 Ok(Step::Event(Event::Message(
-                    self.complete(header.opcode == OpCode::Text, payload)?,
+                    self.complete(opcode == OpCode::Text, payload)?,
                 )))
             }
             OpCode::Text | OpCode::Binary => {
                 let payload = BytesMut::from(&self.input[..len]);
                 self.input.advance(len);
                 self.message = Some(Box::new(PartialMessage {
-                    text: header.opcode == OpCode::Text,
+                    text: opcode == OpCode::Text,
                     payload,
                     overhead: 0,
                     compressed: false,
@@ -442,7 +478,7 @@ impl Connection {
                 message.overhead += self.config.get_fragment_overhead();
                 message.wire_len += len;
                 self.input.advance(len);
-                if !header.fin {
+                if !fin {
                     return Ok(Step::Continue);
                 }
                 let Some(message) = self.message.take() else {

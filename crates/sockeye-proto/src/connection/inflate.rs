@@ -54,8 +54,8 @@ impl Connection {
         let start = message.payload.len();
         if available > 0 {
             let fresh = &mut self.input[..available];
-            if let Some(key) = frame.header.mask {
-                apply_mask(fresh, key, frame.processed);
+            if frame.masked() {
+                apply_mask(fresh, frame.mask, frame.processed);
             }
             let inflated = deflate
                 .decompressor
@@ -66,7 +66,7 @@ impl Connection {
             inflated.map_err(|error| inflate_error(error, max_message))?;
         }
         let done = frame.processed == frame.len;
-        let fin = frame.header.fin;
+        let fin = frame.fin;
         if done && fin {
             deflate
                 .decompressor

@@ -78,6 +78,13 @@ impl Compressor {
         self.context_takeover
     }
 
+    /// Frees zlib's state and the scratch buffer (allocated again on next
+    /// use), for a connection that ended.
+    pub(crate) fn release(&mut self) {
+        self.zlib = None;
+        self.scratch = BytesMut::new();
+    }
+
     /// The window size compressed with.
     pub(crate) fn window_bits(&self) -> u8 {
         self.window_bits
@@ -186,6 +193,11 @@ impl Decompressor {
             context_takeover: direction.context_takeover,
             ended: false,
         }
+    }
+
+    /// Frees zlib's state, for a connection that ended.
+    pub(crate) fn release(&mut self) {
+        self.zlib = None;
     }
 
     /// Inflates `input`, a piece of a compressed message, appending to
