@@ -234,11 +234,15 @@ pub(crate) struct Tally {
     /// Bytes read and written since the last publish.
     bytes_in: u64,
     bytes_out: u64,
-    /// The engine's message counts as last seen, and as last published.
-    messages_in: u64,
-    messages_out: u64,
-    published_in: u64,
-    published_out: u64,
+    /// The engine's message counts as last seen, and as last published:
+    /// their low 32 bits, as every connection carries them (issue 18);
+    /// the difference is exact while fewer than 2^32 messages pass
+    /// between two publishes, and every front-end publishes after each
+    /// write.
+    messages_in: u32,
+    messages_out: u32,
+    published_in: u32,
+    published_out: u32,
     /// The front-end saw a complete closing handshake.
     clean: bool,
 }
@@ -260,8 +264,9 @@ impl Tally {
     /// when the connection is dropped, engine and all).
     #[inline]
     pub(crate) fn see(&mut self, engine: &Connection) {
-        self.messages_in = engine.messages_received();
-        self.messages_out = engine.messages_sent();
+        // Truncated on purpose: see the fields.
+        self.messages_in = engine.messages_received() as u32;
+        self.messages_out = engine.messages_sent() as u32;
     }
 
     /// The connection ended with a complete closing handshake, or not.
@@ -274,10 +279,13 @@ impl Tally {
     pub(crate) fn publish(&mut self, counters: &Counters) {
         add(&counters.bytes_in, std::mem::take(&mut self.bytes_in));
         add(&counters.bytes_out, std::mem::take(&mut self.bytes_out));
-        add(&counters.messages_in, self.messages_in - self.published_in);
+        add(
+            &counters.messages_in,
+            u64::from(self.messages_in.wrapping_sub(self.published_in)),
+        );
         add(
             &counters.messages_out,
-            self.messages_out - self.published_out,
+            u64::from(self.messages_out.wrapping_sub(self.published_out)),
         );
         self.published_in = self.messages_in;
         self.published_out = self.messages_out;

@@ -139,7 +139,9 @@ struct Serve {
 
 /// Each connection's state.
 struct Member {
-    peer: SocketAddr,
+    /// The client's address, kept only when lines that name it are
+    /// printed (`-v`): 32 bytes that an idle connection does not hold.
+    peer: Option<Box<SocketAddr>>,
     /// The topic of its room, in broadcast mode.
     room: Option<Box<str>>,
 }
@@ -179,7 +181,7 @@ impl Handler for Serve {
             info!("{peer}: joined {}", broadcast::shown(room));
         }
         Member {
-            peer,
+            peer: tracing::enabled!(tracing::Level::INFO).then(|| Box::new(peer)),
             room: room.map(String::into_boxed_str),
         }
     }
@@ -196,7 +198,7 @@ impl Handler for Serve {
     }
 
     fn close(&mut self, _id: ConnId, member: Member, closed: &Closed) {
-        let peer = member.peer;
+        let peer = Peer(member.peer.as_deref());
         let too_slow = closed.sent.as_ref().is_some_and(|frame| {
             frame.code == CloseCode::POLICY_VIOLATION && frame.reason.as_str() == TOO_SLOW
         });
@@ -269,5 +271,18 @@ fn offered_extensions(request: &Request<()>) -> String {
         "none".to_owned()
     } else {
         offered.join(", ")
+    }
+}
+
+/// A connection's client in a closing line: its address when kept (see
+/// `Member::peer`).
+struct Peer<'a>(Option<&'a SocketAddr>);
+
+impl std::fmt::Display for Peer<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(peer) => peer.fmt(f),
+            None => f.write_str("client"),
+        }
     }
 }

@@ -112,12 +112,16 @@ impl Shared {
     }
 }
 
+/// A deadline in a loop's timer heap: see `Loop::tick`.
+type Tick = u64;
+
 /// A connection's slot.
 struct Slot<D> {
     generation: u32,
     flags: u8,
-    /// The deadline this slot has in the timer heap, if any.
-    scheduled: Option<Instant>,
+    /// The deadline this slot has in the timer heap, as a [`Tick`]; 0:
+    /// none.
+    scheduled: Tick,
     conn: Option<Conn<D>>,
 }
 
@@ -145,10 +149,10 @@ struct Handshake {
 struct Open<D> {
     engine: Connection,
     /// Output taken from the engine that the socket did not take.
-    output: Output,
+    output: Unwritten,
     /// Bytes of the `101` at the front of `output` not written yet: not
     /// WebSocket bytes, so not counted in the server's stats.
-    head: usize,
+    head: u32,
     permit: ConnectionPermit,
     budget: Share,
     /// `None` once `Handler::close` has it.
@@ -189,7 +193,10 @@ pub(super) struct Loop<H: Handler> {
     accept_retry: Option<Instant>,
     slots: Vec<Slot<H::Data>>,
     free: Vec<u32>,
-    timers: BinaryHeap<Reverse<(Instant, u32, u32)>>,
+    /// Deadlines as ticks after `epoch`, with each slot's index and
+    /// generation (16 bytes an entry).
+    timers: BinaryHeap<Reverse<(Tick, u32, u32)>>,
+    epoch: Instant,
     dirty: Vec<u32>,
     /// Connections to read again (readable, but left for fairness or
     /// resumed after a stall).
@@ -232,6 +239,7 @@ impl<H: Handler> Loop<H> {
             slots: Vec::new(),
             free: Vec::new(),
             timers: BinaryHeap::new(),
+            epoch: Instant::now(),
             dirty: Vec::new(),
             again: Vec::new(),
             read_buffer: BytesMut::zeroed(READ_BUFFER),
@@ -303,7 +311,7 @@ impl<H: Handler> Loop<H> {
         let next = self
             .timers
             .peek()
-            .map(|Reverse((at, _, _))| *at)
+            .map(|&Reverse((at, _, _))| self.instant(at))
             .into_iter()
             .chain(self.accept_retry)
             .min()?;
@@ -364,7 +372,7 @@ impl<H: Handler> Loop<H> {
                 self.slots.push(Slot {
                     generation: 0,
                     flags: 0,
-                    scheduled: None,
+                    scheduled: 0,
                     conn: None,
                 });
                 index
@@ -450,8 +458,8 @@ impl<H: Handler> Loop<H> {
         };
         let mut head = Vec::with_capacity(256);
         handshake::write_response(&admission.response, &mut head);
-        let head_len = head.len();
-        let mut output = Output::default();
+        let head_len = u32::try_from(head.len()).unwrap_or(u32::MAX);
+        let mut output = Unwritten::default();
         output.push(Bytes::from(head));
         let mut open = Box::new(Open {
             engine: admission.engine,
@@ -492,7 +500,7 @@ impl<H: Handler> Loop<H> {
         if let Some(conn) = &mut slot.conn {
             conn.phase = Phase::Open(open);
         }
-        slot.scheduled = None;
+        slot.scheduled = 0;
         self.mark_dirty(index);
         self.process(index);
         self.reschedule(index);
@@ -547,7 +555,7 @@ impl<H: Handler> Loop<H> {
                 drain_left: ANSWER_DRAIN,
             }));
         }
-        slot.scheduled = None;
+        slot.scheduled = 0;
         self.schedule(index, deadline);
         self.mark_dirty(index);
     }
@@ -637,7 +645,7 @@ impl<H: Handler> Loop<H> {
                 Err(_) => {
                     slot.flags = (slot.flags & !READABLE) | BROKEN;
                     open.engine.receive_eof();
-                    open.output = Output::default();
+                    open.output = Unwritten::default();
                     self.process(index);
                     return;
                 }
@@ -844,7 +852,7 @@ impl<H: Handler> Loop<H> {
                         if let Ok(false) = written {
                             slot.flags |= BLOCKED;
                         }
-                        slot.scheduled = None;
+                        slot.scheduled = 0;
                         self.schedule(index, deadline);
                         if first_end {
                             // What the client sent meanwhile is read and
@@ -868,8 +876,8 @@ impl<H: Handler> Loop<H> {
                     );
                     match written {
                         Ok((bytes, done)) => {
-                            let head = bytes.min(open.head);
-                            open.head -= head;
+                            let head = bytes.min(open.head as usize);
+                            open.head -= head as u32;
                             open.permit.tally.wrote(bytes - head);
                             if !done {
                                 slot.flags |= BLOCKED;
@@ -877,7 +885,7 @@ impl<H: Handler> Loop<H> {
                         }
                         Err(_) => {
                             slot.flags |= BROKEN;
-                            open.output = Output::default();
+                            open.output = Unwritten::default();
                             open.engine.receive_eof();
                         }
                     }
@@ -998,7 +1006,7 @@ impl<H: Handler> Loop<H> {
                     drain_left: usize::MAX,
                 }));
             }
-            slot.scheduled = None;
+            slot.scheduled = 0;
             self.schedule(index, deadline);
             self.read(index);
             return;
@@ -1051,7 +1059,7 @@ impl<H: Handler> Loop<H> {
                 // is dropped.
                 crate::budget::shed_with(
                     &mut open.engine,
-                    &mut open.output,
+                    &mut open.output.take(),
                     CloseCode::POLICY_VIOLATION,
                     "too slow to keep up",
                 );
@@ -1072,16 +1080,28 @@ impl<H: Handler> Loop<H> {
     // ---- timers ----
 
     fn schedule(&mut self, index: u32, at: Instant) {
+        let at = self.tick(at);
         let slot = &mut self.slots[index as usize];
         // A later deadline keeps the earlier entry: it fires early, finds
         // nothing due and schedules the real one. The heap so gets an
         // entry only when a deadline comes closer, not each time input
         // pushes the idle or keepalive deadline back.
-        if slot.scheduled.is_some_and(|scheduled| scheduled <= at) {
+        if slot.scheduled != 0 && slot.scheduled <= at {
             return;
         }
-        slot.scheduled = Some(at);
+        slot.scheduled = at;
         self.timers.push(Reverse((at, index, slot.generation)));
+    }
+
+    /// `at` as a tick: nanoseconds after the loop's epoch, plus one (0
+    /// is no deadline). 64 bits last 584 years.
+    fn tick(&self, at: Instant) -> Tick {
+        let nanos = at.saturating_duration_since(self.epoch).as_nanos();
+        u64::try_from(nanos).unwrap_or(u64::MAX - 1) + 1
+    }
+
+    fn instant(&self, tick: Tick) -> Instant {
+        self.epoch + Duration::from_nanos(tick.saturating_sub(1))
     }
 
     fn reschedule(&mut self, index: u32) {
@@ -1100,18 +1120,19 @@ impl<H: Handler> Loop<H> {
 
     fn fire_timers(&mut self) {
         let now = self.now;
+        let due = self.tick(now);
         while let Some(&Reverse((at, index, generation))) = self.timers.peek() {
-            if at > now {
+            if at > due {
                 break;
             }
             self.timers.pop();
             let Some(slot) = self.slots.get_mut(index as usize) else {
                 continue;
             };
-            if slot.generation != generation || slot.scheduled != Some(at) || slot.conn.is_none() {
+            if slot.generation != generation || slot.scheduled != at || slot.conn.is_none() {
                 continue;
             }
-            slot.scheduled = None;
+            slot.scheduled = 0;
             match slot.conn.as_mut().map(|conn| &mut conn.phase) {
                 Some(Phase::Handshake(handshake)) if handshake.deadline <= now => {
                     // No request within the handshake timeout: dropped,
@@ -1145,6 +1166,12 @@ impl<H: Handler> Loop<H> {
                 }
                 _ => self.reschedule(index),
             }
+        }
+        // Entries outlive their connections' deadlines (a handshake's,
+        // once open): after a crowd of clients, give the memory back.
+        let capacity = self.timers.capacity();
+        if capacity > 1024 && self.timers.len() < capacity / 4 {
+            self.timers.shrink_to(self.timers.len() * 2);
         }
     }
 
@@ -1264,7 +1291,7 @@ impl<H: Handler> Loop<H> {
                 continue;
             };
             if open.closed.is_none() && open.budget.poll_shed(&mut cx) {
-                crate::budget::shed(&mut open.engine, &mut open.output);
+                crate::budget::shed(&mut open.engine, &mut open.output.take());
                 self.process(index);
                 self.mark_dirty(index);
                 continue;
@@ -1292,7 +1319,7 @@ impl<H: Handler> Loop<H> {
         };
         slot.generation = slot.generation.wrapping_add(1);
         slot.flags = 0;
-        slot.scheduled = None;
+        slot.scheduled = 0;
         let _ = self.poll.registry().deregister(&mut conn.stream);
         if let Phase::Open(mut open) = conn.phase {
             if let Some(data) = open.data.take() {
@@ -1322,7 +1349,7 @@ impl<H: Handler> Loop<H> {
 
 /// Whether a connection has `max_buffered_bytes` or more queued: it
 /// neither reads nor parses more until that drains.
-fn over_buffer_limit(engine: &Connection, output: &Output) -> bool {
+fn over_buffer_limit(engine: &Connection, output: &Unwritten) -> bool {
     engine.buffered_amount() + output.len() >= engine.config().get_max_buffered_bytes()
 }
 
@@ -1379,7 +1406,7 @@ fn read_into_engine(
 fn write_open(
     stream: &mut TcpStream,
     engine: &mut Connection,
-    output: &mut Output,
+    output: &mut Unwritten,
     staging: &mut Vec<Bytes>,
 ) -> io::Result<(usize, bool)> {
     let mut total = 0;
@@ -1465,4 +1492,49 @@ fn write_output(stream: &mut TcpStream, output: &mut Output) -> io::Result<bool>
         }
     }
     Ok(true)
+}
+
+/// Output taken from an open connection's engine that its socket did not
+/// take: boxed, and only while there is some, so that an idle connection
+/// holds a null pointer instead of a queue (and the queue's allocation).
+#[derive(Default)]
+struct Unwritten(Option<Box<Output>>);
+
+impl Unwritten {
+    fn is_empty(&self) -> bool {
+        self.0.is_none()
+    }
+
+    fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, |output| output.len())
+    }
+
+    fn held(&self) -> usize {
+        self.0.as_ref().map_or(0, |output| output.held())
+    }
+
+    fn push(&mut self, chunk: Bytes) {
+        if !chunk.is_empty() {
+            self.0.get_or_insert_default().push(chunk);
+        }
+    }
+
+    fn slices<'a>(&'a self, slices: &mut [IoSlice<'a>; MAX_IOVECS]) -> usize {
+        self.0.as_ref().map_or(0, |output| output.slices(slices))
+    }
+
+    /// Drops `written` bytes from the front; the queue itself once empty.
+    fn advance(&mut self, written: usize) {
+        if let Some(output) = &mut self.0 {
+            output.advance(written);
+            if output.is_empty() {
+                self.0 = None;
+            }
+        }
+    }
+
+    /// Everything, taken out.
+    fn take(&mut self) -> Output {
+        self.0.take().map(|output| *output).unwrap_or_default()
+    }
 }
