@@ -26,7 +26,8 @@ struct Seen {
 }
 
 /// Echo on `/`, a chat room on `/room` (subscribed to "room"; each message
-/// published to the others), plain HTTP on `/hello`.
+/// published to the others), subscribed to topics "a" and "b" on `/both`,
+/// plain HTTP on `/hello`.
 struct App {
     seen: Arc<Mutex<Seen>>,
 }
@@ -36,9 +37,14 @@ impl Handler for App {
 
     fn open(&mut self, socket: &mut Socket<'_>, opening: &Opening<'_>) -> bool {
         self.seen.lock().unwrap().opened.push(socket.id());
-        let room = opening.request().uri().path() == "/room";
+        let path = opening.request().uri().path();
+        let room = path == "/room";
         if room {
             socket.subscribe("room");
+        }
+        if path == "/both" {
+            socket.subscribe("a");
+            socket.subscribe("b");
         }
         room
     }
@@ -177,6 +183,44 @@ async fn publishes_reach_subscribers_on_every_loop() {
         .unwrap();
     assert_eq!(message, Message::text("just you"));
     eprintln!("members spread over loops {loops:?}");
+    stop(running);
+}
+
+#[tokio::test]
+async fn publishes_to_several_topics_arrive_in_publish_order() {
+    // Publishes a loop takes in one iteration are written to each
+    // subscriber in runs by topic: a subscriber of both topics still gets
+    // them in the order they were published.
+    let (running, seen) = start(ServerBuilder::new(), 2);
+    let url = format!("ws://{}/both", running.local_addr());
+    let mut members = Vec::new();
+    for _ in 0..4 {
+        let (ws, _) = ClientBuilder::new(&url).connect().await.unwrap();
+        members.push(ws);
+    }
+    let deadline = tokio::time::Instant::now() + GUARD;
+    while seen.lock().unwrap().opened.len() < 4 {
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let handle = running.handle();
+    let topics = ["a", "a", "b", "a", "b", "b", "b", "a"];
+    let count = 400;
+    for i in 0..count {
+        let topic = topics[i % topics.len()];
+        handle.publish(topic, Message::text(format!("{topic} {i}")));
+    }
+    for member in &mut members {
+        for i in 0..count {
+            let message = timeout(GUARD, member.recv())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            let topic = topics[i % topics.len()];
+            assert_eq!(message, Message::text(format!("{topic} {i}")));
+        }
+    }
     stop(running);
 }
 

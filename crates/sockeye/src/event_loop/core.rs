@@ -204,6 +204,8 @@ pub(super) struct Loop<H: Handler> {
     read_buffer: BytesMut,
     /// Output chunks of the connection being written (reused).
     staging: Vec<Bytes>,
+    /// Subscribers of the topic being delivered (reused).
+    targets: Vec<ConnId>,
     shared: Shared,
     handler: H,
     server: ServerBuilder,
@@ -244,6 +246,7 @@ impl<H: Handler> Loop<H> {
             again: Vec::new(),
             read_buffer: BytesMut::zeroed(READ_BUFFER),
             staging: Vec::new(),
+            targets: Vec::new(),
             shared: Shared {
                 topics: Topics::default(),
                 handle,
@@ -1016,27 +1019,39 @@ impl<H: Handler> Loop<H> {
 
     fn deliver_publishes(&mut self) {
         while !self.shared.pending.is_empty() {
-            let pending = std::mem::take(&mut self.shared.pending);
-            for (topic, prepared, exclude) in pending {
-                self.deliver(&topic, &prepared, exclude);
+            let mut pending = std::mem::take(&mut self.shared.pending);
+            let mut start = 0;
+            while start < pending.len() {
+                // A run of publishes to one topic goes to each subscriber
+                // together (in order: runs are taken in publish order).
+                let topic = pending[start].0.clone();
+                let run = pending[start..]
+                    .iter()
+                    .take_while(|(other, ..)| **other == *topic)
+                    .count();
+                self.deliver(&topic, &pending[start..start + run]);
+                start += run;
+            }
+            // Keep the list's allocation.
+            pending.clear();
+            if self.shared.pending.is_empty() {
+                self.shared.pending = pending;
             }
         }
     }
 
-    /// Queues `prepared` for this loop's subscribers of `topic`.
-    fn deliver(&mut self, topic: &str, prepared: &PreparedMessage, exclude: Option<ConnId>) {
-        let Loop {
-            slots,
-            shared,
-            dirty,
-            again,
-            ..
-        } = self;
-        for &id in shared.topics.subscribers(topic) {
-            if Some(id) == exclude {
-                continue;
-            }
-            let Some(slot) = slots.get_mut(id.slot as usize) else {
+    /// Queues a run of publishes to `topic` for each of this loop's
+    /// subscribers and writes it at once, subscriber by subscriber (as
+    /// uWebSockets drains a topic): one subscriber's output buffer is
+    /// allocated, written and freed before the next one's, so a thousand
+    /// subscribers reuse one block of memory instead of holding a
+    /// thousand at the same time.
+    fn deliver(&mut self, topic: &str, run: &[(Arc<str>, PreparedMessage, Option<ConnId>)]) {
+        let mut targets = std::mem::take(&mut self.targets);
+        targets.clear();
+        targets.extend_from_slice(self.shared.topics.subscribers(topic));
+        for &id in &targets {
+            let Some(slot) = self.slots.get_mut(id.slot as usize) else {
                 continue;
             };
             if slot.generation != id.generation {
@@ -1049,32 +1064,45 @@ impl<H: Handler> Loop<H> {
             else {
                 continue;
             };
-            if open.closed.is_some() {
-                continue;
+            let mut queued = false;
+            for (_, prepared, exclude) in run {
+                if Some(id) == *exclude {
+                    continue;
+                }
+                if open.closed.is_some() {
+                    break;
+                }
+                let buffered = open.engine.buffered_amount() + open.output.len();
+                if buffered >= open.engine.config().get_max_buffered_bytes() {
+                    // Too slow to keep up with the topic: closed with
+                    // 1008, as the tokio hub's default policy does; what
+                    // it holds is dropped.
+                    crate::budget::shed_with(
+                        &mut open.engine,
+                        &mut open.output.take(),
+                        CloseCode::POLICY_VIOLATION,
+                        "too slow to keep up",
+                    );
+                    // Its end is handed out by `process`, reached through
+                    // the read path.
+                    self.again.push(id.slot);
+                    slot.flags |= READABLE;
+                    queued = true;
+                    break;
+                }
+                if open.engine.send_prepared(prepared).is_ok() {
+                    queued = true;
+                }
             }
-            let buffered = open.engine.buffered_amount() + open.output.len();
-            if buffered >= open.engine.config().get_max_buffered_bytes() {
-                // Too slow to keep up with the topic: closed with 1008,
-                // as the tokio hub's default policy does; what it holds
-                // is dropped.
-                crate::budget::shed_with(
-                    &mut open.engine,
-                    &mut open.output.take(),
-                    CloseCode::POLICY_VIOLATION,
-                    "too slow to keep up",
-                );
-                // Its end is handed out by `process`, reached through
-                // the read path.
-                again.push(id.slot);
-                slot.flags |= READABLE;
-            } else if open.engine.send_prepared(prepared).is_err() {
-                continue;
-            }
-            if slot.flags & DIRTY == 0 {
-                slot.flags |= DIRTY;
-                dirty.push(id.slot);
+            if queued {
+                if slot.flags & (BLOCKED | BROKEN) == 0 {
+                    self.flush(id.slot);
+                } else {
+                    self.mark_dirty(id.slot);
+                }
             }
         }
+        self.targets = targets;
     }
 
     // ---- timers ----
