@@ -59,6 +59,11 @@ struct Args {
     /// Does not pin the server and the load generator to cores.
     #[arg(long)]
     no_pin: bool,
+    /// Threads of `sockeye serve` (event loops, or tokio workers) and of
+    /// the load generator, to see how the servers scale (default 1).
+    /// Above 1 nothing is pinned: the threads share the machine's cores.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
+    server_threads: Option<u32>,
 }
 
 fn main() {
@@ -107,6 +112,7 @@ fn run(args: Args) -> Result<bool, String> {
         versions: versions(&tools),
         timing,
         pinned: tools.pin,
+        threads: tools.threads,
         seconds: started.elapsed().as_secs_f64(),
         smoke: args.smoke,
         chart: Some(chart_name.clone()),
@@ -284,8 +290,13 @@ fn tools(args: &Args, notes: &mut Vec<String>) -> Result<Tools, String> {
         Some((PathBuf::from("node"), node_dir.join("echo.mjs")))
     };
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    let pin = !args.no_pin && cores >= 2 && succeeds("taskset", &["--version"]);
-    if !pin && !args.no_pin {
+    let threads = args.server_threads.unwrap_or(1);
+    let pin = !args.no_pin && threads == 1 && cores >= 2 && succeeds("taskset", &["--version"]);
+    if threads > 1 {
+        notes.push(format!(
+            "sockeye serve and the load generator ran {threads} threads each, unpinned."
+        ));
+    } else if !pin && !args.no_pin {
         notes.push(format!(
             "Processes not pinned: {}.",
             if cores < 2 {
@@ -311,6 +322,7 @@ fn tools(args: &Args, notes: &mut Vec<String>) -> Result<Tools, String> {
         ticks_per_second: procfs::clock_ticks(),
         backplanes,
         sockeye_runtime: help.contains("--runtime"),
+        threads,
     })
 }
 

@@ -250,6 +250,8 @@ pub struct RunInfo {
     pub timing: Timing,
     /// Whether processes were pinned to cores.
     pub pinned: bool,
+    /// Threads of `sockeye serve` and of the load generator.
+    pub threads: u32,
     /// How long the run took.
     pub seconds: f64,
     /// A smoke run (figures meaningless).
@@ -268,21 +270,31 @@ pub fn markdown(info: &RunInfo, results: &[ScenarioResult]) -> String {
              It checks that every server echoes correctly; its figures mean nothing.\n\n",
         );
     }
+    let placement = if info.threads > 1 {
+        format!(
+            "Each server ran alone with {0} threads (`sockeye serve --threads {0}`), \
+             `sockeye bench --threads {0}` beside it, nothing pinned",
+            info.threads
+        )
+    } else {
+        format!(
+            "Each server ran alone on core 0 ({}), `sockeye bench --threads 1` on core 1",
+            if info.pinned {
+                "taskset"
+            } else {
+                "not pinned: taskset or a second core missing"
+            }
+        )
+    };
     let _ = writeln!(
         out,
-        "Machine: {}. Each server ran alone on core 0 ({}), `sockeye bench --threads 1` on \
-         core 1; every scenario ran every server in turn, {} round(s), median shown; \
+        "Machine: {}. {placement}; every scenario ran every server in turn, {} round(s), median shown; \
          warm-up {:.1} s, measured window {:.1} s. CPU time is the server's `utime + stime` \
          (all threads, `/proc/PID/stat`) over the measured window, divided by the messages \
          echoed in it; \"busy\" is that CPU time as a share of the window; \"waited\" is the time \
          its threads were runnable but not running (`/proc/PID/task/*/schedstat`, summed over \
          threads) as a share of the window. Run took {:.0} s.\n",
         info.machine,
-        if info.pinned {
-            "taskset"
-        } else {
-            "not pinned: taskset or a second core missing"
-        },
         info.timing.rounds,
         info.timing.warmup.as_secs_f64(),
         info.timing.window.as_secs_f64(),
@@ -816,6 +828,7 @@ mod tests {
             versions: vec![("yawc".into(), "0.5.0".into())],
             timing: Timing::smoke(),
             pinned: true,
+            threads: 1,
             seconds: 1.0,
             smoke: false,
             chart: Some("2026-11-23.svg".into()),

@@ -53,6 +53,9 @@ pub struct Tools {
     /// Whether `sockeye serve` has `--runtime` (sockeye's tokio front-end,
     /// [`Server::SockeyeTokio`], runs only then).
     pub sockeye_runtime: bool,
+    /// Threads of `sockeye serve` and of the load generator
+    /// (`--server-threads`; 1 unless scaling is measured).
+    pub threads: u32,
 }
 
 /// Source addresses the generator spreads fan-out connections over when
@@ -119,7 +122,8 @@ pub fn measure(
             .iter()
             .map(|server| format!("ws://127.0.0.1:{}/", server.port)),
     );
-    push_all(&mut args, &["--threads", "1", "--json"]);
+    let threads = tools.threads.to_string();
+    push_all(&mut args, &["--threads", &threads, "--json"]);
     let raw = variant.server.is_raw();
     if variant.http2 {
         let streams = crate::plan::HTTP2_STREAMS.to_string();
@@ -665,7 +669,7 @@ fn server_command(
                 listen,
                 mode.into(),
                 "--threads".into(),
-                "1".into(),
+                tools.threads.to_string(),
                 "--max-connections".into(),
                 "1000000".into(),
                 // Every load comes from one address here.
