@@ -273,6 +273,33 @@ impl Connection {
         self.outgoing.poll_transmit()
     }
 
+    /// All queued output as one slice, when it lies in one buffer in wire
+    /// order: the common case of a server's replies, Pongs and small
+    /// frames corked together. Write it (or what the transport takes of
+    /// it), then call [`Connection::consume_transmit`] with the number of
+    /// bytes written. This costs less than [`Connection::poll_transmit`]:
+    /// nothing is handed out, so there is no chunk to allocate, share or
+    /// drop, and a partial write needs no copy of the rest.
+    ///
+    /// `None` when nothing is queued, or when the output is not one slice
+    /// (a large payload queued without a copy, Pings and Pongs queued
+    /// behind much data, the rest of a partial write): take it with
+    /// [`Connection::poll_transmit`] then. Both may be used on one
+    /// connection, in any order.
+    pub fn peek_transmit(&self) -> Option<&[u8]> {
+        self.outgoing.peek()
+    }
+
+    /// Marks the first `written` bytes of what
+    /// [`Connection::peek_transmit`] returned as written; they are
+    /// dropped. Does nothing unless `peek_transmit` returns `Some`, and
+    /// `written` is at most its length. When all of it was written, the
+    /// buffer is freed. When only part was, the rest is handed out next,
+    /// before anything else (it may end a frame that was begun).
+    pub fn consume_transmit(&mut self, written: usize) {
+        self.outgoing.consume(written);
+    }
+
     /// Appends all queued output to `out` (a convenience over
     /// [`Connection::poll_transmit`] that copies).
     pub fn data_to_send(&mut self, out: &mut Vec<u8>) {

@@ -1456,6 +1456,28 @@ fn write_open(
                 Err(error) => return Err(error),
             }
         }
+        // The common case: every frame of the iteration corked in one
+        // buffer, written from where it lies (no chunk to share and drop).
+        if let Some(pending) = engine.peek_transmit() {
+            let offered = pending.len();
+            match stream.write(pending) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(written) => {
+                    total += written;
+                    engine.consume_transmit(written);
+                    if written < offered {
+                        // The rest stays in the engine, handed out next.
+                        return Ok((total, false));
+                    }
+                    continue;
+                }
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    return Ok((total, false));
+                }
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(error) => return Err(error),
+            }
+        }
         staging.clear();
         while staging.len() < MAX_IOVECS {
             match engine.poll_transmit() {

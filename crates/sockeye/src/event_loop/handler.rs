@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 use http::{Request, Response};
-use sockeye_proto::{CloseCode, Closed, Connection, Message, PreparedMessage};
+use sockeye_proto::{CloseCode, Closed, Connection, Message, PreparedMessage, State};
 
 use super::core::Shared;
 use super::remote::{ConnId, LoopHandle};
@@ -192,12 +192,25 @@ impl Socket<'_> {
             self.pressed = true;
             return SendStatus::Dropped(message);
         }
-        match self.engine.send(message.clone()) {
-            Ok(()) => {
+        if self.engine.state() != State::Open {
+            return SendStatus::Dropped(message);
+        }
+        // An open connection refuses a message only when compressing it
+        // fails: only then is a handle kept to hand it back, so that an
+        // uncompressed echo costs no reference count.
+        let kept = self
+            .engine
+            .deflate_params()
+            .is_some()
+            .then(|| message.clone());
+        match (self.engine.send(message), kept) {
+            (Ok(()), _) => {
                 self.wrote = true;
                 self.status()
             }
-            Err(_) => SendStatus::Dropped(message),
+            (Err(_), Some(message)) => SendStatus::Dropped(message),
+            // Not reached (see above); the message was consumed.
+            (Err(_), None) => SendStatus::Dropped(Message::Binary(Bytes::new())),
         }
     }
 

@@ -605,6 +605,22 @@ where
 
     fn poll_write_queued(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         loop {
+            if self.output.is_empty()
+                && let Some(pending) = self.conn.peek_transmit()
+            {
+                // The common case: everything queued corked in one buffer,
+                // written from where it lies (no chunk to share and drop);
+                // what the stream does not take stays in the engine.
+                let written = ready!(Pin::new(&mut self.stream).poll_write(cx, pending))?;
+                if written == 0 {
+                    return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+                }
+                self.conn.consume_transmit(written);
+                if let Some(permit) = &mut self.permit {
+                    permit.tally.wrote(written);
+                }
+                continue;
+            }
             self.output.refill(&mut self.conn);
             if self.output.is_empty() {
                 return Pin::new(&mut self.stream).poll_flush(cx);
