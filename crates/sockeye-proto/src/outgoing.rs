@@ -111,6 +111,9 @@ struct Spill {
     chunked: usize,
     /// The last chunk handed out was glued to the next one.
     mid_frame: bool,
+    /// The front chunk is the rest of a partial write from
+    /// [`Outgoing::peek`]: whole frames after the end of the one begun.
+    rest_front: bool,
     /// Frames in and out, when traced.
     trace: Option<FrameTrace>,
 }
@@ -246,6 +249,7 @@ impl Outgoing {
             }
             if let Some(chunk) = spill.chunks.pop_front() {
                 spill.mid_frame = chunk.glued;
+                spill.rest_front = false;
                 spill.chunked -= chunk.bytes.len();
                 return Some(chunk.bytes);
             }
@@ -280,7 +284,8 @@ impl Outgoing {
     /// Once all is written, the buffer is freed (an idle connection holds
     /// none). When some is left, it may end a frame that was begun: it
     /// becomes the next chunk, and nothing overtakes it (a Ping or Pong
-    /// queued meanwhile waits for it, and an abort sends no Close).
+    /// queued meanwhile waits for it; an abort keeps it and sends its
+    /// Close after it, see [`Outgoing::clear_for_abort`]).
     pub(crate) fn consume(&mut self, written: usize) {
         if self.peek().is_none() {
             return;
@@ -309,6 +314,7 @@ impl Outgoing {
         let spill = self.spill.get_or_insert_default();
         spill.push_chunk(rest, false);
         spill.mid_frame = true;
+        spill.rest_front = true;
     }
 
     /// Bytes waiting to be taken.
@@ -343,6 +349,26 @@ impl Outgoing {
     /// Drops everything not yet handed out, and its memory.
     pub(crate) fn clear(&mut self) {
         *self = Outgoing::default();
+    }
+
+    /// Drops what an abort drops: everything not yet handed out, except
+    /// the rest of a partial write (it ends the frame the peer is
+    /// reading, and ends on a frame boundary itself). True when a Close
+    /// may follow: nothing was left inside a frame.
+    pub(crate) fn clear_for_abort(&mut self) -> bool {
+        let rest = match &mut self.spill {
+            Some(spill) if spill.rest_front => spill.chunks.pop_front(),
+            _ => None,
+        };
+        let at_boundary = rest.is_some() || !self.mid_frame();
+        self.clear();
+        if let Some(rest) = rest {
+            let spill = self.spill.get_or_insert_default();
+            spill.push_chunk(rest.bytes, false);
+            spill.mid_frame = true;
+            spill.rest_front = true;
+        }
+        at_boundary
     }
 
     /// The frame trace, if tracing is on.
@@ -588,6 +614,25 @@ mod tests {
         out.consume(1);
         push(&mut out, OpCode::Ping, b"3");
         assert_eq!(drain(&mut out).concat(), b"\x011\x81\x01a\x89\x013");
+    }
+
+    #[test]
+    fn an_abort_keeps_the_rest_of_a_partial_write_and_may_close_after_it() {
+        let mut out = Outgoing::default();
+        push(&mut out, OpCode::Text, b"abc");
+        push(&mut out, OpCode::Text, b"def");
+        out.consume(3);
+        push(&mut out, OpCode::Text, b"dropped");
+        assert!(out.clear_for_abort());
+        push(&mut out, OpCode::Close, b"");
+        assert_eq!(drain(&mut out).concat(), b"bc\x81\x03def\x88\x00");
+        // A large payload's header handed out: its payload is dropped with
+        // the rest, so nothing may follow.
+        let mut out = Outgoing::default();
+        let big = Bytes::from(vec![1u8; 10_000]);
+        out.push_frame(Role::Server, OpCode::Binary, true, 0, &big);
+        assert_eq!(out.poll_transmit().unwrap().len(), 4);
+        assert!(!out.clear_for_abort());
     }
 
     #[test]

@@ -118,8 +118,7 @@ impl Connection {
         if reason.len() > CloseFrame::MAX_REASON_LEN {
             return Err(Error::InvalidInput("close reason over 123 bytes"));
         }
-        let at_frame_boundary = !self.outgoing.mid_frame();
-        self.outgoing.clear();
+        let at_frame_boundary = self.outgoing.clear_for_abort();
         if self.state == State::Open && at_frame_boundary {
             self.queue_close(Some(CloseFrame::new(code, reason)));
         }
