@@ -718,7 +718,7 @@ impl ServerBuilder {
     }
 
     /// The counters behind [`stats`](Self::stats).
-    #[cfg_attr(not(feature = "http2"), allow(dead_code))]
+    #[cfg_attr(not(any(feature = "http2", feature = "event-loop")), allow(dead_code))]
     pub(crate) fn counters(&self) -> &Counters {
         &self.limits.counters
     }

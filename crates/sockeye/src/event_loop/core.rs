@@ -34,7 +34,7 @@ use crate::budget::Share;
 use crate::drain::DrainSignal;
 use crate::output::{MAX_IOVECS, Output};
 use crate::policy::{ConnectionInfo, ConnectionPermit, ServerBuilder};
-use crate::stats::RefusalReason;
+use crate::stats::{Batch, RefusalReason};
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX);
@@ -206,6 +206,9 @@ pub(super) struct Loop<H: Handler> {
     staging: Vec<Bytes>,
     /// Subscribers of the topic being delivered (reused).
     targets: Vec<ConnId>,
+    /// The iteration's counts for the server's stats, added to them once
+    /// at its end.
+    batch: Batch,
     shared: Shared,
     handler: H,
     server: ServerBuilder,
@@ -247,6 +250,7 @@ impl<H: Handler> Loop<H> {
             read_buffer: BytesMut::zeroed(READ_BUFFER),
             staging: Vec::new(),
             targets: Vec::new(),
+            batch: Batch::default(),
             shared: Shared {
                 topics: Topics::default(),
                 handle,
@@ -299,6 +303,7 @@ impl<H: Handler> Loop<H> {
             }
             self.fire_timers();
             self.flush_all();
+            self.batch.publish(self.server.counters());
         }
         self.shut_down();
         Ok(())
@@ -896,7 +901,7 @@ impl<H: Handler> Loop<H> {
                         .update(open.engine.memory_held() + open.output.held());
                     // Publishes queued sends too (`deliver`).
                     open.permit.tally.see(&open.engine);
-                    open.permit.publish();
+                    open.permit.tally.publish_into(&mut self.batch);
                 }
                 self.after_write(index);
             }
@@ -986,6 +991,8 @@ impl<H: Handler> Loop<H> {
             });
             let clean = open.closed.as_ref().is_some_and(|closed| closed.is_clean());
             open.permit.tally.see(&open.engine);
+            // Its counts before its end, as the tokio front-end's.
+            self.batch.publish(self.server.counters());
             open.permit.finish(clean);
             if broken || give_up {
                 return self.remove(index);
@@ -1362,6 +1369,9 @@ impl<H: Handler> Loop<H> {
                 self.handler.close(id, data, &closed);
             }
             open.permit.tally.see(&open.engine);
+            // Its counts before its end (the permit counts it when
+            // dropped here).
+            self.batch.publish(self.server.counters());
         }
         self.shared.topics.remove_connection(id);
         self.free.push(index);
