@@ -96,7 +96,16 @@ pub(crate) struct Outgoing {
     /// Bytes of Pings and Pongs at the front of `tail`; always 0 while
     /// there is a spill, which holds them instead.
     tail_control: u32,
+    /// How much room the tail's next buffer starts with: a little more
+    /// than the last one held when it was taken whole, so that a
+    /// connection that answers each read with about as much output as the
+    /// last allocates once instead of growing its buffer step by step
+    /// (each step a reallocation and a copy). In the struct's padding.
+    hint: u32,
 }
+
+/// The most a tail's next buffer is sized for by [`Outgoing::hint`].
+const HINT_MAX: usize = 64 * 1024;
 
 /// What only a busy outgoing queue needs.
 #[derive(Debug, Default)]
@@ -158,6 +167,7 @@ impl Outgoing {
             return;
         }
         if mask.is_some() || payload.len() <= INLINE_PAYLOAD_MAX {
+            self.prime_tail();
             write_frame(&mut self.tail, &head[..head_len], mask, payload);
             return;
         }
@@ -200,6 +210,7 @@ impl Outgoing {
             tail,
             spill,
             tail_control,
+            ..
         } = self;
         let spill = spill.get_or_insert_with(|| {
             let control = match std::mem::take(tail_control) {
@@ -223,6 +234,7 @@ impl Outgoing {
             trace.record(true, header);
         }
         if frame.len() <= INLINE_PAYLOAD_MAX {
+            self.prime_tail();
             reserve(&mut self.tail, frame.len());
             self.tail.extend_from_slice(frame);
             return;
@@ -255,6 +267,7 @@ impl Outgoing {
             }
         }
         if !self.tail.is_empty() {
+            self.remember(self.tail.len());
             return Some(self.tail.split().freeze());
         }
         // Everything was taken: give the spare capacity back, so an idle
@@ -270,6 +283,21 @@ impl Outgoing {
             _ => self.spill = None,
         }
         None
+    }
+
+    /// Gives an empty tail with no buffer one sized by [`Outgoing::hint`].
+    #[inline]
+    fn prime_tail(&mut self) {
+        if self.tail.capacity() == 0 && self.hint > 0 {
+            self.tail = BytesMut::with_capacity((self.hint as usize).max(BUFFER_CHUNK));
+        }
+    }
+
+    /// The tail held `len` bytes when taken whole: its next buffer starts
+    /// with a quarter more room (at most [`HINT_MAX`]).
+    #[inline]
+    fn remember(&mut self, len: usize) {
+        self.hint = (len + len / 4).min(HINT_MAX) as u32;
     }
 
     /// All output waiting, when it is one contiguous slice in wire order
@@ -292,6 +320,7 @@ impl Outgoing {
         }
         let written = written.min(self.tail.len());
         if written == self.tail.len() {
+            self.remember(written);
             self.tail = BytesMut::new();
             self.tail_control = 0;
             if self
@@ -633,6 +662,28 @@ mod tests {
         out.push_frame(Role::Server, OpCode::Binary, true, 0, &big);
         assert_eq!(out.poll_transmit().unwrap().len(), 4);
         assert!(!out.clear_for_abort());
+    }
+
+    #[test]
+    fn the_next_buffer_is_sized_by_the_last_one() {
+        let mut out = Outgoing::default();
+        let payload = Bytes::from(vec![7u8; 1024]);
+        for _ in 0..8 {
+            out.push_frame(Role::Server, OpCode::Binary, true, 0, &payload);
+        }
+        let len = out.peek().unwrap().len();
+        assert_eq!(len, 8 * 1028);
+        out.consume(len);
+        // Idle: no buffer held.
+        assert_eq!(out.tail.capacity(), 0);
+        // The next reply allocates room for as many at once.
+        out.push_frame(Role::Server, OpCode::Binary, true, 0, &payload);
+        assert!(out.tail.capacity() >= 8 * 1028, "{}", out.tail.capacity());
+        let before = out.tail.capacity();
+        for _ in 0..7 {
+            out.push_frame(Role::Server, OpCode::Binary, true, 0, &payload);
+        }
+        assert_eq!(out.tail.capacity(), before, "grew");
     }
 
     #[test]
