@@ -309,3 +309,74 @@ async fn a_drain_closes_every_connection_with_its_code() {
     }
     stop(running);
 }
+
+/// Panics in `open` on `/open`, in `http` for any plain request, in
+/// `close` always; echoes otherwise.
+struct Panicky;
+
+impl Handler for Panicky {
+    type Data = ();
+
+    fn open(&mut self, _socket: &mut Socket<'_>, opening: &Opening<'_>) {
+        if opening.request().uri().path() == "/open" {
+            panic!("test: open panics");
+        }
+    }
+
+    fn message(&mut self, socket: &mut Socket<'_>, _data: &mut (), message: Message) {
+        let _ = socket.send(message);
+    }
+
+    fn close(&mut self, _id: ConnId, _data: (), _closed: &Closed) {
+        panic!("test: close panics");
+    }
+
+    fn http(&mut self, _request: &Request<()>, _remote: SocketAddr) -> Option<Response<Bytes>> {
+        panic!("test: http panics");
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_callback_ends_at_most_its_own_connection() {
+    // One loop: if a panic ended it, nothing after would be served.
+    let running = EventLoop::new(ServerBuilder::new())
+        .threads(1)
+        .bind("127.0.0.1:0".parse().unwrap(), |_: LoopContext| Panicky)
+        .unwrap();
+    let addr = running.local_addr();
+    for _ in 0..3 {
+        // `open` panics: 1011 right after the 101.
+        let (mut ws, _) = ClientBuilder::new(&format!("ws://{addr}/open"))
+            .connect()
+            .await
+            .unwrap();
+        let end = timeout(GUARD, ws.recv_event()).await.unwrap();
+        assert!(
+            matches!(&end, Some(Ok(sockeye::Event::Closed(closed)))
+                if closed.received.as_ref().map(|frame| frame.code) == Some(CloseCode::INTERNAL_ERROR)),
+            "{end:?}"
+        );
+        // `http` panics: 500.
+        let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        tcp.write_all(b"GET /page HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        timeout(GUARD, tcp.read_to_end(&mut answer))
+            .await
+            .unwrap()
+            .unwrap();
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 500"), "{answer}");
+        // An echo still works, and its `close` panics after it.
+        let (mut ws, _) = ClientBuilder::new(&format!("ws://{addr}/"))
+            .connect()
+            .await
+            .unwrap();
+        ws.send(Message::text("still here")).await.unwrap();
+        let echo = timeout(GUARD, ws.recv()).await.unwrap().unwrap().unwrap();
+        assert_eq!(echo, Message::text("still here"));
+        assert!(ws.close(CloseCode::NORMAL, "").await.unwrap().is_clean());
+    }
+    stop(running);
+}

@@ -453,8 +453,12 @@ impl<H: Handler> Loop<H> {
             if let Err(refusal) = self.server.check_host(&request) {
                 return self.refuse_with(index, remote, refusal);
             }
-            if let Some(response) = self.handler.http(&request, remote) {
-                return self.answer(index, Some(response));
+            let handler = &mut self.handler;
+            match catch(|| handler.http(&request, remote)) {
+                Ok(Some(response)) => return self.answer(index, Some(response)),
+                Ok(None) => {}
+                // A panicking `http` answers 500, and the loop goes on.
+                Err(()) => return self.answer(index, Some(internal_error_response())),
             }
         }
         let admission = match self
@@ -499,8 +503,19 @@ impl<H: Handler> Loop<H> {
             response: &admission.response,
             remote,
         };
-        open.data = Some(self.handler.open(&mut socket, &opening));
+        let handler = &mut self.handler;
+        let opened = catch(|| handler.open(&mut socket, &opening));
         let pressed = socket.pressed;
+        match opened {
+            Ok(data) => open.data = Some(data),
+            // A panicking `open`: the connection closes with 1011 and has
+            // no `close` callback, as for `message`.
+            Err(()) => {
+                let _ = open
+                    .engine
+                    .abort(CloseCode::INTERNAL_ERROR, "internal error");
+            }
+        }
         let slot = &mut self.slots[index as usize];
         if pressed {
             slot.flags |= PRESSED;
@@ -518,14 +533,15 @@ impl<H: Handler> Loop<H> {
     /// application.
     fn refuse_with(&mut self, index: u32, remote: SocketAddr, refusal: HandshakeError) {
         let response = refusal.to_response();
-        self.handler
-            .refused(remote, &crate::Error::Handshake(refusal));
+        let handler = &mut self.handler;
+        let _ = catch(|| handler.refused(remote, &crate::Error::Handshake(refusal)));
         self.answer(index, response);
     }
 
     /// The connection ended before its request was complete.
     fn refuse(&mut self, index: u32, remote: SocketAddr, error: crate::Error) {
-        self.handler.refused(remote, &error);
+        let handler = &mut self.handler;
+        let _ = catch(|| handler.refused(remote, &error));
         self.remove(index);
     }
 
@@ -737,7 +753,7 @@ impl<H: Handler> Loop<H> {
                 let event = match event {
                     Event::Closed(closed) => {
                         if let Some(data) = open.data.take() {
-                            handler.close(id, data, &closed);
+                            let _ = catch(|| handler.close(id, data, &closed));
                         }
                         open.closed = Some(Box::new(closed));
                         break;
@@ -951,11 +967,20 @@ impl<H: Handler> Loop<H> {
                     wrote: false,
                     pressed: false,
                 };
-                if let Some(data) = open.data.as_mut() {
-                    self.handler.writable(&mut socket, data);
-                }
+                let handler = &mut self.handler;
+                let called = open
+                    .data
+                    .as_mut()
+                    .map(|data| catch(|| handler.writable(&mut socket, data)));
                 if socket.pressed {
                     slot.flags |= PRESSED;
+                }
+                if let Some(Err(())) = called {
+                    // As a panicking `message`: 1011, data dropped.
+                    open.data = None;
+                    let _ = open
+                        .engine
+                        .abort(CloseCode::INTERNAL_ERROR, "internal error");
                 }
                 if open.engine.wants_write() {
                     slot.flags |= DIRTY;
@@ -1183,7 +1208,8 @@ impl<H: Handler> Loop<H> {
                             io::ErrorKind::TimedOut,
                             format!("the client accepted no data for {:?}", self.send_timeout),
                         );
-                        self.handler.answer_failed(remote, &error);
+                        let handler = &mut self.handler;
+                        let _ = catch(|| handler.answer_failed(remote, &error));
                     }
                     self.remove(index);
                 }
@@ -1302,7 +1328,8 @@ impl<H: Handler> Loop<H> {
                                         slot: index,
                                         generation: slot.generation,
                                     };
-                                    self.handler.close(id, data, &closed);
+                                    let handler = &mut self.handler;
+                                    let _ = catch(|| handler.close(id, data, &closed));
                                 }
                                 open.closed = Some(Box::new(closed));
                                 break;
@@ -1366,7 +1393,8 @@ impl<H: Handler> Loop<H> {
                     received: None,
                     error: Some(sockeye_proto::Error::Aborted(CloseCode::GOING_AWAY)),
                 });
-                self.handler.close(id, data, &closed);
+                let handler = &mut self.handler;
+                let _ = catch(|| handler.close(id, data, &closed));
             }
             open.permit.tally.see(&open.engine);
             // Its counts before its end (the permit counts it when
@@ -1597,4 +1625,18 @@ impl Unwritten {
     fn take(&mut self) -> Output {
         self.0.take().map(|output| *output).unwrap_or_default()
     }
+}
+
+/// Runs an application callback; a panic in it is caught (and has been
+/// printed by the panic hook), so that it ends at most its own connection,
+/// not the loop and every other connection on it.
+fn catch<T>(callback: impl FnOnce() -> T) -> Result<T, ()> {
+    std::panic::catch_unwind(AssertUnwindSafe(callback)).map_err(|_| ())
+}
+
+/// The answer to a request whose `Handler::http` panicked.
+fn internal_error_response() -> Response<Bytes> {
+    let mut response = Response::new(Bytes::from_static(b"internal server error\n"));
+    *response.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+    response
 }

@@ -27,9 +27,12 @@ use crate::tokio::SendStatus;
 /// [`LoopHandle`] or [`ServerHandle`](super::ServerHandle) with the
 /// connection's [`ConnId`].
 ///
-/// A `message`, `ping` or `pong` callback that panics ends its own
-/// connection, not the loop: the connection is closed with 1011 (internal
-/// error) and its data dropped without a `close` callback.
+/// A callback that panics ends at most its own connection, never the
+/// loop: a panicking `open`, `message`, `ping`, `pong` or `writable`
+/// closes the connection with 1011 (internal error) and drops its data
+/// without a `close` callback; a panicking `http` answers 500; a panic in
+/// `close`, `refused` or `answer_failed` is dropped (the connection is
+/// ending anyway).
 pub trait Handler: 'static {
     /// State kept for each connection, from `open` to `close`.
     type Data;
