@@ -96,6 +96,26 @@ fn start(builder: ServerBuilder, threads: usize) -> (Running, Arc<Mutex<Seen>>) 
     (running, seen)
 }
 
+/// Connects `count` clients to `url` and waits until the loops opened
+/// (and so subscribed) every one of them, so that no publish is missed.
+async fn open_members(
+    url: &str,
+    count: usize,
+    seen: &Mutex<Seen>,
+) -> Vec<sockeye::WebSocket<sockeye::ClientStream>> {
+    let mut members = Vec::new();
+    for _ in 0..count {
+        let (ws, _) = ClientBuilder::new(url).connect().await.unwrap();
+        members.push(ws);
+    }
+    let deadline = tokio::time::Instant::now() + GUARD;
+    while seen.lock().unwrap().opened.len() < count {
+        assert!(tokio::time::Instant::now() < deadline, "not all opened");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    members
+}
+
 fn stop(running: Running) {
     running.handle().stop();
     running.join().unwrap();
@@ -135,17 +155,7 @@ async fn echoes_many_messages_and_closes_cleanly() {
 async fn publishes_reach_subscribers_on_every_loop() {
     let (running, seen) = start(ServerBuilder::new(), 2);
     let url = format!("ws://{}/room", running.local_addr());
-    let mut members = Vec::new();
-    for _ in 0..8 {
-        let (ws, _) = ClientBuilder::new(&url).connect().await.unwrap();
-        members.push(ws);
-    }
-    // Every member is open (subscribed) before anyone speaks.
-    let deadline = tokio::time::Instant::now() + GUARD;
-    while seen.lock().unwrap().opened.len() < 8 {
-        assert!(tokio::time::Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let mut members = open_members(&url, 8, &seen).await;
     let loops: std::collections::HashSet<usize> = seen
         .lock()
         .unwrap()
@@ -193,16 +203,7 @@ async fn publishes_to_several_topics_arrive_in_publish_order() {
     // them in the order they were published.
     let (running, seen) = start(ServerBuilder::new(), 2);
     let url = format!("ws://{}/both", running.local_addr());
-    let mut members = Vec::new();
-    for _ in 0..4 {
-        let (ws, _) = ClientBuilder::new(&url).connect().await.unwrap();
-        members.push(ws);
-    }
-    let deadline = tokio::time::Instant::now() + GUARD;
-    while seen.lock().unwrap().opened.len() < 4 {
-        assert!(tokio::time::Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let mut members = open_members(&url, 4, &seen).await;
     let handle = running.handle();
     let topics = ["a", "a", "b", "a", "b", "b", "b", "a"];
     let count = 400;
